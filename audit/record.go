@@ -1,0 +1,80 @@
+package audit
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"time"
+)
+
+// Kind says which step of a decision a record describes.
+type Kind string
+
+// Record kinds.
+const (
+	KindDecision = Kind("decision")         // the final decision of an event
+	KindSampling = Kind("sampling_attempt") // one LLM request and its answer
+	KindToolCall = Kind("tool_call")        // one tool executed inside sampling
+)
+
+// Status is the result of the audited step.
+type Status string
+
+// Statuses, as DESIGN.md lists them.
+const (
+	StatusOK             = Status("ok")
+	StatusTimeout        = Status("timeout")
+	StatusError          = Status("error")
+	StatusInvalidAnswer  = Status("invalid_answer")
+	StatusRateLimited    = Status("rate_limited")
+	StatusBudgetExceeded = Status("budget_exceeded")
+	StatusDenied         = Status("denied")
+)
+
+// Record is one audit row. Field names are the JSON and ClickHouse column
+// names; optional fields are omitted when empty to keep the topic compact.
+type Record struct {
+	AuditID  string `json:"audit_id"`
+	Kind     Kind   `json:"kind"`
+	EventID  string `json:"event_id"`
+	Type     string `json:"type"`
+	TenantID string `json:"tenant_id"`
+	// UserID is the user the event is about, or the caller of a tool.
+	UserID string `json:"user_id,omitempty"`
+	Key    string `json:"key"`
+
+	Path    string `json:"path"`
+	RuleID  string `json:"rule_id,omitempty"`
+	Outcome string `json:"outcome,omitempty"`
+	Reason  string `json:"reason,omitempty"`
+	Status  Status `json:"status"`
+
+	SamplerSession  string `json:"sampler_session,omitempty"`
+	ModelRequested  string `json:"model_requested,omitempty"`
+	ModelAnswered   string `json:"model_answered,omitempty"`
+	InputTokens     int64  `json:"input_tokens,omitempty"`
+	OutputTokens    int64  `json:"output_tokens,omitempty"`
+	RequestSummary  string `json:"request_summary,omitempty"`
+	ResponseSummary string `json:"response_summary,omitempty"`
+
+	LatencyMS float64   `json:"latency_ms"`
+	At        time.Time `json:"at"`
+
+	Topic     string `json:"topic"`
+	Partition int32  `json:"partition"`
+	Offset    int64  `json:"offset"`
+	Consumer  string `json:"consumer"`
+
+	PrevHash string `json:"prev_hash,omitempty"`
+	Hash     string `json:"hash,omitempty"`
+}
+
+// ID derives a stable audit_id, formatted as a UUID, from the event and the
+// step: the n-th record of a kind for an event always gets the same id, so
+// reprocessing an event after a crash does not create a second audit trail
+// in storage that deduplicates on audit_id.
+func ID(eventID string, kind Kind, n int) string {
+	sum := sha256.Sum256(fmt.Appendf(nil, "%s\x00%s\x00%d", eventID, kind, n))
+	h := hex.EncodeToString(sum[:16])
+	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+}

@@ -1,0 +1,235 @@
+// Command consumer runs the triage decision pipeline: a Kafka consumer group
+// that decides events with rules, sends the ambiguous ones to a sampler and
+// emits decisions, audit records and dead letters.
+//
+//	consumer --embedded --demo 20000      # everything in-process, then a summary
+//	consumer --brokers kafka:9092 --rules rules.yaml
+//
+// Configuration comes from --config (YAML), TRIAGE_* environment variables
+// and flags, in rising precedence; see --help.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/triage-dev/triage/internal/config"
+	"github.com/triage-dev/triage/internal/demo"
+	"github.com/triage-dev/triage/internal/embedded"
+	"github.com/triage-dev/triage/pipeline"
+	"github.com/triage-dev/triage/rules"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:]))
+}
+
+func run(ctx context.Context, args []string) int {
+	cfg, err := config.Load("consumer", args, os.Getenv)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	log, err := newLogger(cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	if err := serve(ctx, cfg, log); err != nil {
+		log.Error("consumer stopped", "err", err)
+		return 1
+	}
+	return 0
+}
+
+func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	brokers := cfg.Brokers
+	if cfg.Embedded {
+		topics := append([]string{cfg.DecisionsTopic, cfg.AuditTopic, cfg.DLQTopic}, cfg.Topics...)
+		b, err := embedded.Start(embedded.Config{Port: cfg.EmbeddedPort, Partitions: int32(cfg.Partitions), Topics: topics, DataDir: cfg.DataDir})
+		if err != nil {
+			return err
+		}
+		defer b.Close()
+		brokers = b.Addrs()
+		log.Info("embedded broker started", "addrs", brokers, "partitions", cfg.Partitions)
+	}
+
+	live, err := loadRules(ctx, cfg.Rules, log)
+	if err != nil {
+		return err
+	}
+	go reloadOnSIGHUP(ctx, live, log)
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics, err := pipeline.NewMetrics(reg)
+	if err != nil {
+		return fmt.Errorf("metrics: %w", err)
+	}
+
+	var summary *demo.Summary
+	if cfg.Demo > 0 {
+		summary = demo.NewSummary()
+	}
+	pcfg := pipeline.Config{
+		Brokers: brokers, Group: cfg.Group, Topics: cfg.Topics,
+		DecisionsTopic: cfg.DecisionsTopic, AuditTopic: cfg.AuditTopic, DLQTopic: cfg.DLQTopic,
+		Rules: live, Workers: cfg.Workers, QueueSize: cfg.QueueSize, DrainTimeout: cfg.DrainTimeout,
+		Logger: log, Metrics: metrics,
+	}
+	if summary != nil {
+		pcfg.OnResult = summary.Add
+	}
+	p, err := pipeline.New(pcfg)
+	if err != nil {
+		return err
+	}
+
+	// The pipeline stops when the process is told to, when the demo is
+	// done, or when any other part of the group fails.
+	g, gctx := errgroup.WithContext(ctx)
+	pctx, cancelPipeline := context.WithCancel(gctx)
+	defer cancelPipeline()
+	g.Go(func() error { return p.Run(pctx) })
+	if cfg.HTTPListen != "" {
+		srv, ln, err := newHTTP(cfg.HTTPListen, reg, p.Ready())
+		if err != nil {
+			cancelPipeline()
+			_ = g.Wait()
+			return err
+		}
+		log.Info("http listening", "addr", ln.Addr().String(), "paths", "/metrics /healthz /readyz")
+		g.Go(func() error {
+			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("http: %w", err)
+			}
+			return nil
+		})
+		g.Go(func() error {
+			<-pctx.Done()
+			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			return srv.Shutdown(sctx)
+		})
+	}
+	var report demo.Report
+	if summary != nil {
+		g.Go(func() error {
+			defer cancelPipeline()
+			select {
+			case <-p.Ready():
+			case <-gctx.Done():
+				return nil
+			}
+			err := demo.Run(gctx, demo.Options{
+				Brokers: brokers, Events: cfg.Demo, Seed: cfg.DemoSeed, Rate: cfg.DemoRate,
+				Mix: cfg.DemoMix, Ambiguous: cfg.DemoAmbiguous, Bad: cfg.DemoBad,
+				Logger: log,
+			}, summary)
+			report = summary.Report("none (no sampler yet: ambiguous events get the fallback)")
+			return err
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return err
+	}
+	if summary == nil {
+		return nil
+	}
+	if err := report.WriteTable(os.Stdout); err != nil {
+		return err
+	}
+	if cfg.SummaryJSON != "" {
+		if err := report.WriteJSON(cfg.SummaryJSON); err != nil {
+			return err
+		}
+	}
+	if !report.Complete || !report.AuditComplete {
+		return errors.New("demo: not every event was accounted for")
+	}
+	return nil
+}
+
+func loadRules(ctx context.Context, path string, log *slog.Logger) (*rules.Live, error) {
+	if path == "" {
+		set, err := rules.Parse("default.yaml", rules.Default)
+		if err != nil {
+			return nil, err
+		}
+		log.Info("rules loaded", "file", "built-in default.yaml", "types", set.Types())
+		return rules.Static(set), nil
+	}
+	live, err := rules.Watch(ctx, path, log)
+	if err != nil {
+		return nil, err
+	}
+	log.Info("rules loaded", "file", path, "types", live.Current().Types())
+	return live, nil
+}
+
+func reloadOnSIGHUP(ctx context.Context, live *rules.Live, log *slog.Logger) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			if err := live.Reload(); err != nil {
+				log.Error("rules reload failed; keeping the previous rules", "err", err)
+			}
+		}
+	}
+}
+
+func newHTTP(addr string, reg *prometheus.Registry, ready <-chan struct{}) (*http.Server, net.Listener, error) {
+	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
+		select {
+		case <-ready:
+			fmt.Fprintln(w, "ready")
+		default:
+			http.Error(w, "starting", http.StatusServiceUnavailable)
+		}
+	})
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, nil, fmt.Errorf("http: %w", err)
+	}
+	return &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}, ln, nil
+}
+
+func newLogger(cfg config.Config) (*slog.Logger, error) {
+	var level slog.Level
+	if err := level.UnmarshalText([]byte(cfg.LogLevel)); err != nil {
+		return nil, fmt.Errorf("config: --log-level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	if cfg.LogFormat == "text" {
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	}
+	return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+}

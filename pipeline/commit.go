@@ -1,0 +1,118 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// commitTimeout bounds one synchronous commit during a revoke or shutdown.
+const commitTimeout = 10 * time.Second
+
+// markCommits hands the completed watermarks to franz-go, whose autocommit
+// (AutoCommitMarks) commits them in the background.
+func (p *Pipeline) markCommits() {
+	marks := p.offsets.Marks()
+	if len(marks) == 0 {
+		return
+	}
+	m := make(map[string]map[int32]kgo.EpochOffset, 2)
+	for tp, mk := range marks {
+		if m[tp.Topic] == nil {
+			m[tp.Topic] = make(map[int32]kgo.EpochOffset)
+		}
+		m[tp.Topic][tp.Partition] = kgo.EpochOffset{Epoch: mk.Epoch, Offset: mk.Offset}
+	}
+	p.cl.MarkCommitOffsets(m)
+}
+
+// commit synchronously commits every completed watermark.
+func (p *Pipeline) commit(ctx context.Context) error {
+	p.markCommits()
+	ctx, cancel := context.WithTimeout(ctx, commitTimeout)
+	defer cancel()
+	if err := p.cl.CommitMarkedOffsets(ctx); err != nil {
+		return fmt.Errorf("pipeline: commit offsets: %w", err)
+	}
+	return nil
+}
+
+// leave leaves the consumer group so that partitions move to the remaining
+// members at once rather than after a session timeout.
+func (p *Pipeline) leave(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, commitTimeout)
+	defer cancel()
+	if err := p.cl.LeaveGroupContext(ctx); err != nil {
+		p.log.Warn("leave group", "err", err)
+	}
+}
+
+// onRevoked runs inside franz-go's group management when partitions move to
+// another member: it waits (bounded) for this member's in-flight events of
+// those partitions, commits what is done and forgets them. Setting our own
+// callback turns off franz-go's commit-on-revoke, so committing here is
+// what keeps a rebalance from replaying finished work.
+func (p *Pipeline) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[string][]int32) {
+	tps := flatten(revoked)
+	waitCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.RevokeTimeout)
+	defer cancel()
+	if err := p.offsets.Wait(waitCtx, tps); err != nil {
+		p.log.Warn("revoke: in-flight events not finished in time; the next owner processes them again",
+			"in_flight", p.offsets.InFlight(tps))
+	}
+	if err := p.commit(context.WithoutCancel(ctx)); err != nil {
+		p.log.Warn("revoke: commit", "err", err)
+	}
+	p.offsets.Drop(tps)
+	if len(tps) > 0 {
+		p.log.Info("partitions revoked", "partitions", revoked)
+	}
+}
+
+// onLost forgets partitions that were taken away without a chance to commit
+// (session expired, fenced): their uncommitted work is redone by the new
+// owner.
+func (p *Pipeline) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+	p.offsets.Drop(flatten(lost))
+	p.log.Warn("partitions lost", "partitions", lost)
+}
+
+func flatten(m map[string][]int32) []TopicPartition {
+	tps := []TopicPartition{}
+	for t, ps := range m {
+		for _, part := range ps {
+			tps = append(tps, TopicPartition{t, part})
+		}
+	}
+	return tps
+}
+
+// fail records the first fatal error and stops the pipeline.
+func (p *Pipeline) fail(err error) {
+	p.failOnce.Do(func() {
+		p.log.Error("pipeline failed", "err", err)
+		p.failErr = err
+		close(p.failed)
+	})
+}
+
+// kgoLogger routes franz-go's logs to slog.
+type kgoLogger struct{ log *slog.Logger }
+
+func (l kgoLogger) Level() kgo.LogLevel { return kgo.LogLevelWarn }
+
+func (l kgoLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
+	switch level {
+	case kgo.LogLevelError:
+		l.log.Error(msg, keyvals...)
+	case kgo.LogLevelWarn:
+		l.log.Warn(msg, keyvals...)
+	case kgo.LogLevelInfo:
+		l.log.Info(msg, keyvals...)
+	default:
+		l.log.Debug(msg, keyvals...)
+	}
+}

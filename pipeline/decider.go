@@ -1,0 +1,90 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/triage-dev/triage/audit"
+	"github.com/triage-dev/triage/rules"
+)
+
+// Paths say who made a decision.
+const (
+	PathRule     = "rule"     // a rule matched, or the type's default applied
+	PathSampled  = "sampled"  // an LLM answered
+	PathCache    = "cache"    // a cached LLM answer for the same masked context
+	PathFallback = "fallback" // sampling could not decide; the type's fallback outcome
+)
+
+// Item is an event the rules left ambiguous, handed to a Decider.
+type Item struct {
+	Event Event
+	// Type is the event's type as configured when the event was evaluated.
+	Type *rules.Type
+	// Rule is the rule result that sent the event to sampling.
+	Rule rules.Result
+}
+
+// Verdict is a Decider's answer for one item.
+type Verdict struct {
+	// Outcome must be one of the item type's outcomes.
+	Outcome string
+	// Path is PathSampled or PathCache; empty means PathSampled.
+	Path   string
+	Reason string
+	Model  string
+	// Attempts are audit records for each sampling attempt and tool call made
+	// on the way to this verdict; the pipeline emits them with the decision.
+	Attempts []audit.Record
+}
+
+// Decider decides ambiguous items, typically by asking an LLM.
+//
+// A nil error means the verdict is the decision. An error means the item gets
+// its type's fallback outcome; the error's FallbackReason (see
+// FallbackReason) goes into the decision and its audit record. When ctx is
+// cancelled because the pipeline is shutting down, the item is handed back
+// uncommitted rather than decided, so a Decider should return promptly.
+type Decider interface {
+	Decide(ctx context.Context, item Item) (Verdict, error)
+}
+
+// Fallback reasons set by the pipeline itself.
+const (
+	FallbackNoSampler = "no_sampler"
+	FallbackTimeout   = "timeout"
+	FallbackError     = "error"
+	FallbackInvalid   = "invalid_answer"
+)
+
+// FallbackReason maps a Decider error to the reason recorded with the
+// fallback decision: an error that has a `FallbackReason() string` method
+// (anywhere in its chain) names its own reason; deadlines are "timeout";
+// everything else is "error".
+func FallbackReason(err error) string {
+	var r interface{ FallbackReason() string }
+	if errors.As(err, &r) {
+		return r.FallbackReason()
+	}
+	if errors.Is(err, context.DeadlineExceeded) {
+		return FallbackTimeout
+	}
+	return FallbackError
+}
+
+// Decision is the record written to the decisions topic, keyed by the
+// event's entity key.
+type Decision struct {
+	EventID   string    `json:"event_id"`
+	Type      string    `json:"type"`
+	TenantID  string    `json:"tenant_id"`
+	Key       string    `json:"key"`
+	Outcome   string    `json:"outcome"`
+	Path      string    `json:"path"`
+	RuleID    string    `json:"rule_id,omitempty"`
+	Reason    string    `json:"reason,omitempty"`
+	Model     string    `json:"model,omitempty"`
+	LatencyMS float64   `json:"latency_ms"`
+	DecidedAt time.Time `json:"decided_at"`
+}

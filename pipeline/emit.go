@@ -1,0 +1,198 @@
+package pipeline
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strconv"
+	"sync/atomic"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/triage-dev/triage/audit"
+)
+
+// DLQ record headers. The value is the original record's bytes and the key
+// its original key, so a DLQ record can be fixed and replayed as it was.
+const (
+	HeaderDLQReason    = "triage.dlq.reason"
+	HeaderDLQError     = "triage.dlq.error"
+	HeaderDLQTopic     = "triage.dlq.topic"
+	HeaderDLQPartition = "triage.dlq.partition"
+	HeaderDLQOffset    = "triage.dlq.offset"
+)
+
+// Result describes one consumed record once all its outputs are durable.
+type Result struct {
+	Topic     string
+	Partition int32
+	Offset    int64
+	// Decision is set for a valid event; DLQReason for a dead-lettered record.
+	Decision  *Decision
+	DLQReason string
+	// AuditRecords is how many audit records were written for the record.
+	AuditRecords int
+	// Latency runs from the record's produce timestamp to the moment its
+	// last output was acknowledged by the broker.
+	Latency time.Duration
+}
+
+// decide runs on a worker: it asks the Decider and emits the verdict, or
+// the fallback when the Decider fails.
+func (p *Pipeline) decide(w work) {
+	it := w.item
+	if p.cfg.Decider == nil {
+		p.emitDecision(it.Event, p.fallback(it, FallbackNoSampler), nil, w.ticket)
+		return
+	}
+	v, err := p.cfg.Decider.Decide(p.workCtx, it)
+	if err != nil && p.workCtx.Err() != nil {
+		// Shutdown ran out of time: hand the event back instead of
+		// recording a fallback nobody chose.
+		w.ticket.Abandon()
+		return
+	}
+	if err == nil && !slices.Contains(it.Type.Outcomes, v.Outcome) {
+		err = fmt.Errorf("pipeline: decider answered outcome %q, not one of %v: %w", v.Outcome, it.Type.Outcomes, errInvalidOutcome)
+	}
+	if err != nil {
+		d := p.fallback(it, FallbackReason(err))
+		p.log.Debug("fallback", "event_id", it.Event.ID, "reason", d.Reason, "err", err)
+		p.emitDecision(it.Event, d, v.Attempts, w.ticket)
+		return
+	}
+	path := v.Path
+	if path == "" {
+		path = PathSampled
+	}
+	d := Decision{Outcome: v.Outcome, Path: path, RuleID: it.Rule.RuleID, Reason: v.Reason, Model: v.Model}
+	p.emitDecision(it.Event, d, v.Attempts, w.ticket)
+}
+
+var errInvalidOutcome = &reasonError{FallbackInvalid}
+
+type reasonError struct{ reason string }
+
+func (e *reasonError) Error() string          { return e.reason }
+func (e *reasonError) FallbackReason() string { return e.reason }
+
+func (p *Pipeline) fallback(it Item, reason string) Decision {
+	return Decision{Outcome: it.Type.Fallback, Path: PathFallback, RuleID: it.Rule.RuleID, Reason: reason}
+}
+
+// emitDecision completes d from ev, then writes the decision, the sampling
+// attempts' audit records and the decision's own audit record; the ticket is
+// done when the broker has acknowledged all of them.
+func (p *Pipeline) emitDecision(ev Event, d Decision, attempts []audit.Record, t *Ticket) {
+	now := time.Now()
+	d.EventID, d.Type, d.TenantID, d.Key = ev.ID, ev.Type, ev.TenantID, ev.Key
+	d.DecidedAt = now.UTC()
+	d.LatencyMS = millis(now.Sub(ev.Produced))
+
+	recs := make([]*kgo.Record, 0, 2+len(attempts))
+	value, err := json.Marshal(d)
+	if err != nil {
+		t.Abandon()
+		p.fail(fmt.Errorf("pipeline: encode decision %s: %w", ev.ID, err))
+		return
+	}
+	recs = append(recs, &kgo.Record{Topic: p.cfg.DecisionsTopic, Key: []byte(ev.Key), Value: value})
+	user, _ := ev.Fields["user_id"].(string)
+	for i, a := range attempts {
+		a.AuditID = audit.ID(ev.ID, a.Kind, i)
+		p.fillAudit(&a, ev, user)
+		if rec, err := p.auditRecord(a); err == nil {
+			recs = append(recs, rec)
+		} else {
+			t.Abandon()
+			p.fail(err)
+			return
+		}
+	}
+	status := audit.StatusOK
+	a := audit.Record{
+		AuditID: audit.ID(ev.ID, audit.KindDecision, 0), Kind: audit.KindDecision,
+		Path: d.Path, RuleID: d.RuleID, Outcome: d.Outcome, Reason: d.Reason, Status: status,
+		ModelAnswered: d.Model, LatencyMS: d.LatencyMS, At: d.DecidedAt,
+	}
+	p.fillAudit(&a, ev, user)
+	rec, err := p.auditRecord(a)
+	if err != nil {
+		t.Abandon()
+		p.fail(err)
+		return
+	}
+	recs = append(recs, rec)
+	p.produce(recs, t, func(latency time.Duration) Result {
+		return Result{Topic: ev.Topic, Partition: ev.Partition, Offset: ev.Offset, Decision: &d, AuditRecords: len(recs) - 1, Latency: latency}
+	}, ev.Produced)
+}
+
+func (p *Pipeline) fillAudit(a *audit.Record, ev Event, user string) {
+	a.EventID, a.Type, a.TenantID, a.Key, a.UserID = ev.ID, ev.Type, ev.TenantID, ev.Key, user
+	a.Topic, a.Partition, a.Offset, a.Consumer = ev.Topic, ev.Partition, ev.Offset, p.cfg.Instance
+}
+
+func (p *Pipeline) auditRecord(a audit.Record) (*kgo.Record, error) {
+	value, err := json.Marshal(a)
+	if err != nil {
+		return nil, fmt.Errorf("pipeline: encode audit record for %s: %w", a.EventID, err)
+	}
+	return &kgo.Record{Topic: p.cfg.AuditTopic, Key: []byte(a.EventID), Value: value}, nil
+}
+
+// emitDLQ dead-letters a record that is not a valid event.
+func (p *Pipeline) emitDLQ(r *kgo.Record, derr *DecodeError, t *Ticket) {
+	p.log.Debug("dead-lettered", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "reason", derr.Reason, "detail", derr.Detail)
+	rec := &kgo.Record{
+		Topic: p.cfg.DLQTopic,
+		Key:   r.Key,
+		Value: r.Value,
+		Headers: append(append([]kgo.RecordHeader(nil), r.Headers...),
+			kgo.RecordHeader{Key: HeaderDLQReason, Value: []byte(derr.Reason)},
+			kgo.RecordHeader{Key: HeaderDLQError, Value: []byte(derr.Detail)},
+			kgo.RecordHeader{Key: HeaderDLQTopic, Value: []byte(r.Topic)},
+			kgo.RecordHeader{Key: HeaderDLQPartition, Value: strconv.AppendInt(nil, int64(r.Partition), 10)},
+			kgo.RecordHeader{Key: HeaderDLQOffset, Value: strconv.AppendInt(nil, r.Offset, 10)},
+		),
+	}
+	p.produce([]*kgo.Record{rec}, t, func(latency time.Duration) Result {
+		return Result{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, DLQReason: derr.Reason, Latency: latency}
+	}, r.Timestamp)
+}
+
+// produce writes recs and completes t once the broker acknowledged all of
+// them. A produce error is fatal to the pipeline: the record stays
+// uncommitted and is processed again after restart, rather than being
+// skipped.
+func (p *Pipeline) produce(recs []*kgo.Record, t *Ticket, result func(time.Duration) Result, produced time.Time) {
+	var pending atomic.Int32
+	pending.Store(int32(len(recs)))
+	for _, rec := range recs {
+		p.cl.Produce(p.workCtx, rec, func(rec *kgo.Record, err error) {
+			if err != nil {
+				if errors.Is(err, p.workCtx.Err()) {
+					t.Abandon()
+				} else {
+					p.fail(fmt.Errorf("pipeline: produce to %s: %w", rec.Topic, err))
+				}
+				return
+			}
+			if pending.Add(-1) != 0 {
+				return
+			}
+			if t.Done() {
+				p.markCommits()
+			}
+			res := result(time.Since(produced))
+			p.cfg.Metrics.observe(res)
+			if p.cfg.OnResult != nil {
+				p.cfg.OnResult(res)
+			}
+		})
+	}
+}
+
+func millis(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

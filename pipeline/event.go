@@ -1,0 +1,107 @@
+package pipeline
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/triage-dev/triage/rules"
+)
+
+// Event is a decoded, validated event together with where it was read from.
+type Event struct {
+	ID       string
+	Type     string
+	TenantID string
+	Key      string
+	// Fields is the whole event object, normalized by the type's schema
+	// (integers as int64, numbers as float64, timestamps as time.Time).
+	Fields map[string]any
+
+	Topic     string
+	Partition int32
+	Offset    int64
+	// Produced is the record's timestamp: when the upstream producer wrote it.
+	Produced time.Time
+}
+
+// DLQ reasons for records that are not valid events. Field-level reasons
+// come from rules.Reason.
+const (
+	ReasonInvalidJSON = "invalid_json"
+	ReasonNotObject   = "not_object"
+	ReasonTooLarge    = "too_large"
+	ReasonUnknownType = "unknown_type"
+)
+
+// DefaultMaxBytes bounds a record before its type is known; each type may set
+// a tighter bound of its own.
+const DefaultMaxBytes = 1 << 20
+
+// DecodeError says why a record is not a valid event. Reason is a stable
+// machine-readable code (it becomes the DLQ record's reason header); Detail
+// is for humans.
+type DecodeError struct {
+	Reason string
+	Detail string
+}
+
+func (e *DecodeError) Error() string { return e.Reason + ": " + e.Detail }
+
+// Decode parses and validates one record value against the rules set's event
+// types. The error, when not nil, is always a *DecodeError.
+func Decode(set *rules.Set, value []byte) (map[string]any, *rules.Type, error) {
+	if len(value) > DefaultMaxBytes {
+		return nil, nil, &DecodeError{ReasonTooLarge, fmt.Sprintf("%d bytes > limit %d", len(value), DefaultMaxBytes)}
+	}
+	dec := json.NewDecoder(bytes.NewReader(value))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, nil, &DecodeError{ReasonInvalidJSON, err.Error()}
+	}
+	if dec.More() {
+		return nil, nil, &DecodeError{ReasonInvalidJSON, "trailing data after the JSON value"}
+	}
+	obj, ok := v.(map[string]any)
+	if !ok {
+		return nil, nil, &DecodeError{ReasonNotObject, fmt.Sprintf("value is a JSON %s, want an object", jsonKind(v))}
+	}
+	name, _ := obj["type"].(string)
+	if name == "" {
+		return nil, nil, &DecodeError{string(rules.ReasonMissing), "type: missing or not a string"}
+	}
+	typ, ok := set.Type(name)
+	if !ok {
+		return nil, nil, &DecodeError{ReasonUnknownType, fmt.Sprintf("type %q is not configured", name)}
+	}
+	if typ.MaxBytes > 0 && len(value) > typ.MaxBytes {
+		return nil, nil, &DecodeError{ReasonTooLarge, fmt.Sprintf("%d bytes > %s limit %d", len(value), name, typ.MaxBytes)}
+	}
+	if err := typ.Validate(obj); err != nil {
+		var fe *rules.FieldError
+		if errors.As(err, &fe) {
+			return nil, nil, &DecodeError{string(fe.Reason), fe.Error()}
+		}
+		return nil, nil, &DecodeError{string(rules.ReasonInvalid), err.Error()}
+	}
+	return obj, typ, nil
+}
+
+func jsonKind(v any) string {
+	switch v.(type) {
+	case []any:
+		return "array"
+	case string:
+		return "string"
+	case json.Number:
+		return "number"
+	case bool:
+		return "boolean"
+	case nil:
+		return "null"
+	}
+	return fmt.Sprintf("%T", v)
+}

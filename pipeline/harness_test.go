@@ -1,0 +1,232 @@
+package pipeline_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/triage-dev/triage/internal/embedded"
+	"github.com/triage-dev/triage/pipeline"
+	"github.com/triage-dev/triage/rules"
+)
+
+// waitTimeout bounds every wait in these tests; it is a hang guard, not a
+// performance assertion.
+const waitTimeout = 60 * time.Second
+
+var inputTopics = []string{"events.transactions", "events.documents"}
+
+func startBroker(t *testing.T, extraTopics ...string) []string {
+	t.Helper()
+	topics := append([]string{"decisions", "audit", "events.dlq"}, inputTopics...)
+	b, err := embedded.Start(embedded.Config{Partitions: 4, Topics: append(topics, extraTopics...)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	return b.Addrs()
+}
+
+func testLogger(t *testing.T) *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+func defaultRules(t *testing.T) *rules.Live {
+	t.Helper()
+	set, err := rules.Parse("default.yaml", rules.Default)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rules.Static(set)
+}
+
+// results collects OnResult callbacks and lets a test wait for a count.
+type results struct {
+	mu      sync.Mutex
+	all     []pipeline.Result
+	changed chan struct{}
+}
+
+func newResults() *results { return &results{changed: make(chan struct{})} }
+
+func (r *results) add(res pipeline.Result) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.all = append(r.all, res)
+	close(r.changed)
+	r.changed = make(chan struct{})
+}
+
+func (r *results) snapshot() ([]pipeline.Result, <-chan struct{}) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]pipeline.Result(nil), r.all...), r.changed
+}
+
+func (r *results) waitFor(t *testing.T, n int) []pipeline.Result {
+	t.Helper()
+	deadline := time.After(waitTimeout)
+	for {
+		all, ch := r.snapshot()
+		if len(all) >= n {
+			return all
+		}
+		select {
+		case <-ch:
+		case <-deadline:
+			t.Fatalf("waited %s for %d results, have %d", waitTimeout, n, len(all))
+		}
+	}
+}
+
+// runPipeline starts a pipeline and returns a stop function that cancels it
+// and returns Run's error.
+func runPipeline(t *testing.T, cfg pipeline.Config) (stop func() error) {
+	t.Helper()
+	if cfg.Logger == nil {
+		cfg.Logger = testLogger(t)
+	}
+	if cfg.Rules == nil {
+		cfg.Rules = defaultRules(t)
+	}
+	if len(cfg.Topics) == 0 {
+		cfg.Topics = inputTopics
+	}
+	p, err := pipeline.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- p.Run(ctx) }()
+	var once sync.Once
+	var runErr error
+	stop = func() error {
+		once.Do(func() {
+			cancel()
+			select {
+			case runErr = <-errc:
+			case <-time.After(waitTimeout):
+				runErr = fmt.Errorf("pipeline did not stop within %s", waitTimeout)
+			}
+		})
+		return runErr
+	}
+	t.Cleanup(func() { _ = stop() })
+	return stop
+}
+
+func newClient(t *testing.T, brokers []string, opts ...kgo.Opt) *kgo.Client {
+	t.Helper()
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(brokers...), kgo.ProducerBatchMaxBytes(16 << 20)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return cl
+}
+
+// produce writes records synchronously and returns them with their offsets.
+func produce(t *testing.T, brokers []string, recs []*kgo.Record) []*kgo.Record {
+	t.Helper()
+	cl := newClient(t, brokers)
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	if err := cl.ProduceSync(ctx, recs...).FirstErr(); err != nil {
+		t.Fatalf("produce: %v", err)
+	}
+	return recs
+}
+
+// readTopic reads a whole topic, up to its end offsets at call time.
+func readTopic(t *testing.T, brokers []string, topic string) []*kgo.Record {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	adm := kadm.NewClient(newClient(t, brokers))
+	ends, err := adm.ListEndOffsets(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[int32]int64{}
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Offset > 0 {
+			want[o.Partition] = o.Offset
+		}
+	})
+	if len(want) == 0 {
+		return nil
+	}
+	cl := newClient(t, brokers, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	var out []*kgo.Record
+	for len(want) > 0 {
+		fs := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			t.Fatalf("reading %s: %v (missing %v)", topic, err, want)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			if end, ok := want[r.Partition]; ok && r.Offset < end {
+				out = append(out, r)
+				if r.Offset == end-1 {
+					delete(want, r.Partition)
+				}
+			}
+		})
+	}
+	return out
+}
+
+// committed returns the group's committed offsets summed over partitions,
+// and the topics' end offsets summed the same way.
+func committedAndEnd(t *testing.T, brokers []string, group string, topics ...string) (committed, end int64) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	adm := kadm.NewClient(newClient(t, brokers))
+	offs, err := adm.FetchOffsets(ctx, group)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ends, err := adm.ListEndOffsets(ctx, topics...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ends.Each(func(o kadm.ListedOffset) {
+		end += o.Offset
+		if c, ok := offs.Lookup(o.Topic, o.Partition); ok {
+			committed += c.At
+		}
+	})
+	return committed, end
+}
+
+func decodeDecision(t *testing.T, r *kgo.Record) pipeline.Decision {
+	t.Helper()
+	var d pipeline.Decision
+	if err := json.Unmarshal(r.Value, &d); err != nil {
+		t.Fatalf("decision record at %s/%d/%d: %v", r.Topic, r.Partition, r.Offset, err)
+	}
+	return d
+}
+
+func header(r *kgo.Record, key string) string {
+	for _, h := range r.Headers {
+		if h.Key == key {
+			return string(h.Value)
+		}
+	}
+	return ""
+}
+
+func loadDefault() (*rules.Set, error) { return rules.Parse("default.yaml", rules.Default) }

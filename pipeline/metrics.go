@@ -1,0 +1,80 @@
+package pipeline
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/triage-dev/triage/rules"
+)
+
+// Metrics are the pipeline's Prometheus metrics. A nil *Metrics records
+// nothing, so tests and embedded uses need not register any.
+type Metrics struct {
+	consumedTotal *prometheus.CounterVec
+	decisions     *prometheus.CounterVec
+	dlq           *prometheus.CounterVec
+	ruleHits      *prometheus.CounterVec
+	queueFulls    prometheus.Counter
+	latency       *prometheus.HistogramVec
+}
+
+// NewMetrics creates the pipeline's metrics and registers them with reg.
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	m := &Metrics{
+		consumedTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "triage_records_consumed_total", Help: "Records read from the event topics.",
+		}, []string{"topic"}),
+		decisions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "triage_decisions_total", Help: "Decisions acknowledged by the broker, by event type, path and outcome.",
+		}, []string{"type", "path", "outcome"}),
+		dlq: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "triage_dlq_records_total", Help: "Records dead-lettered, by reason.",
+		}, []string{"reason"}),
+		ruleHits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "triage_rule_hits_total", Help: "Rule evaluations that decided an event or sent it to sampling, by type and rule.",
+		}, []string{"type", "rule"}),
+		queueFulls: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "triage_sampling_queue_full_total", Help: "Times the poll loop waited because the sampling queue was full.",
+		}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "triage_decision_latency_seconds",
+			Help:    "From the event's produce timestamp to its decision being acknowledged, by path.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
+		}, []string{"path"}),
+	}
+	for _, c := range []prometheus.Collector{m.consumedTotal, m.decisions, m.dlq, m.ruleHits, m.queueFulls, m.latency} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+func (m *Metrics) consumed(topic string) {
+	if m != nil {
+		m.consumedTotal.WithLabelValues(topic).Inc()
+	}
+}
+
+func (m *Metrics) ruleHit(r rules.Result) {
+	if m != nil {
+		m.ruleHits.WithLabelValues(r.Type, r.RuleID).Inc()
+	}
+}
+
+func (m *Metrics) queueFull() {
+	if m != nil {
+		m.queueFulls.Inc()
+	}
+}
+
+func (m *Metrics) observe(r Result) {
+	if m == nil {
+		return
+	}
+	if r.Decision == nil {
+		m.dlq.WithLabelValues(r.DLQReason).Inc()
+		return
+	}
+	m.decisions.WithLabelValues(r.Decision.Type, r.Decision.Path, r.Decision.Outcome).Inc()
+	m.latency.WithLabelValues(r.Decision.Path).Observe(r.Latency.Seconds())
+}

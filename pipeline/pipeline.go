@@ -1,0 +1,318 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/triage-dev/triage/rules"
+)
+
+// Config configures a Pipeline. The zero value of every optional field means
+// the default written in its comment.
+type Config struct {
+	// Brokers are the Kafka seed brokers. Required.
+	Brokers []string
+	// Group is the consumer group id. Default "triage".
+	Group string
+	// Topics are the event topics to consume. Default events.transactions
+	// and events.documents.
+	Topics []string
+	// DecisionsTopic, AuditTopic and DLQTopic default to "decisions",
+	// "audit" and "events.dlq".
+	DecisionsTopic, AuditTopic, DLQTopic string
+
+	// Rules is the live rules set; required.
+	Rules *rules.Live
+	// Decider decides ambiguous events. Nil means no sampler: every ambiguous
+	// event gets its type's fallback outcome with reason "no_sampler".
+	Decider Decider
+	// Workers bounds how many ambiguous events are with the Decider at once.
+	// Default 64.
+	Workers int
+	// QueueSize bounds how many ambiguous events wait for a worker. When the
+	// queue is full the poll loop stops taking records (and so stops
+	// fetching) until it drains: nothing is buffered without bound and
+	// nothing is dropped. Default 4 × Workers.
+	QueueSize int
+	// MaxPollRecords bounds one poll. Default 1000.
+	MaxPollRecords int
+
+	// DrainTimeout bounds graceful shutdown: in-flight events that are not
+	// decided and acknowledged by then are handed back uncommitted, to be
+	// processed again by the next owner of their partition. Default 30 s.
+	DrainTimeout time.Duration
+	// RevokeTimeout bounds how long a rebalance waits for the in-flight
+	// events of revoked partitions before committing what is done. It must
+	// stay well under the group's rebalance timeout. Default 20 s.
+	RevokeTimeout time.Duration
+
+	// Instance names this consumer in audit records. Default host-pid.
+	Instance string
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+	// Metrics, when not nil, receives the pipeline's Prometheus metrics.
+	Metrics *Metrics
+	// OnResult, when not nil, is called once per consumed record after all
+	// of its outputs are acknowledged. It must not block for long.
+	OnResult func(Result)
+	// ClientOpts are appended to the franz-go client options (TLS, SASL,
+	// tuning). They must not change the group or commit settings.
+	ClientOpts []kgo.Opt
+}
+
+func (c *Config) setDefaults() {
+	if c.Group == "" {
+		c.Group = "triage"
+	}
+	if len(c.Topics) == 0 {
+		c.Topics = []string{"events.transactions", "events.documents"}
+	}
+	if c.DecisionsTopic == "" {
+		c.DecisionsTopic = "decisions"
+	}
+	if c.AuditTopic == "" {
+		c.AuditTopic = "audit"
+	}
+	if c.DLQTopic == "" {
+		c.DLQTopic = "events.dlq"
+	}
+	if c.Workers <= 0 {
+		c.Workers = 64
+	}
+	if c.QueueSize <= 0 {
+		c.QueueSize = 4 * c.Workers
+	}
+	if c.MaxPollRecords <= 0 {
+		c.MaxPollRecords = 1000
+	}
+	if c.DrainTimeout <= 0 {
+		c.DrainTimeout = 30 * time.Second
+	}
+	if c.RevokeTimeout <= 0 {
+		c.RevokeTimeout = 20 * time.Second
+	}
+	if c.Instance == "" {
+		host, _ := os.Hostname()
+		c.Instance = fmt.Sprintf("%s-%d", host, os.Getpid())
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+}
+
+// Pipeline is one member of the consumer group running the decision loop.
+type Pipeline struct {
+	cfg     Config
+	log     *slog.Logger
+	cl      *kgo.Client
+	offsets *Offsets
+	queue   chan work
+	ready   chan struct{}
+
+	// workCtx outlives the run context by up to DrainTimeout, so that
+	// in-flight decisions and produces can finish during shutdown.
+	workCtx    context.Context
+	cancelWork context.CancelFunc
+
+	failOnce sync.Once
+	failErr  error
+	failed   chan struct{}
+}
+
+type work struct {
+	item   Item
+	ticket *Ticket
+}
+
+// New validates cfg and creates the Kafka client; Run starts consuming.
+func New(cfg Config) (*Pipeline, error) {
+	cfg.setDefaults()
+	if len(cfg.Brokers) == 0 {
+		return nil, errors.New("pipeline: no brokers configured")
+	}
+	if cfg.Rules == nil {
+		return nil, errors.New("pipeline: no rules configured")
+	}
+	p := &Pipeline{
+		cfg:     cfg,
+		log:     cfg.Logger,
+		offsets: NewOffsets(),
+		queue:   make(chan work, cfg.QueueSize),
+		ready:   make(chan struct{}),
+		failed:  make(chan struct{}),
+	}
+	opts := []kgo.Opt{
+		kgo.SeedBrokers(cfg.Brokers...),
+		kgo.ConsumerGroup(cfg.Group),
+		kgo.ConsumeTopics(cfg.Topics...),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		// Commit only what is done: offsets are marked by the completion
+		// watermark, never by what was polled.
+		kgo.AutoCommitMarks(),
+		kgo.AutoCommitInterval(time.Second),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.OnPartitionsRevoked(p.onRevoked),
+		kgo.OnPartitionsLost(p.onLost),
+		kgo.AllowAutoTopicCreation(),
+		// A DLQ record carries the original bytes, which may be as large as
+		// the biggest record the source topic accepted.
+		kgo.ProducerBatchMaxBytes(16 << 20),
+		kgo.WithLogger(kgoLogger{cfg.Logger}),
+	}
+	opts = append(opts, cfg.ClientOpts...)
+	cl, err := kgo.NewClient(opts...)
+	if err != nil {
+		return nil, fmt.Errorf("pipeline: kafka client: %w", err)
+	}
+	p.cl = cl
+	return p, nil
+}
+
+// Ready is closed once the pipeline is polling.
+func (p *Pipeline) Ready() <-chan struct{} { return p.ready }
+
+// Run consumes until ctx ends or a fatal error occurs, then shuts down in
+// stages: stop fetching, drain the workers, wait for outstanding produces,
+// commit what is done, leave the group. It returns nil after a clean
+// shutdown caused by ctx.
+func (p *Pipeline) Run(ctx context.Context) error {
+	defer p.cl.Close()
+	runCtx, cancelRun := context.WithCancel(ctx)
+	defer cancelRun()
+	p.workCtx, p.cancelWork = context.WithCancel(context.WithoutCancel(ctx))
+	defer p.cancelWork()
+	go func() {
+		select {
+		case <-p.failed:
+			cancelRun()
+		case <-runCtx.Done():
+		}
+	}()
+
+	var workers errgroup.Group
+	for range p.cfg.Workers {
+		workers.Go(func() error {
+			for w := range p.queue {
+				p.decide(w)
+			}
+			return nil
+		})
+	}
+
+	p.poll(runCtx)
+
+	// Shutdown: no more records enter; everything already taken finishes
+	// within DrainTimeout or is handed back uncommitted.
+	close(p.queue)
+	drainCtx, cancelDrain := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.DrainTimeout)
+	defer cancelDrain()
+	stop := context.AfterFunc(drainCtx, p.cancelWork)
+	defer stop()
+	_ = workers.Wait()
+	if err := p.offsets.Wait(drainCtx, nil); err != nil {
+		p.log.Warn("shutdown: in-flight events not finished in time; they stay uncommitted",
+			"in_flight", p.offsets.InFlight(nil), "timeout", p.cfg.DrainTimeout)
+	}
+	commitErr := p.commit(context.WithoutCancel(ctx))
+	p.leave(context.WithoutCancel(ctx))
+	select {
+	case <-p.failed:
+		return p.failErr // written before failed was closed
+	default:
+	}
+	if commitErr != nil {
+		return commitErr
+	}
+	return nil
+}
+
+func (p *Pipeline) poll(ctx context.Context) {
+	readyOnce := sync.OnceFunc(func() { close(p.ready) })
+	for {
+		readyOnce()
+		fetches := p.cl.PollRecords(ctx, p.cfg.MaxPollRecords)
+		if fetches.IsClientClosed() || ctx.Err() != nil {
+			p.cl.AllowRebalance()
+			return
+		}
+		fetches.EachError(func(topic string, partition int32, err error) {
+			p.log.Warn("fetch error", "topic", topic, "partition", partition, "err", err)
+		})
+		stopped := false
+		fetches.EachRecord(func(r *kgo.Record) {
+			if stopped {
+				// Records left over after a stop are neither tracked nor
+				// committed: the next owner reads them again.
+				return
+			}
+			if !p.handle(ctx, r) {
+				stopped = true
+			}
+		})
+		p.cl.AllowRebalance()
+		if stopped {
+			return
+		}
+	}
+}
+
+// handle takes one record through decode and rules. It reports false when
+// the pipeline is stopping and the record was not taken.
+func (p *Pipeline) handle(ctx context.Context, r *kgo.Record) bool {
+	p.cfg.Metrics.consumed(r.Topic)
+	tp := TopicPartition{r.Topic, r.Partition}
+	set := p.cfg.Rules.Current()
+	fields, typ, err := Decode(set, r.Value)
+	if err != nil {
+		t := p.offsets.Track(tp, r.Offset, r.LeaderEpoch)
+		p.emitDLQ(r, err.(*DecodeError), t)
+		return true
+	}
+	ev := Event{
+		ID:        fields["event_id"].(string),
+		Type:      typ.Name,
+		TenantID:  fields["tenant_id"].(string),
+		Key:       typ.KeyOf(fields),
+		Fields:    fields,
+		Topic:     r.Topic,
+		Partition: r.Partition,
+		Offset:    r.Offset,
+		Produced:  r.Timestamp,
+	}
+	res := set.Eval(typ.Name, fields)
+	p.cfg.Metrics.ruleHit(res)
+	if res.Err != nil {
+		p.log.Warn("rule error; event goes to sampling", "type", typ.Name, "rule", res.RuleID, "event_id", ev.ID, "err", res.Err)
+	}
+	if res.Action != rules.ActionSample {
+		t := p.offsets.Track(tp, r.Offset, r.LeaderEpoch)
+		p.emitDecision(ev, Decision{Outcome: res.Action, Path: PathRule, RuleID: res.RuleID, Reason: res.Reason}, nil, t)
+		return true
+	}
+	t := p.offsets.Track(tp, r.Offset, r.LeaderEpoch)
+	w := work{item: Item{Event: ev, Type: typ, Rule: res}, ticket: t}
+	select {
+	case p.queue <- w:
+		return true
+	default:
+	}
+	// The queue is full: this poll loop, and with it fetching, waits for a
+	// worker to free a slot rather than buffering more.
+	p.cfg.Metrics.queueFull()
+	select {
+	case p.queue <- w:
+		return true
+	case <-ctx.Done():
+		// Stopping: the record is handed back uncommitted.
+		t.Abandon()
+		return false
+	}
+}

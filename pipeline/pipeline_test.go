@@ -1,0 +1,238 @@
+package pipeline_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"strconv"
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/triage-dev/triage/audit"
+	"github.com/triage-dev/triage/pipeline"
+	"github.com/triage-dev/triage/rules"
+)
+
+// TestEndToEnd: N records in (valid ones decided by rules or, being
+// ambiguous with no sampler, by the fallback; malformed ones of every kind)
+// give exactly one decision or one DLQ record each, one audit record per
+// decision, and a committed offset at the end of every input partition.
+func TestEndToEnd(t *testing.T) {
+	brokers := startBroker(t)
+	var recs []*kgo.Record
+	want := map[string]struct{ outcome, path string }{}
+	for i := range 300 {
+		id := eventID(i, "tx")
+		switch i % 3 {
+		case 0: // small domestic payment: allowed by rule or default
+			recs = append(recs, record("events.transactions", txn(id, 25, "DE", "DE")))
+			want[id] = struct{ outcome, path string }{"allow", pipeline.PathRule}
+		case 1: // sanctioned country: blocked by rule
+			recs = append(recs, record("events.transactions", txn(id, 25, "KP", "KP")))
+			want[id] = struct{ outcome, path string }{"block", pipeline.PathRule}
+		case 2: // large amount from a high-risk country: sampled, no sampler
+			recs = append(recs, record("events.transactions", txn(id, 9000, "NG", "NG")))
+			want[id] = struct{ outcome, path string }{"review", pipeline.PathFallback}
+		}
+	}
+	for i := range 100 {
+		id := eventID(i, "doc")
+		if i%2 == 0 {
+			recs = append(recs, record("events.documents", doc(id, "payslip_v1", "Salary for March")))
+			want[id] = struct{ outcome, path string }{"contains_pii", pipeline.PathRule}
+		} else {
+			recs = append(recs, record("events.documents", doc(id, "", "Unknown scan")))
+			want[id] = struct{ outcome, path string }{"review", pipeline.PathFallback}
+		}
+	}
+	bad := malformedRecords()
+	badStart := len(recs)
+	for _, m := range bad {
+		recs = append(recs, &kgo.Record{Topic: "events.transactions", Key: []byte("bad"), Value: m.value})
+	}
+	produce(t, brokers, recs)
+
+	res := newResults()
+	stop := runPipeline(t, pipeline.Config{Brokers: brokers, Group: "e2e", OnResult: res.add})
+	got := res.waitFor(t, len(recs))
+	if err := stop(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	if len(got) != len(recs) {
+		t.Fatalf("%d results for %d records", len(got), len(recs))
+	}
+
+	decisions := readTopic(t, brokers, "decisions")
+	seen := map[string]int{}
+	for _, r := range decisions {
+		d := decodeDecision(t, r)
+		seen[d.EventID]++
+		w, ok := want[d.EventID]
+		if !ok {
+			t.Errorf("decision for unknown event %q", d.EventID)
+			continue
+		}
+		if d.Outcome != w.outcome || d.Path != w.path {
+			t.Errorf("%s: outcome %s path %s, want %s %s", d.EventID, d.Outcome, d.Path, w.outcome, w.path)
+		}
+		if d.Path == pipeline.PathFallback && d.Reason != pipeline.FallbackNoSampler {
+			t.Errorf("%s: fallback reason %q, want %q", d.EventID, d.Reason, pipeline.FallbackNoSampler)
+		}
+		if string(r.Key) != d.Key || d.Key == "" {
+			t.Errorf("%s: record key %q, decision key %q", d.EventID, r.Key, d.Key)
+		}
+	}
+	for id := range want {
+		if seen[id] != 1 {
+			t.Errorf("event %s has %d decisions, want 1", id, seen[id])
+		}
+	}
+
+	auditRecs := readTopic(t, brokers, "audit")
+	if len(auditRecs) != len(decisions) {
+		t.Errorf("%d audit records for %d decisions", len(auditRecs), len(decisions))
+	}
+	ids := map[string]bool{}
+	for _, r := range auditRecs {
+		var a audit.Record
+		if err := json.Unmarshal(r.Value, &a); err != nil {
+			t.Fatal(err)
+		}
+		if a.Kind != audit.KindDecision || a.Consumer == "" || a.Topic == "" || ids[a.AuditID] {
+			t.Errorf("bad audit record %+v", a)
+		}
+		ids[a.AuditID] = true
+	}
+
+	dlq := readTopic(t, brokers, "events.dlq")
+	if len(dlq) != len(bad) {
+		t.Fatalf("%d DLQ records, want %d", len(dlq), len(bad))
+	}
+	for _, r := range dlq {
+		off, _ := strconv.ParseInt(header(r, pipeline.HeaderDLQOffset), 10, 64)
+		var src *kgo.Record
+		for _, in := range recs[badStart:] {
+			if in.Offset == off && strconv.Itoa(int(in.Partition)) == header(r, pipeline.HeaderDLQPartition) {
+				src = in
+			}
+		}
+		if src == nil || header(r, pipeline.HeaderDLQTopic) != "events.transactions" {
+			t.Errorf("DLQ record points at %s/%s/%d: no such bad record", header(r, pipeline.HeaderDLQTopic), header(r, pipeline.HeaderDLQPartition), off)
+			continue
+		}
+		if !bytes.Equal(r.Value, src.Value) {
+			t.Errorf("DLQ value differs from the original bytes")
+		}
+		var m malformed
+		for _, b := range bad {
+			if bytes.Equal(b.value, src.Value) {
+				m = b
+			}
+		}
+		if header(r, pipeline.HeaderDLQReason) != m.reason || header(r, pipeline.HeaderDLQError) == "" {
+			t.Errorf("%s: DLQ reason %q (%s), want %q", m.name, header(r, pipeline.HeaderDLQReason), header(r, pipeline.HeaderDLQError), m.reason)
+		}
+	}
+
+	committed, end := committedAndEnd(t, brokers, "e2e", inputTopics...)
+	if committed != end {
+		t.Errorf("committed offsets sum to %d, end offsets to %d", committed, end)
+	}
+}
+
+// TestRestartResumesFromCommitted: a second run of the same group after a
+// clean stop decides only what was produced since, never the old events again.
+func TestRestartResumesFromCommitted(t *testing.T) {
+	brokers := startBroker(t)
+	batch := func(prefix string, n int) []*kgo.Record {
+		var recs []*kgo.Record
+		for i := range n {
+			recs = append(recs, record("events.transactions", txn(eventID(i, prefix), 10, "DE", "DE")))
+		}
+		return recs
+	}
+	produce(t, brokers, batch("first", 200))
+	res := newResults()
+	stop := runPipeline(t, pipeline.Config{Brokers: brokers, Group: "restart", OnResult: res.add})
+	res.waitFor(t, 200)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+
+	produce(t, brokers, batch("second", 50))
+	res2 := newResults()
+	stop = runPipeline(t, pipeline.Config{Brokers: brokers, Group: "restart", OnResult: res2.add})
+	got := res2.waitFor(t, 50)
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	all, _ := res2.snapshot()
+	if len(all) != 50 {
+		t.Fatalf("second run produced %d results, want 50 (old events decided again?)", len(all))
+	}
+	for _, r := range got {
+		if r.Decision == nil || r.Decision.EventID[:6] != "second" {
+			t.Fatalf("second run decided %+v", r.Decision)
+		}
+	}
+	if n := len(readTopic(t, brokers, "decisions")); n != 250 {
+		t.Fatalf("%d decisions on the topic, want 250", n)
+	}
+}
+
+// TestThirdTypeFromYAMLOnly runs the support-ticket type that exists only in
+// examples/tickets.yaml through the whole pipeline.
+func TestThirdTypeFromYAMLOnly(t *testing.T) {
+	set, err := rules.Load("../examples/tickets.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	brokers := startBroker(t, "events.tickets")
+	ticket := func(id, tier, priority, subject string) map[string]any {
+		return map[string]any{
+			"event_id": id, "type": "support_ticket", "tenant_id": "t3",
+			"occurred_at": "2026-11-26T10:00:00Z",
+			"ticket_id":   "tk-" + id, "customer_id": "c-1", "tier": tier, "priority": priority,
+			"subject": subject, "body": "Hello, I need help.",
+		}
+	}
+	cases := []struct {
+		ev            map[string]any
+		outcome, path string
+	}{
+		{ticket("t1", "enterprise", "urgent", "Production is down"), "escalate", pipeline.PathRule},
+		{ticket("t2", "free", "low", "Password reset"), "template", pipeline.PathRule},
+		{ticket("t3", "pro", "normal", "Odd behaviour in reports"), "human", pipeline.PathFallback},
+	}
+	var recs []*kgo.Record
+	for _, c := range cases {
+		recs = append(recs, record("events.tickets", c.ev))
+	}
+	recs = append(recs, &kgo.Record{Topic: "events.tickets", Value: []byte(`{"event_id":"t4","type":"support_ticket","tenant_id":"t3","occurred_at":"2026-11-26T10:00:00Z","ticket_id":"tk-4","customer_id":"c","tier":"platinum","priority":"low","subject":"s","body":"b"}`)})
+	produce(t, brokers, recs)
+
+	res := newResults()
+	stop := runPipeline(t, pipeline.Config{Brokers: brokers, Group: "tickets", Topics: []string{"events.tickets"}, Rules: rules.Static(set), OnResult: res.add})
+	got := res.waitFor(t, len(recs))
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+	byID := map[string]*pipeline.Decision{}
+	dlq := 0
+	for _, r := range got {
+		if r.Decision != nil {
+			byID[r.Decision.EventID] = r.Decision
+		} else if r.DLQReason == "invalid_value" {
+			dlq++
+		}
+	}
+	for _, c := range cases {
+		d := byID[c.ev["event_id"].(string)]
+		if d == nil || d.Outcome != c.outcome || d.Path != c.path || d.Type != "support_ticket" {
+			t.Errorf("%v: got %+v, want %s via %s", c.ev["event_id"], d, c.outcome, c.path)
+		}
+	}
+	if dlq != 1 {
+		t.Errorf("the ticket with an unknown tier: %d DLQ records with invalid_value, want 1", dlq)
+	}
+}
