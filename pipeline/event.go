@@ -105,3 +105,10 @@ func jsonKind(v any) string {
 	}
 	return fmt.Sprintf("%T", v)
 }
+
+// str reads a string field that validation guarantees, without trusting it
+// enough to panic.
+func str(v any) string {
+	s, _ := v.(string)
+	return s
+}

@@ -277,9 +277,9 @@ func (p *Pipeline) handle(ctx context.Context, r *kgo.Record) bool {
 		return true
 	}
 	ev := Event{
-		ID:        fields["event_id"].(string),
+		ID:        str(fields["event_id"]),
 		Type:      typ.Name,
-		TenantID:  fields["tenant_id"].(string),
+		TenantID:  str(fields["tenant_id"]),
 		Key:       typ.KeyOf(fields),
 		Fields:    fields,
 		Topic:     r.Topic,

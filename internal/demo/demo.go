@@ -54,7 +54,7 @@ func Run(ctx context.Context, o Options, s *Summary) error {
 	if o.Grace <= 0 {
 		o.Grace = 60 * time.Second
 	}
-	cl, err := kgo.NewClient(kgo.SeedBrokers(o.Brokers...), kgo.AllowAutoTopicCreation(), kgo.ProducerBatchMaxBytes(16<<20))
+	cl, err := kgo.NewClient(append(loadgen.ProducerClientOpts(), kgo.SeedBrokers(o.Brokers...))...)
 	if err != nil {
 		return fmt.Errorf("demo: kafka client: %w", err)
 	}

@@ -1,0 +1,45 @@
+// Package rules owns triage's policy: the YAML rules file that describes
+// every event type, the schema check that turns a decoded JSON event into
+// typed values, the CEL conditions that decide an event in microseconds, the
+// per-rule hit counters, and hot reload of the file.
+//
+// A rules file has one section per event type. The section is the whole
+// definition of the type — its key field, record size limit, field schema,
+// decision outcomes, conservative fallback, default, named parameters and
+// ordered rules — so adding an event type is a YAML change only:
+//
+//	types:
+//	  transaction:
+//	    key: account_id
+//	    fields:
+//	      account_id: {type: string, required: true}
+//	      amount: {type: number, required: true, min: 0}
+//	    outcomes: [allow, review, block]
+//	    fallback: review
+//	    default: allow
+//	    params:
+//	      large_amount: 5000
+//	    rules:
+//	      - id: sample_large
+//	        when: event.amount >= params.large_amount
+//	        action: sample
+//	        reason: large amount
+//
+// The flow for one event is: look the type up with [Set.Type], check and
+// normalise the event with [Type.Validate] (a [*FieldError] names the DLQ
+// reason), then decide with [Set.Eval]. A [Result] whose Action is
+// [ActionSample] is ambiguous and goes on to sampling; any other action is a
+// final outcome.
+//
+// Conditions are CEL expressions (https://cel.dev) over two variables,
+// `event` and `params`, both map(string, dyn). They are compiled once, when
+// the file is parsed; a file with a bad condition, an unknown action, a
+// reference to an undeclared field or parameter, or a condition that is not
+// a bool is rejected as a whole, with the file, line, type and rule id in
+// the error. A [Set] is immutable and safe for concurrent use; [Live] swaps
+// in a new Set when the file changes and keeps the old one when the new file
+// is bad.
+//
+// The package imports neither Kafka nor MCP: callers hand it decoded events
+// and get values back.
+package rules

@@ -1,0 +1,68 @@
+package rules_test
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/triage-dev/triage/rules"
+)
+
+// Example shows the path of one event: decode with UseNumber, look up its
+// type, validate (which normalises numbers and timestamps), and evaluate.
+func Example() {
+	set, err := rules.Parse("default.yaml", rules.Default)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	record := `{"event_id": "ev-42", "type": "transaction", "tenant_id": "acme",
+		"occurred_at": "2026-03-01T12:00:00Z", "account_id": "acct-7", "user_id": "u-7",
+		"amount": 7200.50, "currency": "EUR", "country": "DE", "ip_country": "BR",
+		"merchant": "Electro", "mcc": "5732", "channel": "ecommerce", "device_id": "d-9",
+		"txn_count_24h": 2, "avg_amount_30d": 80, "account_age_days": 900, "chargebacks_90d": 0}`
+
+	dec := json.NewDecoder(strings.NewReader(record))
+	dec.UseNumber()
+	var ev map[string]any
+	if err := dec.Decode(&ev); err != nil {
+		fmt.Println(err)
+		return
+	}
+	typ, ok := set.Type(ev["type"].(string))
+	if !ok {
+		fmt.Println("unknown type")
+		return
+	}
+	if err := typ.Validate(ev); err != nil {
+		fmt.Println("invalid:", err)
+		return
+	}
+	res := set.Eval(typ.Name, ev)
+	fmt.Println(typ.KeyOf(ev), res.Action, res.RuleID)
+	fmt.Println(res.Reason)
+	// Output:
+	// acct-7 sample sample_geo_mismatch_large
+	// large amount with IP country different from card country
+}
+
+// ExampleType_Validate shows the error an event that breaks the schema gets:
+// its Reason is the DLQ reason.
+func ExampleType_Validate() {
+	set, _ := rules.Parse("default.yaml", rules.Default)
+	typ, _ := set.Type("document")
+	ev := map[string]any{
+		"event_id": "ev-1", "type": "document", "tenant_id": "acme",
+		"occurred_at": "2026-03-01T12:00:00Z", "doc_id": "d-1", "owner_id": "o-1",
+		"mime": "text/plain", "size_bytes": json.Number("12.5"), "title": "t", "text": "x",
+	}
+	var fe *rules.FieldError
+	if err := typ.Validate(ev); errors.As(err, &fe) {
+		fmt.Println(fe.Reason)
+		fmt.Println(err)
+	}
+	// Output:
+	// wrong_type
+	// size_bytes: wrong_type: want integer, got 12.5
+}
