@@ -25,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/triage-dev/triage/internal/config"
@@ -96,6 +97,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		DecisionsTopic: cfg.DecisionsTopic, AuditTopic: cfg.AuditTopic, DLQTopic: cfg.DLQTopic,
 		Rules: live, Workers: cfg.Workers, QueueSize: cfg.QueueSize, DrainTimeout: cfg.DrainTimeout,
 		Logger: log, Metrics: metrics,
+		ClientOpts: []kgo.Opt{kgo.SessionTimeout(cfg.SessionTimeout)},
 	}
 	if summary != nil {
 		pcfg.OnResult = summary.Add

@@ -30,6 +30,7 @@ type Config struct {
 	Workers        int           `yaml:"workers"`
 	QueueSize      int           `yaml:"queue_size"`
 	DrainTimeout   time.Duration `yaml:"drain_timeout"`
+	SessionTimeout time.Duration `yaml:"session_timeout"`
 	HTTPListen     string        `yaml:"http_listen"`
 	LogFormat      string        `yaml:"log_format"`
 	LogLevel       string        `yaml:"log_level"`
@@ -59,6 +60,7 @@ func Default() Config {
 		DLQTopic:       "events.dlq",
 		Workers:        64,
 		DrainTimeout:   30 * time.Second,
+		SessionTimeout: 45 * time.Second,
 		HTTPListen:     "127.0.0.1:9464",
 		LogFormat:      "json",
 		LogLevel:       "info",
@@ -152,6 +154,7 @@ func bind(fs *flag.FlagSet, c *Config) {
 	fs.IntVar(&c.Workers, "workers", c.Workers, "ambiguous events decided concurrently")
 	fs.IntVar(&c.QueueSize, "queue-size", c.QueueSize, "ambiguous events waiting for a worker before fetching pauses (default 4 × workers)")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", c.DrainTimeout, "graceful shutdown bound; unfinished events stay uncommitted")
+	fs.DurationVar(&c.SessionTimeout, "session-timeout", c.SessionTimeout, "group session timeout: how soon partitions of a crashed member move to the others")
 	fs.StringVar(&c.HTTPListen, "http-listen", c.HTTPListen, "address for /metrics, /healthz, /readyz (empty: off)")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "json or text")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
