@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/triage-dev/triage/internal/embedded"
+	"github.com/triage-dev/triage/internal/kafkatest"
 	"github.com/triage-dev/triage/pipeline"
 	"github.com/triage-dev/triage/rules"
 )
@@ -128,13 +129,7 @@ func runPipeline(t *testing.T, cfg pipeline.Config) (stop func() error) {
 }
 
 func newClient(t *testing.T, brokers []string, opts ...kgo.Opt) *kgo.Client {
-	t.Helper()
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(brokers...), kgo.ProducerBatchMaxBytes(16 << 20)}, opts...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(cl.Close)
-	return cl
+	return kafkatest.Client(t, brokers, opts...)
 }
 
 // produce writes records synchronously and returns them with their offsets.
@@ -149,65 +144,18 @@ func produce(t *testing.T, brokers []string, recs []*kgo.Record) []*kgo.Record {
 	return recs
 }
 
-// readTopic reads a whole topic, up to its end offsets at call time.
 func readTopic(t *testing.T, brokers []string, topic string) []*kgo.Record {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
-	defer cancel()
-	adm := kadm.NewClient(newClient(t, brokers))
-	ends, err := adm.ListEndOffsets(ctx, topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := map[int32]int64{}
-	ends.Each(func(o kadm.ListedOffset) {
-		if o.Offset > 0 {
-			want[o.Partition] = o.Offset
-		}
-	})
-	if len(want) == 0 {
-		return nil
-	}
-	cl := newClient(t, brokers, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	var out []*kgo.Record
-	for len(want) > 0 {
-		fs := cl.PollFetches(ctx)
-		if err := ctx.Err(); err != nil {
-			t.Fatalf("reading %s: %v (missing %v)", topic, err, want)
-		}
-		fs.EachRecord(func(r *kgo.Record) {
-			if end, ok := want[r.Partition]; ok && r.Offset < end {
-				out = append(out, r)
-				if r.Offset == end-1 {
-					delete(want, r.Partition)
-				}
-			}
-		})
-	}
-	return out
+	return kafkatest.ReadTopic(t, brokers, topic)
 }
 
-// committed returns the group's committed offsets summed over partitions,
-// and the topics' end offsets summed the same way.
 func committedAndEnd(t *testing.T, brokers []string, group string, topics ...string) (committed, end int64) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
-	adm := kadm.NewClient(newClient(t, brokers))
-	offs, err := adm.FetchOffsets(ctx, group)
+	committed, end, err := kafkatest.CommittedAndEnd(ctx, kadm.NewClient(newClient(t, brokers)), group, topics...)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ends, err := adm.ListEndOffsets(ctx, topics...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ends.Each(func(o kadm.ListedOffset) {
-		end += o.Offset
-		if c, ok := offs.Lookup(o.Topic, o.Partition); ok {
-			committed += c.At
-		}
-	})
 	return committed, end
 }
 
@@ -220,13 +168,6 @@ func decodeDecision(t *testing.T, r *kgo.Record) pipeline.Decision {
 	return d
 }
 
-func header(r *kgo.Record, key string) string {
-	for _, h := range r.Headers {
-		if h.Key == key {
-			return string(h.Value)
-		}
-	}
-	return ""
-}
+func header(r *kgo.Record, key string) string { return kafkatest.Header(r, key) }
 
 func loadDefault() (*rules.Set, error) { return rules.Parse("default.yaml", rules.Default) }

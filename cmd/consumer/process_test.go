@@ -16,6 +16,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/triage-dev/triage/internal/embedded"
+	"github.com/triage-dev/triage/internal/kafkatest"
 	"github.com/triage-dev/triage/internal/loadgen"
 	"github.com/triage-dev/triage/pipeline"
 )
@@ -102,7 +103,7 @@ func produceEvents(t *testing.T, brokers []string, n int, seed int64) {
 func outputs(t *testing.T, brokers []string) (decided map[string]int, dlq int) {
 	t.Helper()
 	decided = map[string]int{}
-	for _, r := range readAll(t, brokers, "decisions") {
+	for _, r := range kafkatest.ReadTopic(t, brokers, "decisions") {
 		var d pipeline.Decision
 		if err := json.Unmarshal(r.Value, &d); err != nil {
 			t.Fatal(err)
@@ -110,7 +111,7 @@ func outputs(t *testing.T, brokers []string) (decided map[string]int, dlq int) {
 		decided[d.EventID]++
 	}
 	sources := map[string]bool{}
-	for _, r := range readAll(t, brokers, "events.dlq") {
+	for _, r := range kafkatest.ReadTopic(t, brokers, "events.dlq") {
 		var src []string
 		for _, h := range r.Headers {
 			switch h.Key {
@@ -121,43 +122,6 @@ func outputs(t *testing.T, brokers []string) (decided map[string]int, dlq int) {
 		sources[strings.Join(src, "/")] = true
 	}
 	return decided, len(sources)
-}
-
-func readAll(t *testing.T, brokers []string, topic string) []*kgo.Record {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), processWait)
-	defer cancel()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...), kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	ends, err := kadm.NewClient(cl).ListEndOffsets(ctx, topic)
-	if err != nil {
-		t.Fatal(err)
-	}
-	want := map[int32]int64{}
-	ends.Each(func(o kadm.ListedOffset) {
-		if o.Offset > 0 {
-			want[o.Partition] = o.Offset
-		}
-	})
-	var out []*kgo.Record
-	for len(want) > 0 {
-		fs := cl.PollFetches(ctx)
-		if ctx.Err() != nil {
-			t.Fatalf("reading %s: %v", topic, ctx.Err())
-		}
-		fs.EachRecord(func(r *kgo.Record) {
-			if end, ok := want[r.Partition]; ok && r.Offset < end {
-				out = append(out, r)
-				if r.Offset == end-1 {
-					delete(want, r.Partition)
-				}
-			}
-		})
-	}
-	return out
 }
 
 // waitDecisions waits until the decisions topic holds at least n records.
@@ -204,18 +168,9 @@ func waitCommitted(t *testing.T, brokers []string, group string, p *proc, topics
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for time.Now().Before(deadline) {
-		ends, err1 := adm.ListEndOffsets(context.Background(), topics...)
-		offs, err2 := adm.FetchOffsets(context.Background(), group)
-		if err1 == nil && err2 == nil {
-			behind := false
-			ends.Each(func(o kadm.ListedOffset) {
-				if c, ok := offs.Lookup(o.Topic, o.Partition); !ok || c.At < o.Offset {
-					behind = true
-				}
-			})
-			if !behind {
-				return
-			}
+		committed, end, err := kafkatest.CommittedAndEnd(context.Background(), adm, group, topics...)
+		if err == nil && committed == end {
+			return
 		}
 		select {
 		case err := <-p.done:

@@ -1,0 +1,95 @@
+// Package kafkatest holds the Kafka helpers that triage's tests share:
+// reading a topic to its end, comparing a group's commits with the end
+// offsets. Tests run them against the embedded (kfake) broker.
+package kafkatest
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// Wait bounds every wait in these helpers; it is a hang guard, not a
+// performance assertion.
+const Wait = 90 * time.Second
+
+// Client returns a client closed when the test ends.
+func Client(t testing.TB, brokers []string, opts ...kgo.Opt) *kgo.Client {
+	t.Helper()
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(brokers...), kgo.ProducerBatchMaxBytes(16 << 20)}, opts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.Close)
+	return cl
+}
+
+// ReadTopic reads a whole topic, up to its end offsets at call time.
+func ReadTopic(t testing.TB, brokers []string, topic string) []*kgo.Record {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), Wait)
+	defer cancel()
+	ends, err := kadm.NewClient(Client(t, brokers)).ListEndOffsets(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[int32]int64{}
+	ends.Each(func(o kadm.ListedOffset) {
+		if o.Offset > 0 {
+			want[o.Partition] = o.Offset
+		}
+	})
+	if len(want) == 0 {
+		return nil
+	}
+	cl := Client(t, brokers, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	var out []*kgo.Record
+	for len(want) > 0 {
+		fs := cl.PollFetches(ctx)
+		if err := ctx.Err(); err != nil {
+			t.Fatalf("reading %s: %v (missing %v)", topic, err, want)
+		}
+		fs.EachRecord(func(r *kgo.Record) {
+			if end, ok := want[r.Partition]; ok && r.Offset < end {
+				out = append(out, r)
+				if r.Offset == end-1 {
+					delete(want, r.Partition)
+				}
+			}
+		})
+	}
+	return out
+}
+
+// CommittedAndEnd returns the group's committed offsets and the topics' end
+// offsets, each summed over partitions.
+func CommittedAndEnd(ctx context.Context, adm *kadm.Client, group string, topics ...string) (committed, end int64, err error) {
+	offs, err := adm.FetchOffsets(ctx, group)
+	if err != nil {
+		return 0, 0, err
+	}
+	ends, err := adm.ListEndOffsets(ctx, topics...)
+	if err != nil {
+		return 0, 0, err
+	}
+	ends.Each(func(o kadm.ListedOffset) {
+		end += o.Offset
+		if c, ok := offs.Lookup(o.Topic, o.Partition); ok {
+			committed += c.At
+		}
+	})
+	return committed, end, nil
+}
+
+// Header returns the value of a record header, or "".
+func Header(r *kgo.Record, key string) string {
+	for _, h := range r.Headers {
+		if h.Key == key {
+			return string(h.Value)
+		}
+	}
+	return ""
+}
