@@ -49,6 +49,8 @@ type Record struct {
 	Reason  string `json:"reason,omitempty"`
 	Status  Status `json:"status"`
 
+	// Mode is how a sampling attempt reached the model: pull, push or direct.
+	Mode            string `json:"mode,omitempty"`
 	SamplerSession  string `json:"sampler_session,omitempty"`
 	ModelRequested  string `json:"model_requested,omitempty"`
 	ModelAnswered   string `json:"model_answered,omitempty"`

@@ -95,6 +95,13 @@ func (r *results) waitFor(t *testing.T, n int) []pipeline.Result {
 // and returns Run's error.
 func runPipeline(t *testing.T, cfg pipeline.Config) (stop func() error) {
 	t.Helper()
+	_, stop = startPipeline(t, cfg)
+	return stop
+}
+
+// startPipeline is runPipeline that also returns the pipeline.
+func startPipeline(t *testing.T, cfg pipeline.Config) (*pipeline.Pipeline, func() error) {
+	t.Helper()
 	if cfg.Logger == nil {
 		cfg.Logger = testLogger(t)
 	}
@@ -113,7 +120,7 @@ func runPipeline(t *testing.T, cfg pipeline.Config) (stop func() error) {
 	go func() { errc <- p.Run(ctx) }()
 	var once sync.Once
 	var runErr error
-	stop = func() error {
+	stop := func() error {
 		once.Do(func() {
 			cancel()
 			select {
@@ -125,7 +132,7 @@ func runPipeline(t *testing.T, cfg pipeline.Config) (stop func() error) {
 		return runErr
 	}
 	t.Cleanup(func() { _ = stop() })
-	return stop
+	return p, stop
 }
 
 func newClient(t *testing.T, brokers []string, opts ...kgo.Opt) *kgo.Client {

@@ -38,9 +38,9 @@ type Config struct {
 	// Default 64.
 	Workers int
 	// QueueSize bounds how many ambiguous events wait for a worker. When the
-	// queue is full the poll loop stops taking records (and so stops
-	// fetching) until it drains: nothing is buffered without bound and
-	// nothing is dropped. Default 4 × Workers.
+	// queue is full, fetching pauses for the partition whose event does not
+	// fit (the others go on) and resumes once the queue has room: nothing is
+	// buffered without bound and nothing is dropped. Default 4 × Workers.
 	QueueSize int
 	// MaxPollRecords bounds one poll. Default 1000.
 	MaxPollRecords int
@@ -115,6 +115,8 @@ type Pipeline struct {
 	cl      *kgo.Client
 	offsets *Offsets
 	queue   chan work
+	space   chan struct{} // a worker took an item off the queue
+	stalled stalledParts  // partitions paused because the queue was full
 	ready   chan struct{}
 
 	// workCtx outlives the run context by up to DrainTimeout, so that
@@ -146,6 +148,8 @@ func New(cfg Config) (*Pipeline, error) {
 		log:     cfg.Logger,
 		offsets: NewOffsets(),
 		queue:   make(chan work, cfg.QueueSize),
+		space:   make(chan struct{}, 1),
+		stalled: stalledParts{parts: map[TopicPartition]*stall{}},
 		ready:   make(chan struct{}),
 		failed:  make(chan struct{}),
 	}
@@ -201,6 +205,10 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	for range p.cfg.Workers {
 		workers.Go(func() error {
 			for w := range p.queue {
+				select {
+				case p.space <- struct{}{}:
+				default:
+				}
 				p.decide(w)
 			}
 			return nil
@@ -208,6 +216,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	}
 
 	p.poll(runCtx)
+	p.stalled.abandonAll()
 
 	// Shutdown: no more records enter; everything already taken finishes
 	// within DrainTimeout or is handed back uncommitted.
@@ -234,85 +243,3 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	return nil
 }
 
-func (p *Pipeline) poll(ctx context.Context) {
-	readyOnce := sync.OnceFunc(func() { close(p.ready) })
-	for {
-		readyOnce()
-		fetches := p.cl.PollRecords(ctx, p.cfg.MaxPollRecords)
-		if fetches.IsClientClosed() || ctx.Err() != nil {
-			p.cl.AllowRebalance()
-			return
-		}
-		fetches.EachError(func(topic string, partition int32, err error) {
-			p.log.Warn("fetch error", "topic", topic, "partition", partition, "err", err)
-		})
-		stopped := false
-		fetches.EachRecord(func(r *kgo.Record) {
-			if stopped {
-				// Records left over after a stop are neither tracked nor
-				// committed: the next owner reads them again.
-				return
-			}
-			if !p.handle(ctx, r) {
-				stopped = true
-			}
-		})
-		p.cl.AllowRebalance()
-		if stopped {
-			return
-		}
-	}
-}
-
-// handle takes one record through decode and rules. It reports false when
-// the pipeline is stopping and the record was not taken.
-func (p *Pipeline) handle(ctx context.Context, r *kgo.Record) bool {
-	p.cfg.Metrics.consumed(r.Topic)
-	tp := TopicPartition{r.Topic, r.Partition}
-	set := p.cfg.Rules.Current()
-	fields, typ, err := Decode(set, r.Value)
-	if err != nil {
-		t := p.offsets.Track(tp, r.Offset, r.LeaderEpoch)
-		p.emitDLQ(r, err.(*DecodeError), t)
-		return true
-	}
-	ev := Event{
-		ID:        str(fields["event_id"]),
-		Type:      typ.Name,
-		TenantID:  str(fields["tenant_id"]),
-		Key:       typ.KeyOf(fields),
-		Fields:    fields,
-		Topic:     r.Topic,
-		Partition: r.Partition,
-		Offset:    r.Offset,
-		Produced:  r.Timestamp,
-	}
-	res := set.Eval(typ.Name, fields)
-	p.cfg.Metrics.ruleHit(res)
-	if res.Err != nil {
-		p.log.Warn("rule error; event goes to sampling", "type", typ.Name, "rule", res.RuleID, "event_id", ev.ID, "err", res.Err)
-	}
-	if res.Action != rules.ActionSample {
-		t := p.offsets.Track(tp, r.Offset, r.LeaderEpoch)
-		p.emitDecision(ev, Decision{Outcome: res.Action, Path: PathRule, RuleID: res.RuleID, Reason: res.Reason}, nil, t)
-		return true
-	}
-	t := p.offsets.Track(tp, r.Offset, r.LeaderEpoch)
-	w := work{item: Item{Event: ev, Type: typ, Rule: res}, ticket: t}
-	select {
-	case p.queue <- w:
-		return true
-	default:
-	}
-	// The queue is full: this poll loop, and with it fetching, waits for a
-	// worker to free a slot rather than buffering more.
-	p.cfg.Metrics.queueFull()
-	select {
-	case p.queue <- w:
-		return true
-	case <-ctx.Done():
-		// Stopping: the record is handed back uncommitted.
-		t.Abandon()
-		return false
-	}
-}

@@ -1,0 +1,198 @@
+package pipeline
+
+import (
+	"context"
+	"errors"
+	"sync"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/triage-dev/triage/rules"
+)
+
+// stall is a partition whose fetching is paused because its next ambiguous
+// event found the sampling queue full. head is that event, already tracked
+// (so nothing after it can be committed); rest are the records polled after
+// it, not yet looked at.
+type stall struct {
+	head work
+	rest []*kgo.Record
+}
+
+// stalledParts are the paused partitions. The poll loop and the rebalance
+// callbacks share them.
+type stalledParts struct {
+	mu    sync.Mutex
+	parts map[TopicPartition]*stall
+}
+
+func (s *stalledParts) len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.parts)
+}
+
+// drop forgets stalled partitions that moved to another member: their
+// tracked heads are abandoned so that the revoke does not wait for events
+// that will never be decided here.
+func (s *stalledParts) drop(tps []TopicPartition) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, tp := range tps {
+		if st := s.parts[tp]; st != nil {
+			st.head.ticket.Abandon()
+			delete(s.parts, tp)
+		}
+	}
+}
+
+func (s *stalledParts) abandonAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for tp, st := range s.parts {
+		st.head.ticket.Abandon()
+		delete(s.parts, tp)
+	}
+}
+
+// poll is the consume loop. Each pass first retries the stalled partitions
+// (their records are older than anything just fetched), then takes the new
+// records partition by partition, and only then allows a rebalance, so that
+// every record handed out is tracked before its partition can move.
+func (p *Pipeline) poll(ctx context.Context) {
+	readyOnce := sync.OnceFunc(func() { close(p.ready) })
+	for {
+		readyOnce()
+		pollCtx, stopWake := p.wakeOnSpace(ctx)
+		fetches := p.cl.PollRecords(pollCtx, p.cfg.MaxPollRecords)
+		stopWake()
+		if fetches.IsClientClosed() || ctx.Err() != nil {
+			p.cl.AllowRebalance()
+			return
+		}
+		fetches.EachError(func(topic string, partition int32, err error) {
+			if !errors.Is(err, context.Canceled) {
+				p.log.Warn("fetch error", "topic", topic, "partition", partition, "err", err)
+			}
+		})
+		p.retryStalled()
+		fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
+			p.take(TopicPartition{fp.Topic, fp.Partition}, fp.Records)
+		})
+		p.cl.AllowRebalance()
+	}
+}
+
+// wakeOnSpace returns a poll context that also ends when a worker frees a
+// queue slot, so that stalled partitions are retried without waiting for
+// new records from the partitions still fetching.
+func (p *Pipeline) wakeOnSpace(ctx context.Context) (context.Context, context.CancelFunc) {
+	if p.stalled.len() == 0 {
+		return ctx, func() {}
+	}
+	pctx, cancel := context.WithCancel(ctx)
+	go func() {
+		select {
+		case <-p.space:
+			cancel()
+		case <-pctx.Done():
+		}
+	}()
+	return pctx, cancel
+}
+
+// take handles a partition's polled records in order, stalling the
+// partition at the first ambiguous event that does not fit in the queue.
+func (p *Pipeline) take(tp TopicPartition, recs []*kgo.Record) {
+	p.stalled.mu.Lock()
+	defer p.stalled.mu.Unlock()
+	if st := p.stalled.parts[tp]; st != nil {
+		// Records fetched before the pause took effect queue up behind the
+		// stalled event; they are bounded by what one fetch returns.
+		st.rest = append(st.rest, recs...)
+		return
+	}
+	p.takeLocked(tp, recs)
+}
+
+func (p *Pipeline) takeLocked(tp TopicPartition, recs []*kgo.Record) {
+	for i, r := range recs {
+		w, ok := p.handle(r)
+		if !ok || p.enqueue(w) {
+			continue
+		}
+		p.stalled.parts[tp] = &stall{head: w, rest: recs[i+1:]}
+		p.cl.PauseFetchPartitions(map[string][]int32{tp.Topic: {tp.Partition}})
+		p.cfg.Metrics.queueFull()
+		return
+	}
+}
+
+// retryStalled moves stalled events into the queue while it has room and
+// resumes the partitions that are no longer stalled.
+func (p *Pipeline) retryStalled() {
+	p.stalled.mu.Lock()
+	defer p.stalled.mu.Unlock()
+	for tp, st := range p.stalled.parts {
+		if !p.enqueue(st.head) {
+			continue
+		}
+		delete(p.stalled.parts, tp)
+		p.takeLocked(tp, st.rest)
+		if p.stalled.parts[tp] == nil {
+			p.cl.ResumeFetchPartitions(map[string][]int32{tp.Topic: {tp.Partition}})
+		}
+	}
+}
+
+func (p *Pipeline) enqueue(w work) bool {
+	select {
+	case p.queue <- w:
+		return true
+	default:
+		return false
+	}
+}
+
+// handle takes one record through decode and rules. Decided and invalid
+// records are emitted at once; for an ambiguous event it returns the tracked
+// work to enqueue, and ok.
+func (p *Pipeline) handle(r *kgo.Record) (w work, ok bool) {
+	p.cfg.Metrics.consumed(r.Topic)
+	tp := TopicPartition{r.Topic, r.Partition}
+	set := p.cfg.Rules.Current()
+	fields, typ, err := Decode(set, r.Value)
+	if err != nil {
+		t := p.offsets.Track(tp, r.Offset, r.LeaderEpoch)
+		p.emitDLQ(r, err.(*DecodeError), t)
+		return work{}, false
+	}
+	ev := Event{
+		ID:        str(fields["event_id"]),
+		Type:      typ.Name,
+		TenantID:  str(fields["tenant_id"]),
+		Key:       typ.KeyOf(fields),
+		Fields:    fields,
+		Topic:     r.Topic,
+		Partition: r.Partition,
+		Offset:    r.Offset,
+		Produced:  r.Timestamp,
+	}
+	res := set.Eval(typ.Name, fields)
+	p.cfg.Metrics.ruleHit(res)
+	if res.Err != nil {
+		p.log.Warn("rule error; event goes to sampling", "type", typ.Name, "rule", res.RuleID, "event_id", ev.ID, "err", res.Err)
+	}
+	t := p.offsets.Track(tp, r.Offset, r.LeaderEpoch)
+	if res.Action != rules.ActionSample {
+		p.emitDecision(ev, Decision{Outcome: res.Action, Path: PathRule, RuleID: res.RuleID, Reason: res.Reason}, nil, t)
+		return work{}, false
+	}
+	return work{item: Item{Event: ev, Type: typ, Rule: res}, ticket: t}, true
+}
+
+// Paused returns the partitions whose fetching is paused because the
+// sampling queue was full.
+func (p *Pipeline) Paused() map[string][]int32 {
+	return p.cl.PauseFetchPartitions(nil)
+}

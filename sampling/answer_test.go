@@ -1,0 +1,50 @@
+package sampling
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestParseAnswer(t *testing.T) {
+	outcomes := []string{"allow", "review", "block"}
+	cases := []struct {
+		name, text string
+		outcome    string
+		err        string
+	}{
+		{"plain", `{"outcome":"block","reason":"card testing","score":0.9}`, "block", ""},
+		{"fenced", "Here you go:\n```json\n{\"outcome\": \"review\"}\n```", "review", ""},
+		{"spaces in outcome", `{"outcome":" allow "}`, "allow", ""},
+		{"no json", "I think it is fine.", "", "no JSON object"},
+		{"broken json", `{"outcome": "allow"`, "", "does not parse"},
+		{"unknown outcome", `{"outcome":"approve"}`, "", `"approve" is not one of allow, review, block`},
+		{"empty outcome", `{"reason":"unsure"}`, "", "is not one of"},
+		{"score out of range", `{"outcome":"allow","score":7}`, "", "outside 0..1"},
+		{"wrong type", `{"outcome":3}`, "", "does not parse"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			a, err := ParseAnswer(c.text, outcomes)
+			if c.err != "" {
+				if err == nil || !strings.Contains(err.Error(), c.err) {
+					t.Fatalf("err = %v, want it to mention %q", err, c.err)
+				}
+				return
+			}
+			if err != nil || a.Outcome != c.outcome {
+				t.Fatalf("got %+v, %v; want outcome %q", a, err, c.outcome)
+			}
+		})
+	}
+}
+
+func FuzzParseAnswer(f *testing.F) {
+	f.Add(`{"outcome":"allow","reason":"x","score":0.5}`)
+	f.Add("```{\"outcome\":\"block\"}```")
+	f.Fuzz(func(t *testing.T, text string) {
+		a, err := ParseAnswer(text, []string{"allow", "block"})
+		if err == nil && a.Outcome != "allow" && a.Outcome != "block" {
+			t.Fatalf("accepted outcome %q", a.Outcome)
+		}
+	})
+}

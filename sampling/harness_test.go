@@ -1,0 +1,198 @@
+package sampling_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http/httptest"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/triage-dev/triage/pipeline"
+	"github.com/triage-dev/triage/rules"
+	"github.com/triage-dev/triage/sampling"
+)
+
+const waitTimeout = 60 * time.Second
+
+func testLogger() *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.DiscardHandler)
+}
+
+func paymentType(t testing.TB) *rules.Type {
+	t.Helper()
+	set, err := rules.Load("testdata/rules.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	typ, ok := set.Type("payment")
+	if !ok {
+		t.Fatal("no payment type")
+	}
+	return typ
+}
+
+// item builds an ambiguous payment as the pipeline hands it over.
+func item(t testing.TB, typ *rules.Type, i int) pipeline.Item {
+	t.Helper()
+	id := fmt.Sprintf("ev-%04d", i)
+	raw := fmt.Sprintf(`{"event_id":%q,"type":"payment","tenant_id":"t","occurred_at":"2026-11-26T10:00:00Z","account_id":"a-%d","amount":%d,"country":"NG","note":"call me at alice@example.com"}`, id, i, 1000+i)
+	dec := json.NewDecoder(strings.NewReader(raw))
+	dec.UseNumber()
+	var fields map[string]any
+	if err := dec.Decode(&fields); err != nil {
+		t.Fatal(err)
+	}
+	if err := typ.Validate(fields); err != nil {
+		t.Fatal(err)
+	}
+	return pipeline.Item{
+		Event: pipeline.Event{ID: id, Type: "payment", TenantID: "t", Key: fmt.Sprintf("a-%d", i), Fields: fields},
+		Type:  typ,
+		Rule:  rules.Result{Type: "payment", RuleID: "default", Action: rules.ActionSample},
+	}
+}
+
+// answerFunc decides what a fake sampler answers to a request.
+type answerFunc func(ctx context.Context, p *mcp.CreateMessageParams) (*mcp.CreateMessageResult, error)
+
+// outcomeAnswer answers every request with the same valid outcome.
+func outcomeAnswer(outcome string) answerFunc {
+	return func(_ context.Context, p *mcp.CreateMessageParams) (*mcp.CreateMessageResult, error) {
+		return &mcp.CreateMessageResult{
+			Role: "assistant", Model: "fake-model", StopReason: "endTurn",
+			Content: &mcp.TextContent{Text: fmt.Sprintf(`{"outcome":%q,"reason":"test","score":0.8}`, outcome)},
+			Meta:    mcp.Meta{sampling.UsageMetaKey: map[string]any{"inputTokens": 12, "outputTokens": 7}},
+		}, nil
+	}
+}
+
+// client is a minimal sampler for these tests: a go-sdk client whose
+// sampling handler is f, optionally pulling with n concurrent calls.
+type client struct {
+	cs    *mcp.ClientSession
+	mu    sync.Mutex
+	seen  []*mcp.CreateMessageParams
+	stats map[string]int
+}
+
+func newClient(t *testing.T, version string, f answerFunc) (*mcp.Client, *client) {
+	c := &client{stats: map[string]int{}}
+	mc := mcp.NewClient(&mcp.Implementation{Name: "test-sampler", Version: "v0"}, &mcp.ClientOptions{
+		CreateMessageHandler: func(ctx context.Context, req *mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error) {
+			c.mu.Lock()
+			c.seen = append(c.seen, req.Params)
+			c.mu.Unlock()
+			return f(ctx, req.Params)
+		},
+	})
+	return mc, c
+}
+
+// connectMemory connects a client to the pool's server in memory.
+func connectMemory(t *testing.T, pool *sampling.Pool, version string, f answerFunc) *client {
+	t.Helper()
+	mc, c := newClient(t, version, f)
+	ct, st := mcp.NewInMemoryTransports()
+	ctx := context.Background()
+	ss, err := pool.Server().Connect(ctx, st, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = ss.Close() })
+	cs, err := mc.Connect(ctx, ct, &mcp.ClientSessionOptions{ProtocolVersion: version})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cs.Close() })
+	c.cs = cs
+	return c
+}
+
+// connectHTTP connects a client to the pool's Streamable HTTP handler.
+func connectHTTP(t *testing.T, pool *sampling.Pool, token, version string, f answerFunc) *client {
+	t.Helper()
+	srv := httptest.NewServer(pool.Handler(token))
+	t.Cleanup(srv.Close)
+	mc, c := newClient(t, version, f)
+	tr := &mcp.StreamableClientTransport{Endpoint: srv.URL, HTTPClient: bearerClient(token)}
+	cs, err := mc.Connect(context.Background(), tr, &mcp.ClientSessionOptions{ProtocolVersion: version})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cs.Close() })
+	c.cs = cs
+	return c
+}
+
+// pull runs n concurrent work-tool loops until ctx ends.
+func (c *client) pull(ctx context.Context, t *testing.T, n int) *sync.WaitGroup {
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				res, err := c.cs.CallTool(ctx, &mcp.CallToolParams{Name: sampling.WorkTool, Arguments: map[string]any{"wait_ms": 200}})
+				status := "error"
+				if err == nil {
+					var nr sampling.NextResult
+					b, _ := json.Marshal(res.StructuredContent)
+					_ = json.Unmarshal(b, &nr)
+					status = nr.Status
+				}
+				c.mu.Lock()
+				c.stats[status]++
+				c.mu.Unlock()
+			}
+		})
+	}
+	return &wg
+}
+
+func (c *client) count(status string) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.stats[status]
+}
+
+// decideAll runs Decide for n items concurrently.
+func decideAll(t *testing.T, d pipeline.Decider, typ *rules.Type, n int) ([]pipeline.Verdict, []error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
+	defer cancel()
+	vs := make([]pipeline.Verdict, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { vs[i], errs[i] = d.Decide(ctx, item(t, typ, i)) })
+	}
+	wg.Wait()
+	return vs, errs
+}
+
+type bearer struct {
+	token string
+	next  http.RoundTripper
+}
+
+func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+b.token)
+	return b.next.RoundTrip(r)
+}
+
+func bearerClient(token string) *http.Client {
+	if token == "" {
+		return nil
+	}
+	return &http.Client{Transport: bearer{token, http.DefaultTransport}}
+}

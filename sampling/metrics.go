@@ -1,0 +1,52 @@
+package sampling
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/triage-dev/triage/audit"
+)
+
+// Metrics are the sampling stage's Prometheus metrics. A nil *Metrics
+// records nothing.
+type Metrics struct {
+	waiting  prometheus.Gauge
+	attempts *prometheus.CounterVec
+	latency  *prometheus.HistogramVec
+}
+
+// NewMetrics creates the metrics and registers them with reg.
+func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
+	m := &Metrics{
+		waiting: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "triage_sampling_items", Help: "Ambiguous items in the sampling stage (queued or leased).",
+		}),
+		attempts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "triage_sampling_attempts_total", Help: "Sampling attempts by mode (pull, push, direct) and status.",
+		}, []string{"mode", "status"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "triage_sampling_attempt_seconds", Help: "Duration of a sampling attempt, by mode.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
+		}, []string{"mode"}),
+	}
+	for _, c := range []prometheus.Collector{m.waiting, m.attempts, m.latency} {
+		if err := reg.Register(c); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+func (m *Metrics) queued(delta float64) {
+	if m != nil {
+		m.waiting.Add(delta)
+	}
+}
+
+func (m *Metrics) attempt(mode string, status audit.Status, d time.Duration) {
+	if m != nil {
+		m.attempts.WithLabelValues(mode, string(status)).Inc()
+		m.latency.WithLabelValues(mode).Observe(d.Seconds())
+	}
+}

@@ -1,0 +1,371 @@
+package sampling
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/triage-dev/triage/audit"
+	"github.com/triage-dev/triage/pipeline"
+)
+
+// Options configure a Pool. Zero values mean the defaults in the comments.
+type Options struct {
+	// QueueWait bounds how long an item waits for a sampler to take it; then
+	// it gets the fallback with reason no_sampler. Default 5 s.
+	QueueWait time.Duration
+	// Requeues is how many times an item whose lease expired (the sampler
+	// died or hung) goes back to the queue before it gets the fallback with
+	// reason lease_expired. Default 1; negative means never.
+	Requeues int
+	// PushInFlight bounds the requests pushed to one legacy session at a
+	// time. Default 4.
+	PushInFlight int
+	// PushGrace is how long a legacy session that declared sampling may go
+	// without calling the work tool before the pool starts pushing to it.
+	// Default 1 s.
+	PushGrace time.Duration
+	// Name and Version identify the MCP server. Defaults "triage", "dev".
+	Name, Version string
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+	// Metrics, when not nil, receives the pool's Prometheus metrics.
+	Metrics *Metrics
+}
+
+func (o *Options) setDefaults() {
+	if o.QueueWait <= 0 {
+		o.QueueWait = 5 * time.Second
+	}
+	if o.Requeues == 0 {
+		o.Requeues = 1
+	} else if o.Requeues < 0 {
+		o.Requeues = 0
+	}
+	if o.PushInFlight <= 0 {
+		o.PushInFlight = 4
+	}
+	if o.PushGrace <= 0 {
+		o.PushGrace = time.Second
+	}
+	if o.Name == "" {
+		o.Name = "triage"
+	}
+	if o.Version == "" {
+		o.Version = "dev"
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+}
+
+// Pool hands ambiguous items to samplers over MCP: samplers pull them through
+// the work tool, or the pool pushes them to legacy hosts. It is the
+// pipeline's Decider. Items wait in a queue bounded by the pipeline's worker
+// count (each worker blocks in Decide); a taken item is leased to one sampler
+// until it answers or the lease expires, and is decided exactly once.
+type Pool struct {
+	opts   Options
+	log    *slog.Logger
+	server *mcp.Server
+
+	mu      sync.Mutex
+	queue   []*job
+	notify  chan struct{} // closed and replaced when an item is queued
+	leases  map[string]*lease
+	pullers map[string]bool // session ids that called the work tool
+
+	ctx    context.Context // ends when the pool closes
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // push workers
+}
+
+type jobState int
+
+const (
+	queued jobState = iota
+	leased
+	finished
+)
+
+// job is one item on its way through the pool. All fields but conv are
+// guarded by Pool.mu.
+type job struct {
+	conv       *conversation
+	state      jobState
+	leases     int
+	corrected  bool
+	attempts   []audit.Record
+	queueTimer *time.Timer
+	done       chan struct{}
+	verdict    pipeline.Verdict
+	err        error
+}
+
+// lease is one sampler's hold on a job, named by an unguessable token that
+// only the pool knows, so a RequestState cannot be forged or replayed.
+type lease struct {
+	token   string
+	job     *job
+	mode    string
+	session string
+	started time.Time
+	timer   *time.Timer
+}
+
+// NewPool creates a pool and its MCP server. Close it to stop pushing.
+func NewPool(opts Options) *Pool {
+	opts.setDefaults()
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &Pool{
+		opts: opts, log: opts.Logger,
+		notify: make(chan struct{}), leases: map[string]*lease{}, pullers: map[string]bool{},
+		ctx: ctx, cancel: cancel,
+	}
+	p.server = p.newServer()
+	return p
+}
+
+// Close stops push workers and fails every waiting item with ErrClosed.
+func (p *Pool) Close() error {
+	p.cancel()
+	p.wg.Wait()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, j := range p.queue {
+		p.finishLocked(j, pipeline.Verdict{}, ErrClosed)
+	}
+	p.queue = nil
+	for _, l := range p.leases {
+		p.finishLocked(l.job, pipeline.Verdict{}, ErrClosed)
+	}
+	clear(p.leases)
+	return nil
+}
+
+// Decide implements pipeline.Decider: it queues the item and waits until a
+// sampler's answer decides it, or the item ends in a fallback error.
+func (p *Pool) Decide(ctx context.Context, it pipeline.Item) (pipeline.Verdict, error) {
+	pr, err := it.Type.Prompt(it.Event.Fields, it.Rule.RuleID)
+	if err != nil {
+		return pipeline.Verdict{}, fmt.Errorf("sampling: build request for %s: %w", it.Event.ID, err)
+	}
+	j := &job{conv: newConversation(it, pr), done: make(chan struct{})}
+	p.mu.Lock()
+	if p.ctx.Err() != nil {
+		p.mu.Unlock()
+		return pipeline.Verdict{}, ErrClosed
+	}
+	p.enqueueLocked(j, false)
+	p.mu.Unlock()
+	p.opts.Metrics.queued(1)
+
+	select {
+	case <-j.done:
+		return j.verdict, j.err
+	case <-ctx.Done():
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if j.state == finished { // decided just as ctx ended: keep the decision
+			return j.verdict, j.err
+		}
+		p.finishLocked(j, pipeline.Verdict{}, ctx.Err())
+		return pipeline.Verdict{Attempts: j.attempts}, ctx.Err()
+	}
+}
+
+func (p *Pool) enqueueLocked(j *job, front bool) {
+	if front {
+		p.queue = slices.Insert(p.queue, 0, j)
+	} else {
+		p.queue = append(p.queue, j)
+	}
+	j.state = queued
+	j.queueTimer = time.AfterFunc(p.opts.QueueWait, func() { p.queueExpired(j) })
+	close(p.notify)
+	p.notify = make(chan struct{})
+}
+
+func (p *Pool) queueExpired(j *job) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if j.state != queued {
+		return
+	}
+	err := error(ErrNoSampler)
+	if j.leases > 0 {
+		err = ErrLeaseExpired
+	}
+	p.finishLocked(j, pipeline.Verdict{}, err)
+}
+
+// finishLocked ends a job exactly once, whatever state it is in.
+func (p *Pool) finishLocked(j *job, v pipeline.Verdict, err error) {
+	if j.state == finished {
+		return
+	}
+	if j.state == queued {
+		if i := slices.Index(p.queue, j); i >= 0 {
+			p.queue = slices.Delete(p.queue, i, i+1)
+		}
+	}
+	if j.queueTimer != nil {
+		j.queueTimer.Stop()
+	}
+	for tok, l := range p.leases {
+		if l.job == j {
+			l.timer.Stop()
+			delete(p.leases, tok)
+		}
+	}
+	j.state = finished
+	v.Attempts = j.attempts
+	j.verdict, j.err = v, err
+	close(j.done)
+	p.opts.Metrics.queued(-1)
+}
+
+// take waits up to wait for a queued item and leases it.
+func (p *Pool) take(ctx context.Context, wait time.Duration, mode, session string) *lease {
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	for {
+		p.mu.Lock()
+		if len(p.queue) > 0 {
+			j := p.queue[0]
+			p.queue = p.queue[1:]
+			l := p.leaseLocked(j, mode, session)
+			p.mu.Unlock()
+			return l
+		}
+		ch := p.notify
+		p.mu.Unlock()
+		select {
+		case <-ch:
+		case <-timer.C:
+			return nil
+		case <-ctx.Done():
+			return nil
+		case <-p.ctx.Done():
+			return nil
+		}
+	}
+}
+
+func (p *Pool) leaseLocked(j *job, mode, session string) *lease {
+	j.queueTimer.Stop()
+	j.state = leased
+	j.leases++
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
+	l := &lease{token: hex.EncodeToString(b[:]), job: j, mode: mode, session: session, started: time.Now()}
+	l.timer = time.AfterFunc(j.conv.prompt.Timeout, func() { p.leaseExpired(l) })
+	p.leases[l.token] = l
+	return l
+}
+
+// giveBack returns an item leased to a caller that has gone (its long poll
+// was cancelled as the item arrived): it goes back to the front of the queue
+// and the lease does not count.
+func (p *Pool) giveBack(l *lease) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.leases[l.token] != l {
+		return
+	}
+	l.timer.Stop()
+	delete(p.leases, l.token)
+	l.job.leases--
+	p.enqueueLocked(l.job, true)
+}
+
+// leaseExpired re-queues (at the front: it has waited longest) or falls back.
+func (p *Pool) leaseExpired(l *lease) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.leases[l.token] != l {
+		return
+	}
+	delete(p.leases, l.token)
+	j := l.job
+	j.attempts = append(j.attempts, attemptRecord(j.conv, l.mode, l.session, l.started, audit.StatusTimeout, nil, "lease expired"))
+	p.opts.Metrics.attempt(l.mode, audit.StatusTimeout, time.Since(l.started))
+	if j.leases <= p.opts.Requeues {
+		p.enqueueLocked(j, true)
+		return
+	}
+	p.finishLocked(j, pipeline.Verdict{}, ErrLeaseExpired)
+}
+
+// Status values of an answered lease, as the work tool reports them.
+const (
+	statusDecided    = "decided"
+	statusCorrecting = "correcting"
+	statusFallback   = "fallback"
+	statusExpired    = "expired"
+)
+
+// answer completes the lease with a sampler's reply. When the reply does not
+// fit the decision schema and no correction was asked yet, it returns the
+// corrective request to send on the same lease.
+func (p *Pool) answer(token string, r reply) (next *mcp.CreateMessageParams, status, eventID string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	l := p.leases[token]
+	if l == nil {
+		return nil, statusExpired, ""
+	}
+	j := l.job
+	eventID = j.conv.item.Event.ID
+	a, err := ParseAnswer(r.Text, j.conv.item.Type.Outcomes)
+	if err != nil {
+		j.attempts = append(j.attempts, attemptRecord(j.conv, l.mode, l.session, l.started, audit.StatusInvalidAnswer, &r, err.Error()))
+		p.opts.Metrics.attempt(l.mode, audit.StatusInvalidAnswer, time.Since(l.started))
+		if !j.corrected {
+			j.corrected = true
+			j.conv.correct(r.Text, err)
+			l.started = time.Now()
+			l.timer.Reset(j.conv.prompt.Timeout)
+			return j.conv.mcpParams(), statusCorrecting, eventID
+		}
+		p.finishLocked(j, pipeline.Verdict{}, fmt.Errorf("%w: %v", ErrInvalidAnswer, err))
+		return nil, statusFallback, eventID
+	}
+	j.attempts = append(j.attempts, attemptRecord(j.conv, l.mode, l.session, l.started, audit.StatusOK, &r, ""))
+	p.opts.Metrics.attempt(l.mode, audit.StatusOK, time.Since(l.started))
+	p.finishLocked(j, pipeline.Verdict{Outcome: a.Outcome, Reason: a.Reason, Model: r.Model, Path: pipeline.PathSampled}, nil)
+	return nil, statusDecided, eventID
+}
+
+// failLease records a sampler error. The item goes back to the queue once
+// (another sampler may do better) and otherwise falls back.
+func (p *Pool) failLease(token string, cause error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	l := p.leases[token]
+	if l == nil {
+		return
+	}
+	l.timer.Stop()
+	delete(p.leases, token)
+	j := l.job
+	status := audit.StatusError
+	if errors.Is(cause, context.DeadlineExceeded) {
+		status = audit.StatusTimeout
+	}
+	j.attempts = append(j.attempts, attemptRecord(j.conv, l.mode, l.session, l.started, status, nil, clip(cause.Error(), 500)))
+	p.opts.Metrics.attempt(l.mode, status, time.Since(l.started))
+	if j.leases <= p.opts.Requeues {
+		p.enqueueLocked(j, true)
+		return
+	}
+	p.finishLocked(j, pipeline.Verdict{}, fmt.Errorf("sampling: sampler failed: %w", cause))
+}

@@ -1,0 +1,263 @@
+package sampling_test
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/triage-dev/triage/audit"
+	"github.com/triage-dev/triage/pipeline"
+	"github.com/triage-dev/triage/sampling"
+)
+
+const legacy = "2025-11-25" // a protocol version without multi round-trip requests
+
+func newPool(t *testing.T, opts sampling.Options) *sampling.Pool {
+	t.Helper()
+	if opts.Logger == nil {
+		opts.Logger = testLogger()
+	}
+	p := sampling.NewPool(opts)
+	t.Cleanup(func() { _ = p.Close() })
+	return p
+}
+
+// TestPull: samplers on both protocol generations, in memory and over
+// Streamable HTTP, pull items and decide them.
+func TestPull(t *testing.T) {
+	typ := paymentType(t)
+	for _, tc := range []struct {
+		name, version string
+		http          bool
+	}{
+		{"memory/2026-07-28", "", false},
+		{"memory/2025-11-25", legacy, false},
+		{"http/2026-07-28", "", true},
+		{"http/2025-11-25", legacy, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pool := newPool(t, sampling.Options{})
+			var c *client
+			if tc.http {
+				c = connectHTTP(t, pool, "secret", tc.version, outcomeAnswer("block"))
+			} else {
+				c = connectMemory(t, pool, tc.version, outcomeAnswer("block"))
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			wg := c.pull(ctx, t, 4)
+			vs, errs := decideAll(t, pool, typ, 20)
+			waitUntil(t, "the sampler to read 20 decided results", func() bool { return c.count("decided") == 20 })
+			cancel()
+			wg.Wait()
+			for i, v := range vs {
+				if errs[i] != nil {
+					t.Fatalf("item %d: %v", i, errs[i])
+				}
+				if v.Outcome != "block" || v.Path != pipeline.PathSampled || v.Model != "fake-model" {
+					t.Fatalf("item %d: %+v", i, v)
+				}
+				if len(v.Attempts) != 1 {
+					t.Fatalf("item %d: %d attempts", i, len(v.Attempts))
+				}
+				a := v.Attempts[0]
+				if a.Mode != sampling.ModePull || a.Status != audit.StatusOK || a.InputTokens != 12 || a.OutputTokens != 7 || a.ModelRequested != "claude-haiku" {
+					t.Fatalf("item %d: attempt %+v", i, a)
+				}
+				if strings.Contains(a.RequestSummary, "alice@example.com") {
+					t.Fatalf("the request summary leaks a masked field: %q", a.RequestSummary)
+				}
+			}
+			if n := c.count("decided"); n != 20 {
+				t.Fatalf("sampler saw %d decided results, want 20", n)
+			}
+			c.mu.Lock()
+			p := c.seen[0]
+			c.mu.Unlock()
+			if p.SystemPrompt == "" || p.MaxTokens != 64 || p.ModelPreferences == nil || p.ModelPreferences.Hints[0].Name != "claude-haiku" {
+				t.Fatalf("request as the sampler saw it: %+v", p)
+			}
+			if md, _ := p.Metadata.(map[string]any); md["event_id"] == nil || md["outcomes"] == nil {
+				t.Fatalf("metadata %v", p.Metadata)
+			}
+			for _, m := range p.Messages {
+				if strings.Contains(m.Content.(*mcp.TextContent).Text, "alice@example.com") {
+					t.Fatal("the masked note reached the sampler")
+				}
+			}
+		})
+	}
+}
+
+// TestPushToLegacyHost: a 2025-11-25 host that declared sampling but never
+// calls the work tool gets the requests pushed.
+func TestPushToLegacyHost(t *testing.T) {
+	typ := paymentType(t)
+	for _, viaHTTP := range []bool{false, true} {
+		pool := newPool(t, sampling.Options{PushGrace: 10 * time.Millisecond})
+		if viaHTTP {
+			connectHTTP(t, pool, "", legacy, outcomeAnswer("allow"))
+		} else {
+			connectMemory(t, pool, legacy, outcomeAnswer("allow"))
+		}
+		vs, errs := decideAll(t, pool, typ, 10)
+		for i, v := range vs {
+			if errs[i] != nil || v.Outcome != "allow" || v.Attempts[0].Mode != sampling.ModePush {
+				t.Fatalf("http=%v item %d: %+v %v", viaHTTP, i, v, errs[i])
+			}
+		}
+	}
+}
+
+// TestCorrectiveRetry: a garbage answer gets one corrective follow-up; a
+// second garbage answer gets the fallback.
+func TestCorrectiveRetry(t *testing.T) {
+	typ := paymentType(t)
+	for _, version := range []string{"", legacy} {
+		pool := newPool(t, sampling.Options{})
+		var calls atomic.Int32
+		garbageOnce := func(ctx context.Context, p *mcp.CreateMessageParams) (*mcp.CreateMessageResult, error) {
+			if len(p.Messages) == 1 {
+				calls.Add(1)
+				return &mcp.CreateMessageResult{Model: "m", Content: &mcp.TextContent{Text: "I would approve it."}}, nil
+			}
+			if last := p.Messages[len(p.Messages)-1].Content.(*mcp.TextContent).Text; !strings.Contains(last, "outcome") {
+				t.Errorf("corrective message does not restate the format: %q", last)
+			}
+			return outcomeAnswer("review")(ctx, p)
+		}
+		c := connectMemory(t, pool, version, garbageOnce)
+		ctx, cancel := context.WithCancel(context.Background())
+		wg := c.pull(ctx, t, 2)
+		vs, errs := decideAll(t, pool, typ, 5)
+		for i, v := range vs {
+			if errs[i] != nil || v.Outcome != "review" || len(v.Attempts) != 2 || v.Attempts[0].Status != audit.StatusInvalidAnswer {
+				t.Fatalf("version %q item %d: %+v %v", version, i, v, errs[i])
+			}
+		}
+
+		always := connectMemory(t, pool, version, func(context.Context, *mcp.CreateMessageParams) (*mcp.CreateMessageResult, error) {
+			return &mcp.CreateMessageResult{Model: "m", Content: &mcp.TextContent{Text: `{"outcome":"approve"}`}}, nil
+		})
+		cancel()
+		wg.Wait()
+		ctx, cancel = context.WithCancel(context.Background())
+		wg = always.pull(ctx, t, 1)
+		v, err := pool.Decide(context.Background(), item(t, typ, 99))
+		cancel()
+		wg.Wait()
+		invalid := 0
+		for _, a := range v.Attempts {
+			if a.Status == audit.StatusInvalidAnswer {
+				invalid++
+			}
+		}
+		if !errors.Is(err, sampling.ErrInvalidAnswer) || pipeline.FallbackReason(err) != "invalid_answer" || invalid != 2 {
+			t.Fatalf("version %q: always garbage: %+v %v", version, v, err)
+		}
+	}
+}
+
+// TestHungSamplerLeaseExpires: a sampler that takes items and never answers
+// costs each item two lease timeouts (the lease, then the one re-queue) and
+// then the fallback; a healthy sampler alongside decides what it gets.
+func TestHungSamplerLeaseExpires(t *testing.T) {
+	typ := paymentType(t) // 300 ms sampling timeout
+	pool := newPool(t, sampling.Options{QueueWait: 5 * time.Second})
+	hang := func(ctx context.Context, _ *mcp.CreateMessageParams) (*mcp.CreateMessageResult, error) {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
+	hung := connectMemory(t, pool, "", hang)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	hung.pull(ctx, t, 2)
+
+	start := time.Now()
+	v, err := pool.Decide(context.Background(), item(t, typ, 1))
+	if !errors.Is(err, sampling.ErrLeaseExpired) || pipeline.FallbackReason(err) != "lease_expired" {
+		t.Fatalf("hung sampler: %+v %v", v, err)
+	}
+	if len(v.Attempts) != 2 || v.Attempts[0].Status != audit.StatusTimeout {
+		t.Fatalf("attempts: %+v", v.Attempts)
+	}
+	t.Logf("fallback after %s (two 300 ms leases)", time.Since(start))
+
+	healthy := connectMemory(t, pool, "", outcomeAnswer("allow"))
+	healthy.pull(ctx, t, 4)
+	vs, errs := decideAll(t, pool, typ, 20)
+	decided := 0
+	for i := range vs {
+		switch {
+		case errs[i] == nil && vs[i].Outcome == "allow":
+			decided++
+		case errors.Is(errs[i], sampling.ErrLeaseExpired):
+		default:
+			t.Fatalf("item %d: %+v %v", i, vs[i], errs[i])
+		}
+	}
+	if decided == 0 {
+		t.Fatal("the healthy sampler decided nothing")
+	}
+}
+
+func TestNoSampler(t *testing.T) {
+	pool := newPool(t, sampling.Options{QueueWait: 50 * time.Millisecond})
+	_, err := pool.Decide(context.Background(), item(t, paymentType(t), 1))
+	if !errors.Is(err, sampling.ErrNoSampler) || pipeline.FallbackReason(err) != "no_sampler" {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestDecideCancelled(t *testing.T) {
+	pool := newPool(t, sampling.Options{})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := pool.Decide(ctx, item(t, paymentType(t), 1)); !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestBearerToken(t *testing.T) {
+	pool := newPool(t, sampling.Options{})
+	srv := httptest.NewServer(pool.Handler("secret"))
+	defer srv.Close()
+	for _, tc := range []struct {
+		header string
+		want   int
+	}{{"", http.StatusUnauthorized}, {"Bearer wrong", http.StatusUnauthorized}} {
+		req, _ := http.NewRequest("POST", srv.URL, strings.NewReader(`{"jsonrpc":"2.0","id":1,"method":"ping"}`))
+		req.Header.Set("Content-Type", "application/json")
+		if tc.header != "" {
+			req.Header.Set("Authorization", tc.header)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Errorf("Authorization %q: status %d, want %d", tc.header, resp.StatusCode, tc.want)
+		}
+	}
+}
+
+// waitUntil polls cond: a hang guard for counters with no event to wait on.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(waitTimeout)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited %s for %s", waitTimeout, what)
+		}
+		<-tick.C
+	}
+}
