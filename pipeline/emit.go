@@ -32,8 +32,11 @@ type Result struct {
 	// Decision is set for a valid event; DLQReason for a dead-lettered record.
 	Decision  *Decision
 	DLQReason string
-	// AuditRecords is how many audit records were written for the record.
+	// AuditRecords is how many audit records were written for the record:
+	// one for the decision plus SamplingAttempts.
 	AuditRecords int
+	// SamplingAttempts is how many sampling attempts the decision took.
+	SamplingAttempts int
 	// Latency runs from the record's produce timestamp to the moment its
 	// last output was acknowledged by the broker.
 	Latency time.Duration
@@ -126,7 +129,7 @@ func (p *Pipeline) emitDecision(ev Event, d Decision, attempts []audit.Record, t
 	}
 	recs = append(recs, rec)
 	p.produce(recs, t, func(latency time.Duration) Result {
-		return Result{Topic: ev.Topic, Partition: ev.Partition, Offset: ev.Offset, Decision: &d, AuditRecords: len(recs) - 1, Latency: latency}
+		return Result{Topic: ev.Topic, Partition: ev.Partition, Offset: ev.Offset, Decision: &d, AuditRecords: len(recs) - 1, SamplingAttempts: len(attempts), Latency: latency}
 	}, ev.Produced)
 }
 

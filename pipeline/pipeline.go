@@ -163,6 +163,10 @@ func New(cfg Config) (*Pipeline, error) {
 		kgo.AutoCommitMarks(),
 		kgo.AutoCommitInterval(time.Second),
 		kgo.BlockRebalanceOnPoll(),
+		// A partition resumed after backpressure joins the next fetch only
+		// when the one in flight returns; an idle fetch waits FetchMaxWait
+		// (5 s by default), which would stall the resumed partition.
+		kgo.FetchMaxWait(250*time.Millisecond),
 		kgo.OnPartitionsRevoked(p.onRevoked),
 		kgo.OnPartitionsLost(p.onLost),
 		kgo.AllowAutoTopicCreation(),

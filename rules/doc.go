@@ -31,6 +31,16 @@
 // [ActionSample] is ambiguous and goes on to sampling; any other action is a
 // final outcome.
 //
+// A type's optional sampling: block says how an ambiguous event is put to
+// an LLM: the system prompt, an allow-list of the fields the LLM may see,
+// a mask per field (hash, redact, or pii to replace e-mail addresses,
+// IBANs, phone and card numbers in text), a text/template for the user
+// message, MCP model preferences (per rule if need be), temperature,
+// max_tokens, stop sequences and a timeout. [Type.Prompt] renders the
+// request for one event; the template is compiled and dry-run at load, so a
+// template that reads a field outside the allow-list fails the file. A type
+// without the block gets a generic prompt over all its declared fields.
+//
 // Conditions are CEL expressions (https://cel.dev) over two variables,
 // `event` and `params`, both map(string, dyn). They are compiled once, when
 // the file is parsed; a file with a bad condition, an unknown action, a

@@ -66,3 +66,36 @@ func ExampleType_Validate() {
 	// wrong_type
 	// size_bytes: wrong_type: want integer, got 12.5
 }
+
+// ExampleType_Prompt renders the sampling request for a document that the
+// rules sent to sampling: only the allow-listed fields reach the LLM, and
+// the text's e-mail address and phone number are masked.
+func ExampleType_Prompt() {
+	set, _ := rules.Parse("default.yaml", rules.Default)
+	typ, _ := set.Type("document")
+	ev := map[string]any{
+		"event_id": "ev-7", "type": "document", "tenant_id": "acme",
+		"occurred_at": "2026-03-01T12:00:00Z", "doc_id": "d-7", "owner_id": "o-7",
+		"mime": "text/plain", "size_bytes": json.Number("64"), "title": "Note",
+		"text": "Call Jo on +44 20 7946 0958 or jo@example.org.",
+	}
+	if err := typ.Validate(ev); err != nil {
+		fmt.Println(err)
+		return
+	}
+	res := set.Eval(typ.Name, ev)
+	p, err := typ.Prompt(ev, res.RuleID)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(res.RuleID, p.Model.Hints, p.Timeout, p.MaxTokens)
+	fmt.Println(p.User)
+	// Output:
+	// sample_unknown_template [claude-haiku gpt-4o-mini] 5s 256
+	// Document: Note (text/plain, 64 bytes, template unknown).
+	// Text:
+	// <<<
+	// Call Jo on [PHONE] or [EMAIL].
+	// >>>
+}

@@ -160,7 +160,7 @@ func (p *parser) set(doc *yaml.Node) *Set {
 	return s
 }
 
-var typeKeys = []string{"key", "max_bytes", "fields", "outcomes", "fallback", "default", "params", "rules"}
+var typeKeys = []string{"key", "max_bytes", "fields", "outcomes", "fallback", "default", "params", "rules", "sampling"}
 
 // typ parses one type section. It keeps going after a problem so that one
 // Parse reports as many as it can; the Set is discarded if any were found.
@@ -222,6 +222,7 @@ func (p *parser) typ(name string, nameNode, n *yaml.Node) *Type {
 	if v := nodes["rules"]; v != nil {
 		p.rules(t, v)
 	}
+	p.sampling(t, nodes["sampling"])
 	return t
 }
 

@@ -370,14 +370,13 @@ func jsonKind(v any) string {
 
 // quoteShort quotes s for an error detail, cut to 64 bytes: details travel
 // in DLQ headers and logs, which should not carry whole documents.
-func quoteShort(s string) string {
-	const limit = 64
-	if len(s) <= limit {
+func quoteShort(s string) string { return quoteCut(s, 64) }
+
+// quoteCut quotes s cut to at most n bytes at a character boundary, marking
+// a cut with "…".
+func quoteCut(s string, n int) string {
+	if len(s) <= n {
 		return strconv.Quote(s)
 	}
-	cut := limit
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return strconv.Quote(s[:cut]) + "…"
+	return strconv.Quote(cutString(s, n)) + "…"
 }

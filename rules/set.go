@@ -52,6 +52,10 @@ type Type struct {
 	Params map[string]any
 	// Rules are the ordered rules; the first that matches decides.
 	Rules []Rule
+	// Sampling is how an ambiguous event of the type is put to an LLM:
+	// always set, with defaults filled in where the file has no sampling:
+	// block. Build a request with Prompt.
+	Sampling Sampling
 
 	fieldIndex map[string]int // name -> index in Fields
 	params     ref.Val        // Params, wrapped once for CEL

@@ -88,6 +88,11 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return fmt.Errorf("metrics: %w", err)
 	}
 
+	stage, err := newLLMStage(cfg, log, reg)
+	if err != nil {
+		return err
+	}
+
 	var summary *demo.Summary
 	if cfg.Demo > 0 {
 		summary = demo.NewSummary()
@@ -95,7 +100,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	pcfg := pipeline.Config{
 		Brokers: brokers, Group: cfg.Group, Topics: cfg.Topics,
 		DecisionsTopic: cfg.DecisionsTopic, AuditTopic: cfg.AuditTopic, DLQTopic: cfg.DLQTopic,
-		Rules: live, Workers: cfg.Workers, QueueSize: cfg.QueueSize, DrainTimeout: cfg.DrainTimeout,
+		Rules: live, Decider: stage.decider, Workers: cfg.Workers, QueueSize: cfg.QueueSize, DrainTimeout: cfg.DrainTimeout,
 		Logger: log, Metrics: metrics,
 		ClientOpts: []kgo.Opt{kgo.SessionTimeout(cfg.SessionTimeout)},
 	}
@@ -108,31 +113,42 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	}
 
 	// The pipeline stops when the process is told to, when the demo is
-	// done, or when any other part of the group fails.
+	// done, or when any other part of the group fails. The LLM stage (MCP
+	// endpoint, builtin sampler) outlives it: draining the pipeline needs
+	// the samplers to answer what is in flight.
 	g, gctx := errgroup.WithContext(ctx)
 	pctx, cancelPipeline := context.WithCancel(gctx)
 	defer cancelPipeline()
-	g.Go(func() error { return p.Run(pctx) })
+	sctx, stopStage := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopStage()
+	g.Go(func() error {
+		defer stopStage()
+		return p.Run(pctx)
+	})
 	if cfg.HTTPListen != "" {
-		srv, ln, err := newHTTP(cfg.HTTPListen, reg, p.Ready())
-		if err != nil {
+		if err := serveHTTP(g, pctx, cfg.HTTPListen, opsHandler(reg, p.Ready()), log); err != nil {
 			cancelPipeline()
 			_ = g.Wait()
 			return err
 		}
-		log.Info("http listening", "addr", ln.Addr().String(), "paths", "/metrics /healthz /readyz")
-		g.Go(func() error {
-			if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-				return fmt.Errorf("http: %w", err)
+	}
+	if stage.pool != nil {
+		// Closing the pool ends the samplers' long polls, so that the MCP
+		// endpoint can shut down at once.
+		stop := context.AfterFunc(sctx, func() { _ = stage.pool.Close() })
+		defer stop()
+		if cfg.MCPListen != "" {
+			mux := http.NewServeMux()
+			mux.Handle("/mcp", stage.pool.Handler(cfg.MCPToken))
+			if err := serveHTTP(g, sctx, cfg.MCPListen, mux, log); err != nil {
+				cancelPipeline()
+				_ = g.Wait()
+				return err
 			}
-			return nil
-		})
-		g.Go(func() error {
-			<-pctx.Done()
-			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-			defer cancel()
-			return srv.Shutdown(sctx)
-		})
+		}
+	}
+	if stage.builtin != nil {
+		g.Go(func() error { return stage.builtin.Run(sctx) })
 	}
 	var report demo.Report
 	if summary != nil {
@@ -148,7 +164,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 				Mix: cfg.DemoMix, Ambiguous: cfg.DemoAmbiguous, Bad: cfg.DemoBad,
 				Logger: log,
 			}, summary)
-			report = summary.Report("none (no sampler yet: ambiguous events get the fallback)")
+			report = summary.Report(stage.label)
 			return err
 		})
 	}
@@ -205,7 +221,8 @@ func reloadOnSIGHUP(ctx context.Context, live *rules.Live, log *slog.Logger) {
 	}
 }
 
-func newHTTP(addr string, reg *prometheus.Registry, ready <-chan struct{}) (*http.Server, net.Listener, error) {
+// opsHandler serves the operational endpoints.
+func opsHandler(reg *prometheus.Registry, ready <-chan struct{}) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
@@ -217,11 +234,35 @@ func newHTTP(addr string, reg *prometheus.Registry, ready <-chan struct{}) (*htt
 			http.Error(w, "starting", http.StatusServiceUnavailable)
 		}
 	})
+	return mux
+}
+
+// serveHTTP listens on addr now (so that a bad address fails start-up) and
+// serves h in g until ctx ends.
+func serveHTTP(g *errgroup.Group, ctx context.Context, addr string, h http.Handler, log *slog.Logger) error {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, nil, fmt.Errorf("http: %w", err)
+		return fmt.Errorf("http: %w", err)
 	}
-	return &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}, ln, nil
+	log.Info("http listening", "addr", ln.Addr().String())
+	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	g.Go(func() error {
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("http %s: %w", addr, err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-ctx.Done()
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		if err := srv.Shutdown(sctx); err != nil {
+			log.Warn("http: connections still open at shutdown; closing them", "addr", addr, "err", err)
+			_ = srv.Close()
+		}
+		return nil
+	})
+	return nil
 }
 
 func newLogger(cfg config.Config) (*slog.Logger, error) {

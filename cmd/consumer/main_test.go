@@ -11,13 +11,29 @@ import (
 )
 
 // TestDemo runs the README's main command, scaled down, through the same
-// wiring as the binary: an embedded broker, the generator and the pipeline.
+// wiring as the binary: an embedded broker, the generator, the pipeline and
+// the builtin MCP sampler; and again with no sampler, where ambiguous events
+// get the fallback.
 func TestDemo(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		args  []string
+		paths []string
+	}{
+		{"builtin sampler", nil, []string{"rule", "sampled"}},
+		{"no sampler", []string{"--sampler", "none", "--queue-wait", "20ms"}, []string{"rule", "fallback"}},
+		{"direct", []string{"--llm", "direct", "--provider", "offline"}, []string{"rule", "sampled"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testDemo(t, tc.args, tc.paths) })
+	}
+}
+
+func testDemo(t *testing.T, extra, paths []string) {
 	out := filepath.Join(t.TempDir(), "summary.json")
-	code := run(context.Background(), []string{
+	code := run(context.Background(), append([]string{
 		"--embedded", "--embedded-port", "0", "--demo", "3000", "--demo-bad", "0.02",
-		"--summary-json", out, "--http-listen", "", "--log-level", "warn",
-	})
+		"--summary-json", out, "--http-listen", "", "--mcp-listen", "", "--log-level", "warn",
+	}, extra...))
 	if code != 0 {
 		t.Fatalf("exit code %d", code)
 	}
@@ -39,11 +55,16 @@ func TestDemo(t *testing.T) {
 	if err := json.Unmarshal(data, &s); err != nil {
 		t.Fatal(err)
 	}
-	if s.EventsIn != 3000 || s.EventsIn != s.Decisions+s.DLQ || s.AuditRecords != s.Decisions {
+	if s.EventsIn != 3000 || s.EventsIn != s.Decisions+s.DLQ || s.AuditRecords != s.Decisions+s.Attempts {
 		t.Fatalf("summary does not add up: %s", data)
 	}
-	if s.ByPath["rule"] == 0 || s.ByPath["fallback"] == 0 || s.DLQ == 0 {
-		t.Fatalf("want rule, fallback and DLQ paths all present: %s", data)
+	for _, p := range paths {
+		if s.ByPath[p] == 0 {
+			t.Fatalf("want path %s present: %s", p, data)
+		}
+	}
+	if s.DLQ == 0 {
+		t.Fatalf("no DLQ records: %s", data)
 	}
 	for _, k := range []string{"rule_p50", "rule_p99", "sampled_p50", "sampled_p99"} {
 		if _, ok := s.LatencyMS[k]; !ok {

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -43,14 +44,34 @@ func buildConsumer(t *testing.T) string {
 
 type proc struct {
 	cmd    *exec.Cmd
-	stderr *bytes.Buffer
+	stderr *syncBuffer
 	done   chan error
+}
+
+// syncBuffer is the child's stderr, read by the test while the child writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 func startConsumer(t *testing.T, bin string, brokers []string) *proc {
 	t.Helper()
-	var stderr bytes.Buffer
-	cmd := exec.Command(bin, "--brokers", strings.Join(brokers, ","), "--http-listen", "",
+	var stderr syncBuffer
+	// The builtin sampler (offline scorer over in-memory MCP) decides the
+	// ambiguous events, so that the run also exercises the LLM stage.
+	cmd := exec.Command(bin, "--brokers", strings.Join(brokers, ","), "--http-listen", "", "--mcp-listen", "", "--sampler", "builtin",
 		"--group", "proc", "--log-format", "text", "--drain-timeout", "20s", "--session-timeout", "6s")
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {

@@ -35,6 +35,18 @@ type Config struct {
 	LogFormat      string        `yaml:"log_format"`
 	LogLevel       string        `yaml:"log_level"`
 
+	MCPListen      string        `yaml:"mcp_listen"`
+	MCPToken       string        `yaml:"mcp_token"`
+	Sampler        string        `yaml:"sampler"`
+	LLM            string        `yaml:"llm"`
+	Provider       string        `yaml:"provider"`
+	Model          string        `yaml:"model"`
+	BaseURL        string        `yaml:"base_url"`
+	APIKey         string        `yaml:"api_key"`
+	OfflineLatency time.Duration `yaml:"offline_latency"`
+	QueueWait      time.Duration `yaml:"queue_wait"`
+	SamplerCalls   int           `yaml:"sampler_calls"`
+
 	Embedded     bool   `yaml:"embedded"`
 	EmbeddedPort int    `yaml:"embedded_port"`
 	Partitions   int    `yaml:"partitions"`
@@ -64,6 +76,10 @@ func Default() Config {
 		HTTPListen:     "127.0.0.1:9464",
 		LogFormat:      "json",
 		LogLevel:       "info",
+		MCPListen:      "127.0.0.1:7070",
+		LLM:            "mcp",
+		Provider:       "offline",
+		QueueWait:      5 * time.Second,
 		EmbeddedPort:   9092,
 		Partitions:     6,
 		DemoSeed:       1,
@@ -137,6 +153,10 @@ func (c Config) validate() error {
 		return fmt.Errorf("config: --demo %d must not be negative", c.Demo)
 	case c.Demo > 0 && !c.Embedded && len(c.Brokers) == 0:
 		return errors.New("config: --demo needs brokers or --embedded")
+	case c.Sampler != "" && c.Sampler != "builtin" && c.Sampler != "none":
+		return fmt.Errorf("config: --sampler %q: want builtin or none", c.Sampler)
+	case c.LLM != "mcp" && c.LLM != "direct":
+		return fmt.Errorf("config: --llm %q: want mcp or direct", c.LLM)
 	case c.LogFormat != "json" && c.LogFormat != "text":
 		return fmt.Errorf("config: --log-format %q: want json or text", c.LogFormat)
 	}
@@ -158,6 +178,17 @@ func bind(fs *flag.FlagSet, c *Config) {
 	fs.StringVar(&c.HTTPListen, "http-listen", c.HTTPListen, "address for /metrics, /healthz, /readyz (empty: off)")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "json or text")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
+	fs.StringVar(&c.MCPListen, "mcp-listen", c.MCPListen, "address of the MCP server (Streamable HTTP at /mcp) that samplers connect to (empty: off)")
+	fs.StringVar(&c.MCPToken, "mcp-token", c.MCPToken, "bearer token remote samplers must send on /mcp (empty: none; set one beyond loopback)")
+	fs.StringVar(&c.Sampler, "sampler", c.Sampler, "builtin: an in-process MCP sampler with the --provider; none: wait for remote samplers (default: builtin with --embedded, else none)")
+	fs.StringVar(&c.LLM, "llm", c.LLM, "mcp: reach the LLM through MCP sampling; direct: call the --provider API from the consumer")
+	fs.StringVar(&c.Provider, "provider", c.Provider, "LLM provider of the builtin sampler and of --llm direct: offline, anthropic or openai")
+	fs.StringVar(&c.Model, "model", c.Model, "provider model, overriding the hint table")
+	fs.StringVar(&c.BaseURL, "base-url", c.BaseURL, "provider base URL (openai-compatible servers: Ollama, vLLM, llama.cpp, LiteLLM)")
+	fs.StringVar(&c.APIKey, "api-key", c.APIKey, "provider API key (default: ANTHROPIC_API_KEY or OPENAI_API_KEY)")
+	fs.DurationVar(&c.OfflineLatency, "offline-latency", c.OfflineLatency, "simulated latency of the offline scorer")
+	fs.DurationVar(&c.QueueWait, "queue-wait", c.QueueWait, "how long an ambiguous event waits for a sampler before the no_sampler fallback")
+	fs.IntVar(&c.SamplerCalls, "sampler-calls", c.SamplerCalls, "work-tool calls in flight of the builtin sampler (default: --workers)")
 	fs.BoolVar(&c.Embedded, "embedded", c.Embedded, "run an in-process Kafka-protocol broker on 127.0.0.1 (no infrastructure needed)")
 	fs.IntVar(&c.EmbeddedPort, "embedded-port", c.EmbeddedPort, "port of the embedded broker")
 	fs.IntVar(&c.Partitions, "partitions", c.Partitions, "partitions per topic created by the embedded broker")

@@ -26,6 +26,7 @@ type Summary struct {
 	decisions int
 	dlq       int
 	audit     int
+	attempts  int
 	byPath    map[string]int
 	byOutcome map[string]int
 	byType    map[string]int
@@ -61,6 +62,7 @@ func (s *Summary) Add(r pipeline.Result) {
 	defer s.mu.Unlock()
 	s.last = time.Now()
 	s.audit += r.AuditRecords
+	s.attempts += r.SamplingAttempts
 	if d := r.Decision; d != nil {
 		s.decisions++
 		s.byPath[d.Path]++
@@ -99,6 +101,7 @@ type Report struct {
 	Decisions     int                `json:"decisions"`
 	DLQ           int                `json:"dlq"`
 	AuditRecords  int                `json:"audit_records"`
+	Attempts      int                `json:"sampling_attempts"`
 	ByPath        map[string]int     `json:"by_path"`
 	ByOutcome     map[string]int     `json:"by_outcome"`
 	ByType        map[string]int     `json:"by_type"`
@@ -122,7 +125,7 @@ func (s *Summary) Report(sampler string) Report {
 	}
 	dur := end.Sub(s.start).Seconds()
 	r := Report{
-		EventsIn: s.eventsIn, Decisions: s.decisions, DLQ: s.dlq, AuditRecords: s.audit,
+		EventsIn: s.eventsIn, Decisions: s.decisions, DLQ: s.dlq, AuditRecords: s.audit, Attempts: s.attempts,
 		ByPath: maps.Clone(s.byPath), ByOutcome: maps.Clone(s.byOutcome), ByType: maps.Clone(s.byType),
 		ByDLQReason: maps.Clone(s.byDLQ), ByFallback: maps.Clone(s.byReason),
 		DurationS: dur, LatencyMS: map[string]float64{}, Sampler: sampler,
@@ -137,7 +140,7 @@ func (s *Summary) Report(sampler string) Report {
 		r.LatencyMS[path+"_p99"] = ms(percentile(lat, 0.99))
 	}
 	r.Complete = s.eventsIn == s.decisions+s.dlq
-	r.AuditComplete = s.audit == s.decisions
+	r.AuditComplete = s.audit == s.decisions+s.attempts
 	return r
 }
 
@@ -157,7 +160,7 @@ func (r Report) WriteTable(w io.Writer) error {
 	fmt.Fprintf(tw, "events in\t%d\n", r.EventsIn)
 	fmt.Fprintf(tw, "decisions\t%d\n", r.Decisions)
 	fmt.Fprintf(tw, "dead-lettered\t%d\n", r.DLQ)
-	fmt.Fprintf(tw, "audit records\t%d\n", r.AuditRecords)
+	fmt.Fprintf(tw, "audit records\t%d (%d decisions + %d sampling attempts)\n", r.AuditRecords, r.Decisions, r.Attempts)
 	fmt.Fprintf(tw, "duration\t%.2f s (%.0f records/s)\n", r.DurationS, r.RecordsPerS)
 	fmt.Fprintf(tw, "ambiguous events decided by\t%s\n", r.Sampler)
 	writeCounts(tw, "by path", r.ByPath, r.Decisions)
@@ -171,9 +174,9 @@ func (r Report) WriteTable(w io.Writer) error {
 			fmt.Fprintf(tw, "  %s\t%.1f\t%.1f\n", path, r.LatencyMS[path+"_p50"], r.LatencyMS[path+"_p99"])
 		}
 	}
-	check := "OK: every event has a decision or a DLQ record, and every decision an audit record"
+	check := "OK: every event has a decision or a DLQ record; every decision and sampling attempt an audit record"
 	if !r.Complete || !r.AuditComplete {
-		check = "INCOMPLETE: events_in != decisions + dlq or audit_records != decisions"
+		check = "INCOMPLETE: events_in != decisions + dlq or audit_records != decisions + sampling_attempts"
 	}
 	fmt.Fprintf(tw, "check\t%s\n", check)
 	return tw.Flush()

@@ -1,0 +1,102 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/triage-dev/triage/internal/config"
+	"github.com/triage-dev/triage/llm"
+	"github.com/triage-dev/triage/pipeline"
+	"github.com/triage-dev/triage/sampler"
+	"github.com/triage-dev/triage/sampling"
+)
+
+// llmStage is the decider for ambiguous events and what it needs running:
+// the MCP pool with its HTTP endpoint and builtin sampler, or a direct
+// provider.
+type llmStage struct {
+	decider pipeline.Decider
+	label   string           // what decides ambiguous events, for the demo summary
+	pool    *sampling.Pool   // nil in direct mode
+	builtin *sampler.Sampler // nil unless --sampler builtin
+}
+
+func newLLMStage(cfg config.Config, log *slog.Logger, reg prometheus.Registerer) (*llmStage, error) {
+	metrics, err := sampling.NewMetrics(reg)
+	if err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	samplerMode := cfg.Sampler
+	if samplerMode == "" {
+		samplerMode = "none"
+		if cfg.Embedded {
+			samplerMode = "builtin"
+		}
+	}
+	if cfg.LLM == "direct" {
+		prov, err := newProvider(cfg)
+		if err != nil {
+			return nil, err
+		}
+		return &llmStage{
+			decider: sampling.NewDirect(prov, sampling.DirectOptions{Logger: log, Metrics: metrics}),
+			label:   "direct provider call: " + prov.Name(),
+		}, nil
+	}
+	pool := sampling.NewPool(sampling.Options{QueueWait: cfg.QueueWait, Logger: log, Metrics: metrics})
+	st := &llmStage{decider: pool, pool: pool, label: "remote MCP samplers on " + cfg.MCPListen}
+	if samplerMode == "builtin" {
+		prov, err := newProvider(cfg)
+		if err != nil {
+			return nil, err
+		}
+		calls := cfg.SamplerCalls
+		if calls <= 0 {
+			calls = cfg.Workers
+		}
+		// The builtin sampler is a real go-sdk client on the SDK's
+		// in-memory transport, pulling through the work tool, so embedded
+		// runs exercise the same MCP round trips as remote samplers.
+		st.builtin, err = sampler.New(sampler.Config{
+			Servers:     []string{"in-memory"},
+			Provider:    prov,
+			Concurrency: calls,
+			Name:        "triage-builtin-sampler",
+			Logger:      log,
+			Transport: func(string) (mcp.Transport, error) {
+				ct, stt := mcp.NewInMemoryTransports()
+				if _, err := pool.Server().Connect(context.Background(), stt, nil); err != nil {
+					return nil, err
+				}
+				return ct, nil
+			},
+		})
+		if err != nil {
+			return nil, err
+		}
+		st.label = "builtin MCP sampler (pull, in-memory transport): " + prov.Name()
+	}
+	return st, nil
+}
+
+func newProvider(cfg config.Config) (llm.Provider, error) {
+	key := cfg.APIKey
+	if key == "" {
+		switch cfg.Provider {
+		case "anthropic":
+			key = os.Getenv("ANTHROPIC_API_KEY")
+		case "openai":
+			key = os.Getenv("OPENAI_API_KEY")
+		}
+	}
+	p, err := llm.New(cfg.Provider, llm.Options{APIKey: key, BaseURL: cfg.BaseURL, Model: cfg.Model, Latency: cfg.OfflineLatency})
+	if err != nil {
+		return nil, fmt.Errorf("provider %s: %w", cfg.Provider, err)
+	}
+	return p, nil
+}

@@ -1,0 +1,159 @@
+// Command sampler answers triage's sampling requests with an LLM provider.
+// It is an MCP client: it connects to one or more consumers' /mcp
+// endpoints, pulls ambiguous items from their triage_next tool with
+// --concurrency calls in flight per server, answers them (and any sampling
+// request a legacy server pushes) with the provider, and reconnects with
+// back-off when a consumer goes away.
+//
+//	sampler --server http://127.0.0.1:8080/mcp                       # offline scorer, not an LLM
+//	sampler --server https://a/mcp,https://b/mcp --provider anthropic --concurrency 8
+//	sampler --server http://127.0.0.1:8080/mcp --provider openai \
+//	        --base-url http://127.0.0.1:11434/v1 --model llama3.2     # Ollama
+//
+// Secrets come from the environment unless given as flags:
+// TRIAGE_SAMPLER_TOKEN (the consumer's bearer token), ANTHROPIC_API_KEY,
+// OPENAI_API_KEY (may be empty for local OpenAI-compatible servers).
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/triage-dev/triage/llm"
+	"github.com/triage-dev/triage/sampler"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Getenv, os.Stderr))
+}
+
+// options are the parsed flags, environment fallbacks applied.
+type options struct {
+	servers         []string
+	token           string
+	concurrency     int
+	waitMS          int
+	provider        string
+	model           string
+	baseURL         string
+	apiKey          string
+	protocolVersion string
+	pushOnly        bool
+	offlineLatency  time.Duration
+	logFormat       string
+	logLevel        slog.Level
+}
+
+// serverList is a repeatable, comma-separated flag.
+type serverList []string
+
+func (l *serverList) String() string { return strings.Join(*l, ",") }
+
+func (l *serverList) Set(v string) error {
+	for s := range strings.SplitSeq(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			*l = append(*l, s)
+		}
+	}
+	return nil
+}
+
+func parse(args []string, getenv func(string) string, stderr io.Writer) (options, error) {
+	var o options
+	fs := flag.NewFlagSet("sampler", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Var((*serverList)(&o.servers), "server", "consumer MCP endpoint, e.g. http://127.0.0.1:8080/mcp (repeatable or comma-separated)")
+	fs.StringVar(&o.token, "token", "", "bearer token for the consumers' /mcp (default $TRIAGE_SAMPLER_TOKEN)")
+	fs.IntVar(&o.concurrency, "concurrency", sampler.DefaultConcurrency, "work calls in flight per server: items answered at once")
+	fs.IntVar(&o.waitMS, "wait-ms", 0, "long-poll wait per call in ms, 1..30000 (0: the server's default)")
+	fs.StringVar(&o.provider, "provider", "offline", "anthropic, openai (any OpenAI-compatible server) or offline (a deterministic scorer, not an LLM)")
+	fs.StringVar(&o.model, "model", "", "fixed model, overriding the provider's hint-to-model table")
+	fs.StringVar(&o.baseURL, "base-url", "", "provider endpoint, e.g. http://127.0.0.1:11434/v1 for Ollama (openai)")
+	fs.StringVar(&o.apiKey, "api-key", "", "provider API key (default $ANTHROPIC_API_KEY or $OPENAI_API_KEY)")
+	fs.StringVar(&o.protocolVersion, "protocol-version", "", `MCP protocol version to ask for ("": the newest, 2026-07-28; "2025-11-25" for legacy servers)`)
+	fs.BoolVar(&o.pushOnly, "push-only", false, "do not pull; answer only sampling requests the server sends (legacy 2025-11-25 sessions; for testing push)")
+	fs.DurationVar(&o.offlineLatency, "offline-latency", 0, "offline provider only: simulated model latency per answer")
+	fs.StringVar(&o.logFormat, "log-format", "json", "json or text")
+	fs.TextVar(&o.logLevel, "log-level", slog.LevelInfo, "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return o, err
+	}
+	if fs.NArg() > 0 {
+		return o, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	}
+	if len(o.servers) == 0 {
+		return o, errors.New("--server is required")
+	}
+	if o.logFormat != "json" && o.logFormat != "text" {
+		return o, fmt.Errorf("--log-format %q: want json or text", o.logFormat)
+	}
+	if o.token == "" {
+		o.token = getenv("TRIAGE_SAMPLER_TOKEN")
+	}
+	if o.apiKey == "" {
+		switch o.provider {
+		case "anthropic":
+			o.apiKey = getenv("ANTHROPIC_API_KEY")
+		case "openai":
+			o.apiKey = getenv("OPENAI_API_KEY")
+		}
+	}
+	return o, nil
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) int {
+	o, err := parse(args, getenv, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "sampler:", err)
+		return 2
+	}
+	hopts := &slog.HandlerOptions{Level: o.logLevel}
+	log := slog.New(slog.NewJSONHandler(stderr, hopts))
+	if o.logFormat == "text" {
+		log = slog.New(slog.NewTextHandler(stderr, hopts))
+	}
+
+	prov, err := llm.New(o.provider, llm.Options{APIKey: o.apiKey, BaseURL: o.baseURL, Model: o.model, Latency: o.offlineLatency})
+	if err != nil {
+		fmt.Fprintln(stderr, "sampler:", err)
+		return 2
+	}
+	s, err := sampler.New(sampler.Config{
+		Servers:         o.servers,
+		Token:           o.token,
+		Provider:        prov,
+		Concurrency:     o.concurrency,
+		WaitMS:          o.waitMS,
+		ProtocolVersion: o.protocolVersion,
+		PushOnly:        o.pushOnly,
+		Logger:          log,
+	})
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 2
+	}
+	log.Info("sampler starting", "servers", o.servers, "provider", prov.Name(), "model", o.model,
+		"concurrency", o.concurrency, "push_only", o.pushOnly, "token", o.token != "")
+	if err := s.Run(ctx); err != nil {
+		log.Error("sampler stopped", "err", err)
+		return 1
+	}
+	st := s.Stats()
+	log.Info("sampler stopped", "calls", st.Calls, "decided", st.Decided, "fallback", st.Fallback,
+		"expired", st.Expired, "idle", st.Idle, "answered", st.Answered, "errors", st.Errors, "reconnects", st.Reconnects)
+	return 0
+}

@@ -1,0 +1,185 @@
+package llm_test
+
+import (
+	"net/http"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/triage-dev/triage/llm"
+)
+
+// anthropicReply is a Messages API response as the API sends it.
+func anthropicReply(model, stopReason, content string) reply {
+	return reply{status: http.StatusOK, body: `{
+		"id": "msg_01XFDUDYJgAACzvnptvVoYEL",
+		"type": "message",
+		"role": "assistant",
+		"model": "` + model + `",
+		"content": ` + content + `,
+		"stop_reason": "` + stopReason + `",
+		"stop_sequence": null,
+		"usage": {"input_tokens": 112, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 30,
+		          "output_tokens": 19, "service_tier": "standard"}
+	}`}
+}
+
+func TestAnthropicComplete(t *testing.T) {
+	answer := `[{"type": "text", "text": "{\"outcome\":\"review\"}"}]`
+	tests := []struct {
+		name     string
+		opts     llm.Options
+		req      llm.Request
+		reply    reply
+		wantBody map[string]any // top-level fields of the request body
+		want     llm.Response
+	}{{
+		name: "all fields, model from hint",
+		req: llm.Request{
+			System: "You are a fraud analyst.",
+			Messages: []llm.Message{
+				{Role: llm.RoleUser, Text: "amount: 7000"},
+				{Role: llm.RoleAssistant, Text: "not JSON"},
+				{Role: llm.RoleUser, Text: "Answer with JSON only."},
+			},
+			Preferences: llm.Preferences{Hints: []string{"gpt-5", "claude-3-5-Sonnet"}},
+			Temperature: ptr(0.2),
+			MaxTokens:   64,
+			Stop:        []string{"\n\n"},
+			Metadata:    map[string]any{"event_id": "e1"},
+		},
+		reply: anthropicReply("claude-sonnet-4-6", "stop_sequence", answer),
+		wantBody: map[string]any{
+			"model":      "claude-sonnet-4-6",
+			"max_tokens": 64.0,
+			"system":     []any{map[string]any{"type": "text", "text": "You are a fraud analyst."}},
+			"messages": []any{
+				map[string]any{"role": "user", "content": []any{map[string]any{"type": "text", "text": "amount: 7000"}}},
+				map[string]any{"role": "assistant", "content": []any{map[string]any{"type": "text", "text": "not JSON"}}},
+				map[string]any{"role": "user", "content": []any{map[string]any{"type": "text", "text": "Answer with JSON only."}}},
+			},
+			"stop_sequences": []any{"\n\n"},
+		},
+		want: llm.Response{Text: `{"outcome":"review"}`, Model: "claude-sonnet-4-6", StopReason: llm.StopSequence,
+			InputTokens: 142, OutputTokens: 19},
+	}, {
+		name: "defaults, large model by priority, thinking block skipped",
+		req: llm.Request{
+			Messages: []llm.Message{{Role: llm.RoleUser, Text: "hi"}},
+			Preferences: llm.Preferences{
+				IntelligencePriority: ptr(0.9), CostPriority: ptr(0.3), SpeedPriority: ptr(0.5),
+			},
+		},
+		reply: anthropicReply("claude-sonnet-4-6", "max_tokens",
+			`[{"type": "thinking", "thinking": "hmm", "signature": "c2ln"}, {"type": "text", "text": "{\"outc"}]`),
+		wantBody: map[string]any{
+			"model":      llm.AnthropicLarge,
+			"max_tokens": float64(llm.DefaultMaxTokens),
+			"messages":   []any{map[string]any{"role": "user", "content": []any{map[string]any{"type": "text", "text": "hi"}}}},
+		},
+		want: llm.Response{Text: `{"outc`, Model: "claude-sonnet-4-6", StopReason: llm.StopMaxTokens,
+			InputTokens: 142, OutputTokens: 19},
+	}, {
+		name: "fixed model overrides hints; unknown stop reason passes through",
+		opts: llm.Options{Model: "claude-opus-5-5"},
+		req: llm.Request{
+			Messages:    []llm.Message{{Role: llm.RoleUser, Text: "hi"}},
+			Preferences: llm.Preferences{Hints: []string{"haiku"}},
+		},
+		reply: anthropicReply("claude-opus-5-5", "refusal", `[]`),
+		wantBody: map[string]any{
+			"model":      "claude-opus-5-5",
+			"max_tokens": float64(llm.DefaultMaxTokens),
+			"messages":   []any{map[string]any{"role": "user", "content": []any{map[string]any{"type": "text", "text": "hi"}}}},
+		},
+		want: llm.Response{Model: "claude-opus-5-5", StopReason: "refusal", InputTokens: 142, OutputTokens: 19},
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := newFakeAPI(t, tt.reply)
+			o := tt.opts
+			o.APIKey, o.BaseURL = "sk-ant-test", srv.URL
+			p, err := llm.New("anthropic", o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.Name() != "anthropic" {
+				t.Errorf("Name() = %q", p.Name())
+			}
+			got, err := p.Complete(t.Context(), tt.req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != tt.want {
+				t.Errorf("response = %+v\nwant       %+v", got, tt.want)
+			}
+
+			r := srv.only(t)
+			if r.method != http.MethodPost || r.path != "/v1/messages" {
+				t.Errorf("request = %s %s, want POST /v1/messages", r.method, r.path)
+			}
+			// SDK v2 speaks API version 2026-10-21 and sends the key as a
+			// bearer token (the API takes it as well as x-api-key).
+			for k, want := range map[string]string{
+				"Authorization":     "Bearer sk-ant-test",
+				"Anthropic-Version": "2026-10-21",
+				"Content-Type":      "application/json",
+			} {
+				if got := r.header.Get(k); got != want {
+					t.Errorf("header %s = %q, want %q", k, got, want)
+				}
+			}
+			// 2026-10-21 rejects temperature, so it must never be sent;
+			// metadata is triage's, not the API's.
+			if !reflect.DeepEqual(r.body, tt.wantBody) {
+				t.Errorf("request body = %#v\nwant           %#v", r.body, tt.wantBody)
+			}
+		})
+	}
+}
+
+func TestAnthropicErrors(t *testing.T) {
+	tests := []struct {
+		status     int
+		header     map[string]string
+		errType    string
+		retryable  bool
+		retryAfter time.Duration
+	}{
+		{http.StatusTooManyRequests, map[string]string{"Retry-After": "7"}, "rate_limit_error", true, 7 * time.Second},
+		{http.StatusInternalServerError, nil, "api_error", true, 0},
+		{529, nil, "overloaded_error", true, 0},
+		{http.StatusBadRequest, nil, "invalid_request_error", false, 0},
+		{http.StatusUnauthorized, nil, "authentication_error", false, 0},
+		{http.StatusNotFound, nil, "not_found_error", false, 0},
+	}
+	for _, tt := range tests {
+		t.Run(http.StatusText(tt.status), func(t *testing.T) {
+			srv := newFakeAPI(t, reply{status: tt.status, header: tt.header, body: `{"type": "error", "error": {"type": "` +
+				tt.errType + `", "message": "test says no"}, "request_id": "req_011CSHoEeqs5C35K2UUqR7Fy"}`})
+			p, err := llm.New("anthropic", llm.Options{APIKey: "k", BaseURL: srv.URL})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = p.Complete(t.Context(), llm.Request{Messages: []llm.Message{{Role: llm.RoleUser, Text: "hi"}}})
+			e := assertStatusError(t, err, "anthropic", tt.status, tt.retryable)
+			if e.RetryAfter != tt.retryAfter {
+				t.Errorf("RetryAfter = %v, want %v", e.RetryAfter, tt.retryAfter)
+			}
+			srv.only(t)
+		})
+	}
+}
+
+func TestAnthropicUnreachable(t *testing.T) {
+	assertRefused(t, "anthropic", llm.Options{APIKey: "k"})
+}
+
+func TestAnthropicCancel(t *testing.T) {
+	srv, arrived := blockingAPI(t)
+	p, err := llm.New("anthropic", llm.Options{APIKey: "k", BaseURL: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertCancel(t, p, arrived)
+}

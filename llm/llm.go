@@ -1,0 +1,273 @@
+package llm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Message roles.
+const (
+	RoleUser      = "user"
+	RoleAssistant = "assistant"
+)
+
+// Stop reasons in MCP's vocabulary (Response.StopReason). A provider reason
+// without an MCP equivalent passes through unchanged (e.g. "tool_use",
+// "refusal", "content_filter").
+const (
+	StopEndTurn   = "endTurn"
+	StopMaxTokens = "maxTokens"
+	StopSequence  = "stopSequence"
+)
+
+// DefaultMaxTokens is the answer bound when Request.MaxTokens is 0. Triage's
+// answers are one small JSON object.
+const DefaultMaxTokens = 256
+
+// Message is one turn of the conversation.
+type Message struct {
+	Role string // RoleUser or RoleAssistant
+	Text string
+}
+
+// Preferences are MCP's modelPreferences, provider-neutral. ModelRoute says
+// how they pick a model.
+type Preferences struct {
+	// Hints are model name hints in order of preference, matched as
+	// substrings (e.g. "sonnet", "claude-3-haiku", "gpt-4o").
+	Hints []string
+	// Priorities from 0 to 1; nil means unset and counts as 0.
+	CostPriority, SpeedPriority, IntelligencePriority *float64
+}
+
+// Request is one completion request.
+type Request struct {
+	// System is the system prompt; empty sends none.
+	System string
+	// Messages must hold at least one message, roles user or assistant.
+	Messages    []Message
+	Preferences Preferences
+	// Temperature is passed through as is; nil leaves the provider default.
+	Temperature *float64
+	// MaxTokens bounds the answer; 0 means DefaultMaxTokens.
+	MaxTokens int
+	// Stop sequences end the answer early; at most a few, as the provider
+	// allows (OpenAI: 4).
+	Stop []string
+	// Metadata is the MCP request's metadata, passed through. triage sets
+	// "event_id" (string), "type" (string), "outcomes" ([]string, the
+	// decision schema's outcomes) and "fallback" (string). Providers other
+	// than offline ignore it.
+	Metadata map[string]any
+}
+
+// Response is a provider's answer.
+type Response struct {
+	Text string
+	// Model is the model that answered, as the provider names it.
+	Model string
+	// StopReason is StopEndTurn, StopMaxTokens, StopSequence, or the
+	// provider's own reason when MCP has no equivalent.
+	StopReason string
+	// Token usage as the provider reports it; 0 when unknown. The offline
+	// scorer's counts are approximations (characters / 4).
+	InputTokens, OutputTokens int64
+}
+
+// Provider completes requests. Implementations are safe for concurrent use.
+type Provider interface {
+	// Name is the provider's name as given to New ("anthropic", "openai",
+	// "offline").
+	Name() string
+	// Complete sends one request, without retrying. A non-nil error is an
+	// *Error; IsRetryable says whether trying again can help.
+	Complete(ctx context.Context, req Request) (Response, error)
+}
+
+// Options configure New. The zero value is valid for "openai" (against
+// api.openai.com, without a key) and "offline"; "anthropic" needs APIKey.
+type Options struct {
+	// APIKey authenticates to the provider. Required for anthropic; optional
+	// for openai (local servers such as Ollama need none). cmd/ reads it from
+	// the environment (ANTHROPIC_API_KEY, OPENAI_API_KEY); this package never
+	// does.
+	APIKey string
+	// BaseURL replaces the provider's endpoint: for openai any
+	// OpenAI-compatible server (Ollama http://127.0.0.1:11434/v1, vLLM,
+	// llama.cpp, LiteLLM), for anthropic a proxy or gateway. Empty means
+	// the provider's public API.
+	BaseURL string
+	// Models is the hint-to-model table; nil means the provider's built-in
+	// table (see ModelRoute). Every route needs a Hint and a Model.
+	Models []ModelRoute
+	// Model pins one model for every request, overriding the table. With
+	// an OpenAI-compatible server other than OpenAI's, set it to a model
+	// the server has (e.g. "llama3.2"): the built-in defaults are OpenAI's.
+	Model string
+	// HTTPClient sends the requests; nil means http.DefaultClient. Requests
+	// are bounded by their context, not by a client timeout.
+	HTTPClient *http.Client
+	// Latency is offline only: every answer waits this long first
+	// (benchmarks use it to stand in for a model), returning early with the
+	// context's error when ctx ends. 0 answers at once.
+	Latency time.Duration
+}
+
+// New returns the named provider: "anthropic", "openai" or "offline".
+func New(provider string, o Options) (Provider, error) {
+	if o.Latency < 0 {
+		return nil, fmt.Errorf("llm: negative latency %v", o.Latency)
+	}
+	if provider == offlineName {
+		return newOffline(o), nil
+	}
+	var builtin modelTable
+	switch provider {
+	case anthropicName:
+		builtin = anthropicModels
+	case openaiName:
+		builtin = openaiModels
+	default:
+		return nil, fmt.Errorf("llm: unknown provider %q (want %s, %s or %s)",
+			provider, anthropicName, openaiName, offlineName)
+	}
+	models, err := newModelTable(builtin, o.Models, o.Model)
+	if err != nil {
+		return nil, fmt.Errorf("llm: %s: %w", provider, err)
+	}
+	if o.BaseURL != "" {
+		if u, err := url.Parse(o.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("llm: %s: base URL %q: want http(s)://host[/path]", provider, o.BaseURL)
+		}
+	}
+	if o.HTTPClient == nil {
+		o.HTTPClient = http.DefaultClient
+	}
+	if provider == anthropicName {
+		return newAnthropic(o, models)
+	}
+	return newOpenAI(o, models), nil
+}
+
+// Error is a failed completion. Retryable says whether the same request may
+// succeed later: true for HTTP 408, 429 and 5xx, timeouts and broken
+// connections; false for other 4xx (bad request, auth, unknown model),
+// invalid requests caught before sending, and a cancelled context.
+type Error struct {
+	Provider string
+	// Status is the HTTP status; 0 when no response arrived.
+	Status    int
+	Retryable bool
+	// RetryAfter is the wait the provider asked for (Retry-After header),
+	// 0 when it named none.
+	RetryAfter time.Duration
+	Err        error
+}
+
+// Error names the provider; the wrapped error names the status.
+func (e *Error) Error() string { return fmt.Sprintf("llm: %s: %v", e.Provider, e.Err) }
+
+// Unwrap returns the underlying error: the SDK's, or a context error.
+func (e *Error) Unwrap() error { return e.Err }
+
+// IsRetryable reports whether err is an *Error that a retry may cure.
+func IsRetryable(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Retryable
+}
+
+// retryableStatus reports whether an HTTP status is worth a retry. 408 is
+// a server-side timeout; 529 (Anthropic "overloaded") is among the 5xx.
+func retryableStatus(status int) bool {
+	return status == http.StatusRequestTimeout || status == http.StatusTooManyRequests || status >= 500
+}
+
+// statusError wraps an error response. resp may be nil.
+func statusError(provider string, status int, resp *http.Response, err error) *Error {
+	e := &Error{Provider: provider, Status: status, Retryable: retryableStatus(status), Err: err}
+	if resp != nil {
+		e.RetryAfter = retryAfter(resp.Header, time.Now())
+	}
+	return e
+}
+
+// transportError wraps an error that came without an HTTP response.
+func transportError(provider string, err error) *Error {
+	return &Error{Provider: provider, Retryable: retryableTransport(err), Err: err}
+}
+
+// retryableTransport reports whether an error without an HTTP response is
+// transient: a timeout or a connection that failed or broke. A cancelled
+// context is the caller giving up, not a fault.
+func retryableTransport(err error) bool {
+	if errors.Is(err, context.Canceled) {
+		return false
+	}
+	if errors.Is(err, context.DeadlineExceeded) || errors.Is(err, io.ErrUnexpectedEOF) ||
+		errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) ||
+		errors.Is(err, syscall.ECONNREFUSED) || errors.Is(err, syscall.EPIPE) {
+		return true
+	}
+	var opErr *net.OpError
+	if errors.As(err, &opErr) {
+		return true
+	}
+	var netErr net.Error
+	return errors.As(err, &netErr) && netErr.Timeout()
+}
+
+// invalidRequest is the error for a request rejected before sending.
+func invalidRequest(provider, format string, args ...any) *Error {
+	return &Error{Provider: provider, Err: fmt.Errorf("invalid request: "+format, args...)}
+}
+
+// check validates what every provider needs and returns the token bound.
+func check(provider string, req Request) (maxTokens int64, err error) {
+	if len(req.Messages) == 0 {
+		return 0, invalidRequest(provider, "no messages")
+	}
+	for i, m := range req.Messages {
+		if m.Role != RoleUser && m.Role != RoleAssistant {
+			return 0, invalidRequest(provider, "message %d: role %q (want %s or %s)", i, m.Role, RoleUser, RoleAssistant)
+		}
+	}
+	switch {
+	case req.MaxTokens < 0:
+		return 0, invalidRequest(provider, "negative max tokens %d", req.MaxTokens)
+	case req.MaxTokens == 0:
+		return DefaultMaxTokens, nil
+	}
+	return int64(req.MaxTokens), nil
+}
+
+// retryAfter reads a Retry-After header: delay-seconds or an HTTP date
+// (RFC 9110 section 10.2.3), plus the retry-after-ms extension both
+// providers send. 0 when absent or unreadable.
+func retryAfter(h http.Header, now time.Time) time.Duration {
+	if ms, err := strconv.ParseFloat(h.Get("Retry-After-Ms"), 64); err == nil && ms > 0 {
+		return time.Duration(ms * float64(time.Millisecond))
+	}
+	v := strings.TrimSpace(h.Get("Retry-After"))
+	if v == "" {
+		return 0
+	}
+	if s, err := strconv.ParseFloat(v, 64); err == nil {
+		if s <= 0 {
+			return 0
+		}
+		return time.Duration(s * float64(time.Second))
+	}
+	if t, err := http.ParseTime(v); err == nil && t.After(now) {
+		return t.Sub(now)
+	}
+	return 0
+}

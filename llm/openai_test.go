@@ -1,0 +1,226 @@
+package llm_test
+
+import (
+	"net/http"
+	"net/url"
+	"reflect"
+	"testing"
+	"time"
+
+	"github.com/triage-dev/triage/llm"
+)
+
+// openaiReply is a Chat Completions response as the API sends it.
+func openaiReply(model, finishReason, content string) reply {
+	return reply{status: http.StatusOK, body: `{
+		"id": "chatcmpl-B9MBs8CjcvOU2jLn4n570S5qMJKcT",
+		"object": "chat.completion",
+		"created": 1764190000,
+		"model": "` + model + `",
+		"choices": [{
+			"index": 0,
+			"message": {"role": "assistant", "content": ` + content + `, "refusal": null, "annotations": []},
+			"logprobs": null,
+			"finish_reason": "` + finishReason + `"
+		}],
+		"usage": {"prompt_tokens": 57, "completion_tokens": 11, "total_tokens": 68,
+		          "prompt_tokens_details": {"cached_tokens": 0}},
+		"service_tier": "default",
+		"system_fingerprint": "fp_44709d6fcb"
+	}`}
+}
+
+func TestOpenAIComplete(t *testing.T) {
+	tests := []struct {
+		name       string
+		opts       llm.Options
+		basePath   string // BaseURL under the fake server; "" = the public API, redirected
+		req        llm.Request
+		reply      reply
+		wantAuth   string
+		wantBody   map[string]any
+		wantResult llm.Response
+	}{{
+		name:     "compatible server: all fields, model from hint, max_tokens",
+		opts:     llm.Options{APIKey: "sk-test"},
+		basePath: "/v1",
+		req: llm.Request{
+			System: "You are a fraud analyst.",
+			Messages: []llm.Message{
+				{Role: llm.RoleUser, Text: "amount: 7000"},
+				{Role: llm.RoleAssistant, Text: "not JSON"},
+				{Role: llm.RoleUser, Text: "Answer with JSON only."},
+			},
+			Preferences: llm.Preferences{Hints: []string{"claude-3-haiku"}},
+			Temperature: ptr(0.2),
+			MaxTokens:   64,
+			Stop:        []string{"\n\n", "END"},
+			Metadata:    map[string]any{"event_id": "e1"},
+		},
+		reply:    openaiReply("gpt-4o-mini-2024-07-18", "stop", `"{\"outcome\":\"allow\"}"`),
+		wantAuth: "Bearer sk-test",
+		wantBody: map[string]any{
+			"model": "gpt-4o-mini",
+			"messages": []any{
+				map[string]any{"role": "system", "content": "You are a fraud analyst."},
+				map[string]any{"role": "user", "content": "amount: 7000"},
+				map[string]any{"role": "assistant", "content": "not JSON"},
+				map[string]any{"role": "user", "content": "Answer with JSON only."},
+			},
+			"max_tokens":  64.0,
+			"temperature": 0.2,
+			"stop":        []any{"\n\n", "END"},
+		},
+		wantResult: llm.Response{Text: `{"outcome":"allow"}`, Model: "gpt-4o-mini-2024-07-18",
+			StopReason: llm.StopEndTurn, InputTokens: 57, OutputTokens: 11},
+	}, {
+		name:     "Ollama: no key, fixed model, length",
+		opts:     llm.Options{Model: "llama3.2"},
+		basePath: "/v1",
+		req: llm.Request{
+			Messages:    []llm.Message{{Role: llm.RoleUser, Text: "hi"}},
+			Preferences: llm.Preferences{Hints: []string{"sonnet"}},
+		},
+		reply: openaiReply("llama3.2", "length", `"{\"outc"`),
+		wantBody: map[string]any{
+			"model":      "llama3.2",
+			"messages":   []any{map[string]any{"role": "user", "content": "hi"}},
+			"max_tokens": float64(llm.DefaultMaxTokens),
+		},
+		wantResult: llm.Response{Text: `{"outc`, Model: "llama3.2", StopReason: llm.StopMaxTokens,
+			InputTokens: 57, OutputTokens: 11},
+	}, {
+		name: "OpenAI itself: max_completion_tokens, large model by priority",
+		opts: llm.Options{APIKey: "sk-test"},
+		req: llm.Request{
+			Messages:    []llm.Message{{Role: llm.RoleUser, Text: "hi"}},
+			Preferences: llm.Preferences{IntelligencePriority: ptr(0.8)},
+			MaxTokens:   32,
+		},
+		reply:    openaiReply("gpt-4o-2024-08-06", "content_filter", `null`),
+		wantAuth: "Bearer sk-test",
+		wantBody: map[string]any{
+			"model":                 llm.OpenAILarge,
+			"messages":              []any{map[string]any{"role": "user", "content": "hi"}},
+			"max_completion_tokens": 32.0,
+		},
+		wantResult: llm.Response{Model: "gpt-4o-2024-08-06", StopReason: "content_filter",
+			InputTokens: 57, OutputTokens: 11},
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := newFakeAPI(t, tt.reply)
+			o := tt.opts
+			wantPath := "/v1/chat/completions"
+			if tt.basePath != "" {
+				o.BaseURL = srv.URL + tt.basePath
+			} else {
+				o.HTTPClient = redirect(t, srv.URL)
+			}
+			p, err := llm.New("openai", o)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.Name() != "openai" {
+				t.Errorf("Name() = %q", p.Name())
+			}
+			got, err := p.Complete(t.Context(), tt.req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != tt.wantResult {
+				t.Errorf("response = %+v\nwant       %+v", got, tt.wantResult)
+			}
+
+			r := srv.only(t)
+			if r.method != http.MethodPost || r.path != wantPath {
+				t.Errorf("request = %s %s, want POST %s", r.method, r.path, wantPath)
+			}
+			if got := r.header.Get("Authorization"); got != tt.wantAuth {
+				t.Errorf("Authorization = %q, want %q", got, tt.wantAuth)
+			}
+			if !reflect.DeepEqual(r.body, tt.wantBody) {
+				t.Errorf("request body = %#v\nwant           %#v", r.body, tt.wantBody)
+			}
+		})
+	}
+}
+
+// redirect returns a client that sends every request to base instead of
+// its host, so a provider's default endpoint can be tested on loopback.
+func redirect(t *testing.T, base string) *http.Client {
+	t.Helper()
+	to, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &http.Client{Transport: roundTripper(func(r *http.Request) (*http.Response, error) {
+		if r.URL.Host != "api.openai.com" {
+			t.Errorf("request to %s, want api.openai.com", r.URL)
+		}
+		r = r.Clone(r.Context())
+		r.URL.Scheme, r.URL.Host = to.Scheme, to.Host
+		return http.DefaultTransport.RoundTrip(r)
+	})}
+}
+
+type roundTripper func(*http.Request) (*http.Response, error)
+
+func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+func TestOpenAIErrors(t *testing.T) {
+	tests := []struct {
+		status     int
+		header     map[string]string
+		code       string
+		retryable  bool
+		retryAfter time.Duration
+	}{
+		{http.StatusTooManyRequests, map[string]string{"Retry-After-Ms": "1500"}, "rate_limit_exceeded", true, 1500 * time.Millisecond},
+		{http.StatusInternalServerError, nil, "server_error", true, 0},
+		{http.StatusServiceUnavailable, map[string]string{"Retry-After": "2"}, "overloaded", true, 2 * time.Second},
+		{http.StatusBadRequest, nil, "invalid_value", false, 0},
+		{http.StatusUnauthorized, nil, "invalid_api_key", false, 0},
+		{http.StatusNotFound, nil, "model_not_found", false, 0},
+	}
+	for _, tt := range tests {
+		t.Run(http.StatusText(tt.status), func(t *testing.T) {
+			srv := newFakeAPI(t, reply{status: tt.status, header: tt.header, body: `{"error": {"message": "test says no",
+				"type": "invalid_request_error", "param": null, "code": "` + tt.code + `"}}`})
+			p, err := llm.New("openai", llm.Options{BaseURL: srv.URL + "/v1"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = p.Complete(t.Context(), llm.Request{Messages: []llm.Message{{Role: llm.RoleUser, Text: "hi"}}})
+			e := assertStatusError(t, err, "openai", tt.status, tt.retryable)
+			if e.RetryAfter != tt.retryAfter {
+				t.Errorf("RetryAfter = %v, want %v", e.RetryAfter, tt.retryAfter)
+			}
+			srv.only(t)
+		})
+	}
+}
+
+func TestOpenAINoChoices(t *testing.T) {
+	srv := newFakeAPI(t, reply{status: http.StatusOK, body: `{"id": "x", "object": "chat.completion",
+		"created": 1, "model": "m", "choices": []}`})
+	p, err := llm.New("openai", llm.Options{BaseURL: srv.URL})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = p.Complete(t.Context(), llm.Request{Messages: []llm.Message{{Role: llm.RoleUser, Text: "hi"}}})
+	assertStatusError(t, err, "openai", 0, false)
+}
+
+func TestOpenAIUnreachable(t *testing.T) {
+	assertRefused(t, "openai", llm.Options{BaseURL: "/v1"})
+}
+
+func TestOpenAICancel(t *testing.T) {
+	srv, arrived := blockingAPI(t)
+	p, err := llm.New("openai", llm.Options{BaseURL: srv.URL + "/v1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertCancel(t, p, arrived)
+}

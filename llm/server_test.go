@@ -1,0 +1,163 @@
+package llm_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"sync/atomic"
+	"testing"
+
+	"github.com/triage-dev/triage/llm"
+)
+
+// sent is one request as the provider's server received it.
+type sent struct {
+	method, path string
+	header       http.Header
+	body         map[string]any
+}
+
+// reply is what the fake provider answers.
+type reply struct {
+	status int
+	header map[string]string
+	body   string
+}
+
+// fakeAPI is a provider endpoint on loopback: it records every request
+// (the SDK's real wire output) and answers each with r.
+type fakeAPI struct {
+	*httptest.Server
+	reqs  chan sent
+	count atomic.Int32
+}
+
+func newFakeAPI(t *testing.T, r reply) *fakeAPI {
+	t.Helper()
+	f := &fakeAPI{reqs: make(chan sent, 8)}
+	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		f.count.Add(1)
+		raw, err := io.ReadAll(req.Body)
+		s := sent{method: req.Method, path: req.URL.Path, header: req.Header.Clone()}
+		if err == nil {
+			err = json.Unmarshal(raw, &s.body)
+		}
+		if err != nil {
+			t.Errorf("request body: %v (%q)", err, raw)
+		}
+		select {
+		case f.reqs <- s:
+		default:
+			t.Errorf("more requests than expected")
+		}
+		for k, v := range r.header {
+			w.Header().Set(k, v)
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(r.status)
+		_, _ = io.WriteString(w, r.body)
+	}))
+	t.Cleanup(f.Close)
+	return f
+}
+
+// only returns the one request the server received.
+func (f *fakeAPI) only(t *testing.T) sent {
+	t.Helper()
+	if n := f.count.Load(); n != 1 {
+		t.Fatalf("server got %d requests, want 1 (adapters must not retry)", n)
+	}
+	return <-f.reqs
+}
+
+// blockingAPI is a provider endpoint whose handler holds every request until
+// the client goes away; arrived is closed when the first request is in.
+func blockingAPI(t *testing.T) (srv *httptest.Server, arrived <-chan struct{}) {
+	t.Helper()
+	in := make(chan struct{})
+	var once atomic.Bool
+	srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The server watches for the client going away (and cancels
+		// r.Context()) only once the body has been read.
+		_, _ = io.Copy(io.Discard, r.Body)
+		if once.CompareAndSwap(false, true) {
+			close(in)
+		}
+		<-r.Context().Done()
+	}))
+	t.Cleanup(func() {
+		srv.CloseClientConnections() // unblocks a handler whose client hung on
+		srv.Close()
+	})
+	return srv, in
+}
+
+// assertCancel checks that Complete returns promptly with a non-retryable
+// context.Canceled when ctx is cancelled while the server holds the request.
+func assertCancel(t *testing.T, p llm.Provider, arrived <-chan struct{}) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(t.Context())
+	go func() {
+		<-arrived
+		cancel()
+	}()
+	_, err := p.Complete(ctx, llm.Request{Messages: []llm.Message{{Role: llm.RoleUser, Text: "hi"}}})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("err = %v, want context.Canceled", err)
+	}
+	if llm.IsRetryable(err) {
+		t.Errorf("cancelled call reported retryable: %v", err)
+	}
+}
+
+// assertStatusError checks the *Error for a failed call.
+func assertStatusError(t *testing.T, err error, provider string, status int, retryable bool) *llm.Error {
+	t.Helper()
+	var e *llm.Error
+	if !errors.As(err, &e) {
+		t.Fatalf("err = %v (%T), want *llm.Error", err, err)
+	}
+	if e.Provider != provider || e.Status != status || e.Retryable != retryable || llm.IsRetryable(err) != retryable {
+		t.Errorf("error = {Provider:%q Status:%d Retryable:%v}, want {%q %d %v}: %v",
+			e.Provider, e.Status, e.Retryable, provider, status, retryable, err)
+	}
+	return e
+}
+
+// assertRefused checks that a server that is gone is a retryable error
+// without a status. o.BaseURL is the path under the server's address.
+func assertRefused(t *testing.T, provider string, o llm.Options) {
+	t.Helper()
+	gone := httptest.NewServer(http.NotFoundHandler())
+	o.BaseURL = gone.URL + o.BaseURL
+	gone.Close()
+	p, err := llm.New(provider, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = p.Complete(t.Context(), llm.Request{Messages: []llm.Message{{Role: llm.RoleUser, Text: "hi"}}})
+	assertStatusError(t, err, provider, 0, true)
+}
+
+// jsonPath reads a nested value: path elements are map keys or slice indexes.
+func jsonPath(v any, path ...any) any {
+	for _, p := range path {
+		switch k := p.(type) {
+		case string:
+			m, _ := v.(map[string]any)
+			v = m[k]
+		case int:
+			s, _ := v.([]any)
+			if k >= len(s) {
+				return nil
+			}
+			v = s[k]
+		}
+	}
+	return v
+}
+
+func ptr[T any](v T) *T { return &v }
