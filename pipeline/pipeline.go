@@ -166,7 +166,7 @@ func New(cfg Config) (*Pipeline, error) {
 		// A partition resumed after backpressure joins the next fetch only
 		// when the one in flight returns; an idle fetch waits FetchMaxWait
 		// (5 s by default), which would stall the resumed partition.
-		kgo.FetchMaxWait(250*time.Millisecond),
+		kgo.FetchMaxWait(250 * time.Millisecond),
 		kgo.OnPartitionsRevoked(p.onRevoked),
 		kgo.OnPartitionsLost(p.onLost),
 		kgo.AllowAutoTopicCreation(),
@@ -246,4 +246,3 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	}
 	return nil
 }
-
