@@ -2,7 +2,6 @@ package llm_test
 
 import (
 	"net/http"
-	"reflect"
 	"testing"
 	"time"
 
@@ -99,25 +98,12 @@ func TestAnthropicComplete(t *testing.T) {
 			srv := newFakeAPI(t, tt.reply)
 			o := tt.opts
 			o.APIKey, o.BaseURL = "sk-ant-test", srv.URL
-			p, err := llm.New("anthropic", o)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if p.Name() != "anthropic" {
-				t.Errorf("Name() = %q", p.Name())
-			}
-			got, err := p.Complete(t.Context(), tt.req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got != tt.want {
+			if got := complete(t, "anthropic", o, tt.req); got != tt.want {
 				t.Errorf("response = %+v\nwant       %+v", got, tt.want)
 			}
-
-			r := srv.only(t)
-			if r.method != http.MethodPost || r.path != "/v1/messages" {
-				t.Errorf("request = %s %s, want POST /v1/messages", r.method, r.path)
-			}
+			// The body never carries temperature (2026-10-21 rejects it)
+			// nor metadata (triage's, not the API's).
+			r := srv.check(t, "/v1/messages", tt.wantBody)
 			// SDK v2 speaks API version 2026-10-21 and sends the key as a
 			// bearer token (the API takes it as well as x-api-key).
 			for k, want := range map[string]string{
@@ -129,46 +115,24 @@ func TestAnthropicComplete(t *testing.T) {
 					t.Errorf("header %s = %q, want %q", k, got, want)
 				}
 			}
-			// 2026-10-21 rejects temperature, so it must never be sent;
-			// metadata is triage's, not the API's.
-			if !reflect.DeepEqual(r.body, tt.wantBody) {
-				t.Errorf("request body = %#v\nwant           %#v", r.body, tt.wantBody)
-			}
 		})
 	}
 }
 
 func TestAnthropicErrors(t *testing.T) {
-	tests := []struct {
-		status     int
-		header     map[string]string
-		errType    string
-		retryable  bool
-		retryAfter time.Duration
-	}{
+	testStatusErrors(t, "anthropic", []statusCase{
 		{http.StatusTooManyRequests, map[string]string{"Retry-After": "7"}, "rate_limit_error", true, 7 * time.Second},
 		{http.StatusInternalServerError, nil, "api_error", true, 0},
 		{529, nil, "overloaded_error", true, 0},
 		{http.StatusBadRequest, nil, "invalid_request_error", false, 0},
 		{http.StatusUnauthorized, nil, "authentication_error", false, 0},
 		{http.StatusNotFound, nil, "not_found_error", false, 0},
-	}
-	for _, tt := range tests {
-		t.Run(http.StatusText(tt.status), func(t *testing.T) {
-			srv := newFakeAPI(t, reply{status: tt.status, header: tt.header, body: `{"type": "error", "error": {"type": "` +
-				tt.errType + `", "message": "test says no"}, "request_id": "req_011CSHoEeqs5C35K2UUqR7Fy"}`})
-			p, err := llm.New("anthropic", llm.Options{APIKey: "k", BaseURL: srv.URL})
-			if err != nil {
-				t.Fatal(err)
-			}
-			_, err = p.Complete(t.Context(), llm.Request{Messages: []llm.Message{{Role: llm.RoleUser, Text: "hi"}}})
-			e := assertStatusError(t, err, "anthropic", tt.status, tt.retryable)
-			if e.RetryAfter != tt.retryAfter {
-				t.Errorf("RetryAfter = %v, want %v", e.RetryAfter, tt.retryAfter)
-			}
-			srv.only(t)
-		})
-	}
+	}, func(addr string) llm.Options {
+		return llm.Options{APIKey: "k", BaseURL: addr}
+	}, func(kind string) string {
+		return `{"type": "error", "error": {"type": "` + kind + `", "message": "test says no"},
+			"request_id": "req_011CSHoEeqs5C35K2UUqR7Fy"}`
+	})
 }
 
 func TestAnthropicUnreachable(t *testing.T) {

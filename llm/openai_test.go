@@ -3,7 +3,6 @@ package llm_test
 import (
 	"net/http"
 	"net/url"
-	"reflect"
 	"testing"
 	"time"
 
@@ -111,36 +110,17 @@ func TestOpenAIComplete(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			srv := newFakeAPI(t, tt.reply)
 			o := tt.opts
-			wantPath := "/v1/chat/completions"
 			if tt.basePath != "" {
 				o.BaseURL = srv.URL + tt.basePath
 			} else {
 				o.HTTPClient = redirect(t, srv.URL)
 			}
-			p, err := llm.New("openai", o)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if p.Name() != "openai" {
-				t.Errorf("Name() = %q", p.Name())
-			}
-			got, err := p.Complete(t.Context(), tt.req)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if got != tt.wantResult {
+			if got := complete(t, "openai", o, tt.req); got != tt.wantResult {
 				t.Errorf("response = %+v\nwant       %+v", got, tt.wantResult)
 			}
-
-			r := srv.only(t)
-			if r.method != http.MethodPost || r.path != wantPath {
-				t.Errorf("request = %s %s, want POST %s", r.method, r.path, wantPath)
-			}
+			r := srv.check(t, "/v1/chat/completions", tt.wantBody)
 			if got := r.header.Get("Authorization"); got != tt.wantAuth {
 				t.Errorf("Authorization = %q, want %q", got, tt.wantAuth)
-			}
-			if !reflect.DeepEqual(r.body, tt.wantBody) {
-				t.Errorf("request body = %#v\nwant           %#v", r.body, tt.wantBody)
 			}
 		})
 	}
@@ -169,36 +149,18 @@ type roundTripper func(*http.Request) (*http.Response, error)
 func (f roundTripper) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
 
 func TestOpenAIErrors(t *testing.T) {
-	tests := []struct {
-		status     int
-		header     map[string]string
-		code       string
-		retryable  bool
-		retryAfter time.Duration
-	}{
+	testStatusErrors(t, "openai", []statusCase{
 		{http.StatusTooManyRequests, map[string]string{"Retry-After-Ms": "1500"}, "rate_limit_exceeded", true, 1500 * time.Millisecond},
 		{http.StatusInternalServerError, nil, "server_error", true, 0},
 		{http.StatusServiceUnavailable, map[string]string{"Retry-After": "2"}, "overloaded", true, 2 * time.Second},
 		{http.StatusBadRequest, nil, "invalid_value", false, 0},
 		{http.StatusUnauthorized, nil, "invalid_api_key", false, 0},
 		{http.StatusNotFound, nil, "model_not_found", false, 0},
-	}
-	for _, tt := range tests {
-		t.Run(http.StatusText(tt.status), func(t *testing.T) {
-			srv := newFakeAPI(t, reply{status: tt.status, header: tt.header, body: `{"error": {"message": "test says no",
-				"type": "invalid_request_error", "param": null, "code": "` + tt.code + `"}}`})
-			p, err := llm.New("openai", llm.Options{BaseURL: srv.URL + "/v1"})
-			if err != nil {
-				t.Fatal(err)
-			}
-			_, err = p.Complete(t.Context(), llm.Request{Messages: []llm.Message{{Role: llm.RoleUser, Text: "hi"}}})
-			e := assertStatusError(t, err, "openai", tt.status, tt.retryable)
-			if e.RetryAfter != tt.retryAfter {
-				t.Errorf("RetryAfter = %v, want %v", e.RetryAfter, tt.retryAfter)
-			}
-			srv.only(t)
-		})
-	}
+	}, func(addr string) llm.Options {
+		return llm.Options{BaseURL: addr + "/v1"}
+	}, func(kind string) string {
+		return `{"error": {"message": "test says no", "type": "invalid_request_error", "param": null, "code": "` + kind + `"}}`
+	})
 }
 
 func TestOpenAINoChoices(t *testing.T) {

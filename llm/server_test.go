@@ -7,8 +7,10 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/triage-dev/triage/llm"
 )
@@ -71,6 +73,69 @@ func (f *fakeAPI) only(t *testing.T) sent {
 		t.Fatalf("server got %d requests, want 1 (adapters must not retry)", n)
 	}
 	return <-f.reqs
+}
+
+// complete builds the provider, checks its name and sends req.
+func complete(t *testing.T, provider string, o llm.Options, req llm.Request) llm.Response {
+	t.Helper()
+	p, err := llm.New(provider, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p.Name() != provider {
+		t.Errorf("Name() = %q, want %q", p.Name(), provider)
+	}
+	resp, err := p.Complete(t.Context(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
+}
+
+// check returns the one request the server received after checking its
+// method, path and body.
+func (f *fakeAPI) check(t *testing.T, path string, body map[string]any) sent {
+	t.Helper()
+	r := f.only(t)
+	if r.method != http.MethodPost || r.path != path {
+		t.Errorf("request = %s %s, want POST %s", r.method, r.path, path)
+	}
+	if !reflect.DeepEqual(r.body, body) {
+		t.Errorf("request body = %#v\nwant           %#v", r.body, body)
+	}
+	return r
+}
+
+// statusCase is an error response and the *llm.Error it must become.
+type statusCase struct {
+	status     int
+	header     map[string]string
+	kind       string // the provider's error type or code
+	retryable  bool
+	retryAfter time.Duration
+}
+
+// testStatusErrors answers one request per case with the case's status and
+// body(kind), and checks the error. options gives the provider's options for
+// the fake server's address.
+func testStatusErrors(t *testing.T, provider string, cases []statusCase,
+	options func(addr string) llm.Options, body func(kind string) string) {
+	t.Helper()
+	for _, tt := range cases {
+		t.Run(http.StatusText(tt.status), func(t *testing.T) {
+			srv := newFakeAPI(t, reply{status: tt.status, header: tt.header, body: body(tt.kind)})
+			p, err := llm.New(provider, options(srv.URL))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = p.Complete(t.Context(), llm.Request{Messages: []llm.Message{{Role: llm.RoleUser, Text: "hi"}}})
+			e := assertStatusError(t, err, provider, tt.status, tt.retryable)
+			if e.RetryAfter != tt.retryAfter {
+				t.Errorf("RetryAfter = %v, want %v", e.RetryAfter, tt.retryAfter)
+			}
+			srv.only(t)
+		})
+	}
 }
 
 // blockingAPI is a provider endpoint whose handler holds every request until

@@ -2,6 +2,7 @@ package sampling
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -50,7 +51,8 @@ func NewDirect(provider llm.Provider, opts DirectOptions) *Direct {
 }
 
 // Decide implements pipeline.Decider. Each attempt is bounded by the type's
-// sampling timeout.
+// sampling timeout; a timed-out attempt is final (retrying would multiply the
+// item's latency), while fast transient errors (429, 5xx, resets) are retried.
 func (d *Direct) Decide(ctx context.Context, it pipeline.Item) (pipeline.Verdict, error) {
 	pr, err := it.Type.Prompt(it.Event.Fields, it.Rule.RuleID)
 	if err != nil {
@@ -67,11 +69,13 @@ func (d *Direct) Decide(ctx context.Context, it pipeline.Item) (pipeline.Verdict
 		started := time.Now()
 		actx, cancel := context.WithTimeout(ctx, pr.Timeout)
 		resp, err := d.provider.Complete(actx, conv.llmRequest())
+		timedOut := errors.Is(actx.Err(), context.DeadlineExceeded)
 		cancel()
 		if err != nil {
 			status := audit.StatusError
-			if actx.Err() != nil {
+			if timedOut {
 				status = audit.StatusTimeout
+				err = fmt.Errorf("%w (%v)", context.DeadlineExceeded, err)
 			}
 			record(started, status, nil, clip(err.Error(), 500))
 			if ctx.Err() != nil {
