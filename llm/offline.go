@@ -6,9 +6,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"math"
-	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -117,45 +115,6 @@ func userText(msgs []Message) string {
 	return strings.Join(parts, "\n")
 }
 
-// A feature is one transparent signal: its name goes into the reason, its
-// weight into the score.
-type feature struct {
-	name   string
-	weight float64
-	re     *regexp.Regexp
-}
-
-// The patterns match what triage's rules look for (rules/default.yaml) and
-// the personal data those rules leave to the LLM.
-var (
-	piiFeatures = []feature{
-		{"email", 0.7, regexp.MustCompile(`[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}`)},
-		{"iban", 0.7, regexp.MustCompile(`\b[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]{4}){3,7}(?: ?[A-Z0-9]{1,3})?\b`)},
-		// International (+49 30 1234567, 0044 20 7946 0958) or North
-		// American (555-123-4567, (555) 123 4567) numbers.
-		{"phone", 0.6, regexp.MustCompile(`(?:\+|\b00)[1-9][0-9]{0,3}(?:[ ./-]?\(?[0-9]{2,4}\)?){2,5}\b|(?:\(\d{3}\)\s?|\b\d{3}[ .-])\d{3}[ .-]\d{4}\b`)},
-		{"identity document words", 0.35, regexp.MustCompile(`(?i)\b(passport|date of birth|social security|national id|driver'?s licen[cs]e|tax id)\b`)},
-	}
-	riskFeatures = []feature{
-		{"sanctioned", 0.5, regexp.MustCompile(`(?i)\bsanction`)},
-		{"high-risk", 0.3, regexp.MustCompile(`(?i)\bhigh[- ]risk\b`)},
-		{"mismatch", 0.25, regexp.MustCompile(`(?i)\bmismatch|\bdiffer(ent|s) from\b`)},
-		{"chargeback", 0.2, regexp.MustCompile(`(?i)\bcharge-?backs?\b`)},
-		{"velocity", 0.2, regexp.MustCompile(`(?i)\bvelocity\b|\bmany transactions\b`)},
-		{"new account", 0.15, regexp.MustCompile(`(?i)\bnew account\b|\byounger than\b`)},
-	}
-	escalateRe = regexp.MustCompile(
-		`\b(urgent|urgently|asap|outage|down|breach|hacked|legal|lawyer|lawsuit|refund|cancel|critical|data loss|complaint)\b`)
-
-	// "amount: 7000.25", "amount=7000", `"amount": 7000`.
-	amountRe    = regexp.MustCompile(`(?i)\bamount\b["']?\s*[:=]\s*["']?([0-9][0-9,_]*(?:\.[0-9]+)?)`)
-	countryRe   = regexp.MustCompile(`(?i)\bcountry\b["']?\s*[:=]\s*["']?([A-Z]{2})\b`)
-	ipCountryRe = regexp.MustCompile(`(?i)\bip_country\b["']?\s*[:=]\s*["']?([A-Z]{2})\b`)
-)
-
-// escalateWeight is each escalate-like word's weight.
-const escalateWeight = 0.4
-
 // Severity tiers of outcomes and scores.
 const (
 	tierLow = iota
@@ -180,35 +139,11 @@ func score(text string, outcomes []string) verdict {
 	}
 	switch {
 	case slices.Contains(outcomes, "contains_pii"):
-		// A later pattern does not see what an earlier one matched: the
-		// digits of an IBAN are not also a phone number.
-		rest := text
-		for _, f := range piiFeatures {
-			if f.re.MatchString(rest) {
-				add(f.name, f.weight)
-				rest = f.re.ReplaceAllLiteralString(rest, " ")
-			}
-		}
+		piiFeatures(text, add)
 	case transactionLike(outcomes):
-		for _, f := range riskFeatures {
-			if f.re.MatchString(text) {
-				add(f.name, f.weight)
-			}
-		}
-		if a := maxAmount(text); a >= 1000 {
-			add("amount "+strconv.FormatFloat(a, 'f', -1, 64), amountWeight(a))
-		}
-		c, ip := countryRe.FindStringSubmatch(text), ipCountryRe.FindStringSubmatch(text)
-		if c != nil && ip != nil && !strings.EqualFold(c[1], ip[1]) {
-			add("country "+strings.ToUpper(c[1])+" vs ip "+strings.ToUpper(ip[1]), 0.25)
-		}
+		riskFeatures(text, add)
 	default:
-		// Each distinct word counts once.
-		words := escalateRe.FindAllString(strings.ToLower(text), -1)
-		slices.Sort(words)
-		for _, w := range slices.Compact(words) {
-			add(w, escalateWeight)
-		}
+		escalateFeatures(text, add)
 	}
 
 	var s float64
@@ -280,28 +215,6 @@ func transactionLike(outcomes []string) bool {
 		}
 	}
 	return false
-}
-
-// maxAmount is the largest "amount" value in text, 0 when none.
-func maxAmount(text string) float64 {
-	var top float64
-	for _, m := range amountRe.FindAllStringSubmatch(text, -1) {
-		v, err := strconv.ParseFloat(strings.NewReplacer(",", "", "_", "").Replace(m[1]), 64)
-		if err == nil && v > top {
-			top = v
-		}
-	}
-	return top
-}
-
-func amountWeight(a float64) float64 {
-	switch {
-	case a >= 50000:
-		return 0.35
-	case a >= 5000:
-		return 0.2
-	}
-	return 0.1
 }
 
 func containsAny(s string, subs ...string) bool {

@@ -86,7 +86,7 @@ type client struct {
 	stats map[string]int
 }
 
-func newClient(t *testing.T, version string, f answerFunc) (*mcp.Client, *client) {
+func newClient(t testing.TB, version string, f answerFunc) (*mcp.Client, *client) {
 	c := &client{stats: map[string]int{}}
 	mc := mcp.NewClient(&mcp.Implementation{Name: "test-sampler", Version: "v0"}, &mcp.ClientOptions{
 		CreateMessageHandler: func(ctx context.Context, req *mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error) {
@@ -100,7 +100,7 @@ func newClient(t *testing.T, version string, f answerFunc) (*mcp.Client, *client
 }
 
 // connectMemory connects a client to the pool's server in memory.
-func connectMemory(t *testing.T, pool *sampling.Pool, version string, f answerFunc) *client {
+func connectMemory(t testing.TB, pool *sampling.Pool, version string, f answerFunc) *client {
 	t.Helper()
 	mc, c := newClient(t, version, f)
 	ct, st := mcp.NewInMemoryTransports()
@@ -120,7 +120,7 @@ func connectMemory(t *testing.T, pool *sampling.Pool, version string, f answerFu
 }
 
 // connectHTTP connects a client to the pool's Streamable HTTP handler.
-func connectHTTP(t *testing.T, pool *sampling.Pool, token, version string, f answerFunc) *client {
+func connectHTTP(t testing.TB, pool *sampling.Pool, token, version string, f answerFunc) *client {
 	t.Helper()
 	srv := httptest.NewServer(pool.Handler(token))
 	t.Cleanup(srv.Close)
@@ -136,7 +136,7 @@ func connectHTTP(t *testing.T, pool *sampling.Pool, token, version string, f ans
 }
 
 // pull runs n concurrent work-tool loops until ctx ends.
-func (c *client) pull(ctx context.Context, t *testing.T, n int) *sync.WaitGroup {
+func (c *client) pull(ctx context.Context, t testing.TB, n int) *sync.WaitGroup {
 	var wg sync.WaitGroup
 	for range n {
 		wg.Go(func() {

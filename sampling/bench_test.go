@@ -1,0 +1,106 @@
+package sampling_test
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/triage-dev/triage/sampling"
+)
+
+// BenchmarkPool measures decisions/s and per-decision latency through the
+// MCP pool with 64 items in flight: pull and push, over the in-memory
+// transport and Streamable HTTP on loopback, with an instant sampler and
+// with one that takes 100 ms (ideal: 64 / 0.1 s = 640 decisions/s).
+func BenchmarkPool(b *testing.B) {
+	const inFlight = 64
+	for _, bc := range []struct {
+		name    string
+		push    bool
+		http    bool
+		latency time.Duration
+	}{
+		{"pull/memory/instant", false, false, 0},
+		{"pull/http/instant", false, true, 0},
+		{"push/memory/instant", true, false, 0},
+		{"push/http/instant", true, true, 0},
+		{"pull/memory/100ms", false, false, 100 * time.Millisecond},
+		{"pull/http/100ms", false, true, 100 * time.Millisecond},
+		{"push/http/100ms", true, true, 100 * time.Millisecond},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			typ := paymentType(b)
+			pool := sampling.NewPool(sampling.Options{PushInFlight: inFlight, PushGrace: time.Millisecond, Logger: testLogger()})
+			defer pool.Close()
+			answer := outcomeAnswer("allow")
+			if bc.latency > 0 {
+				instant := answer
+				answer = func(ctx context.Context, p *mcp.CreateMessageParams) (*mcp.CreateMessageResult, error) {
+					t := time.NewTimer(bc.latency) // stands in for the model's latency
+					defer t.Stop()
+					select {
+					case <-t.C:
+					case <-ctx.Done():
+						return nil, ctx.Err()
+					}
+					return instant(ctx, p)
+				}
+			}
+			version := ""
+			if bc.push {
+				version = legacy
+			}
+			var c *client
+			if bc.http {
+				c = connectHTTP(b, pool, "", version, answer)
+			} else {
+				c = connectMemory(b, pool, version, answer)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			if !bc.push {
+				c.pull(ctx, b, inFlight)
+			}
+			items := make(chan int)
+			lat := make([]time.Duration, 0, b.N)
+			var mu sync.Mutex
+			var failed atomic.Int64
+			var wg sync.WaitGroup
+			b.ResetTimer()
+			start := time.Now()
+			for range inFlight {
+				wg.Go(func() {
+					for i := range items {
+						t0 := time.Now()
+						if _, err := pool.Decide(ctx, item(b, typ, i)); err != nil {
+							failed.Add(1)
+						}
+						d := time.Since(t0)
+						mu.Lock()
+						lat = append(lat, d)
+						mu.Unlock()
+					}
+				})
+			}
+			for i := range b.N {
+				items <- i
+			}
+			close(items)
+			wg.Wait()
+			elapsed := time.Since(start)
+			b.StopTimer()
+			if n := failed.Load(); n > 0 {
+				b.Fatalf("%d of %d decisions failed", n, b.N)
+			}
+			slices.Sort(lat)
+			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "decisions/s")
+			b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50_ms")
+			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99_ms")
+		})
+	}
+}
