@@ -8,9 +8,9 @@
 // Three providers are built in (see New):
 //
 //   - "anthropic": the Anthropic Messages API through the official
-//     github.com/anthropics/anthropic-sdk-go.
+//     github.com/anthropics/anthropic-sdk-go/v2 (API version 2026-10-21).
 //   - "openai": the OpenAI Chat Completions API through the official
-//     github.com/openai/openai-go, with a base URL option so that any
+//     github.com/openai/openai-go/v3, with a base URL option so that any
 //     OpenAI-compatible server works (Ollama, vLLM, llama.cpp, LiteLLM).
 //   - "offline": a deterministic scorer for demos, tests and benchmarks. It
 //     is NOT a language model and says so: its Response.Model is OfflineModel.
@@ -29,36 +29,48 @@
 // The offline provider answers every request with exactly one JSON object,
 // {"outcome": "...", "reason": "...", "score": 0.73}, computed from the
 // request alone: the same request always gets the same answer. The outcomes
-// come from Request.Metadata["outcomes"] ([]string or []any of strings);
-// without them it answers {"outcome":"","reason":"no decision schema in request"}.
+// come from Request.Metadata["outcomes"] ([]string, or []any of strings as
+// after a JSON round trip); without them it answers
+// {"outcome":"","reason":"no decision schema in request"}.
 //
-// It scores the user messages' text (joined by newlines) with features chosen
-// by the decision schema, adds their weights into a score in [0, 0.99], and
-// when no feature fires uses a stable pseudo-score instead: the FNV-1a hash of
-// the text and the outcomes, scaled into [0, 0.5).
+// It reads the user messages' text (joined by newlines), raw or as triage's
+// prompts render it (masked "[EMAIL]" markers, "Card country: NG", JSON
+// fields), with features chosen by the decision schema:
 //
-//   - Schema with a "contains_pii" outcome: email address (0.6), IBAN (0.6),
-//     phone number (0.45), identity words such as "passport", "date of
-//     birth", "social security" (0.35).
-//   - Transaction-like schema (an outcome named allow, approve, accept,
+//   - Schema with a "contains_pii" outcome: email address or [EMAIL] (0.7),
+//     IBAN or [IBAN] (0.7), card number or [CARD] (0.7), phone number or
+//     [PHONE] (0.6), identity words such as "passport", "date of birth",
+//     "social security" (0.35). A pattern does not see what an earlier one
+//     matched.
+//   - Transaction-like schema (an outcome containing allow, approve, accept,
 //     block, deny, decline or reject): the words "sanctioned" (0.5),
-//     "high-risk"/"high risk" (0.3), "mismatch"/"different from" (0.25),
-//     "chargeback" (0.2), "many transactions"/"velocity" (0.2), "new
-//     account"/"younger than" (0.15); an "amount" of at least 50,000 (0.35),
-//     5,000 (0.2) or 1,000 (0.1); "country" and "ip_country" values that
-//     differ (0.25).
+//     "high-risk" (0.3), "mismatch" or "different from" (0.25), "velocity"
+//     or "many transactions" (0.2); the largest amount at least 50,000 (0.35),
+//     5,000 (0.2) or 1,000 (0.1); card and IP country differ (0.25); amount
+//     at least 3x the 30-day average (0.2); more than 40 transactions in 24
+//     hours (0.2); any chargebacks (0.2); account younger than 30 days
+//     (0.15).
 //   - Any other schema: escalate-like words such as "urgent", "outage",
-//     "breach", "legal", "refund", "cancel" (0.2 each).
+//     "down", "blocked", "losing money", "breach", "refund" (0.4 each
+//     distinct word).
+//
+// Features combine as independent evidence: score = 1 - Π(1 - weight),
+// capped at 0.99. When none fires, the score is a stable pseudo-score from
+// 0.00 to 0.49 taken from the FNV-1a hash of the text and the outcomes.
+// Scores are rounded to two decimals. The answer's "score" is this severity
+// score, rising with the evidence for the most severe outcome: unlike a
+// model's, it is not a confidence in the outcome chosen.
 //
 // The score picks a severity tier: 0.6 and above high, 0.3 and above medium,
-// below that low. Each outcome has a tier by its name: high for names
-// containing block, deny, decline, reject, fraud, escalat or contains_ (and
-// pii not preceded by no_/not_/non_); medium for review, human, manual,
-// hold, flag, check, investigat; low for the rest (allow, no_pii, template
-// ...). When the schema has no outcome of the wanted tier, the nearest tier
-// that has one answers, the more severe on a tie; when a tier has several,
-// the hash picks one. The reason names the features that fired. Token counts
-// are approximate: a quarter of the characters in and out.
+// below that low. Each outcome has a tier by its name: low when it starts
+// with no_, not_ or non_ (no_pii); else high when it contains block, deny,
+// decline, reject, fraud, escalat, contains_ or pii; medium when it contains
+// review, human, manual, hold, flag, check or investigat; low otherwise
+// (allow, template). When the schema has no outcome of the wanted tier, the
+// nearest tier that has one answers, the more severe first on a tie; when a
+// tier has several, the hash picks one. The reason names the features that
+// fired. Token counts are approximate: a quarter of the characters in and
+// out.
 //
 // Nothing here reads the environment: API keys, base URLs and models come in
 // through Options, filled by cmd/.

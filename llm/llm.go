@@ -57,8 +57,12 @@ type Request struct {
 	Messages    []Message
 	Preferences Preferences
 	// Temperature is passed through as is; nil leaves the provider default.
+	// The anthropic provider never sends it: Anthropic API version
+	// 2026-10-21 rejects sampling parameters, so Claude samples at its
+	// default.
 	Temperature *float64
-	// MaxTokens bounds the answer; 0 means DefaultMaxTokens.
+	// MaxTokens bounds the answer (for thinking models, thinking included);
+	// 0 means DefaultMaxTokens.
 	MaxTokens int
 	// Stop sequences end the answer early; at most a few, as the provider
 	// allows (OpenAI: 4).
@@ -66,7 +70,8 @@ type Request struct {
 	// Metadata is the MCP request's metadata, passed through. triage sets
 	// "event_id" (string), "type" (string), "outcomes" ([]string, the
 	// decision schema's outcomes) and "fallback" (string). Providers other
-	// than offline ignore it.
+	// than offline ignore it; offline reads "outcomes" and ignores
+	// Temperature, MaxTokens and Stop.
 	Metadata map[string]any
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -44,6 +45,16 @@ func askOffline(t *testing.T, p llm.Provider, text string, outcomes any) (llm.Re
 	return resp, a
 }
 
+// renderedTransaction is a transaction prompt as rules/default.yaml's
+// template renders it.
+func renderedTransaction(amount, country, ipCountry string, ageDays, chargebacks, txns int, avg string) string {
+	return fmt.Sprintf("Transaction: %s EUR at Acme Shop (MCC 5999), channel ecommerce.\n"+
+		"Card country: %s. IP country: %s. Device: h:9c1e.\n"+
+		"Account age: %d days. Chargebacks in the last 90 days: %d.\n"+
+		"Transactions in the last 24 hours: %d. Average amount over 30 days: %s EUR.\n",
+		amount, country, ipCountry, ageDays, chargebacks, txns, avg)
+}
+
 func TestOfflineOutcomes(t *testing.T) {
 	tests := []struct {
 		name     string
@@ -60,12 +71,26 @@ func TestOfflineOutcomes(t *testing.T) {
 		{"email and phone", "jane@example.org, +44 20 7946 0958", documentOutcomes, "contains_pii", 0.88, "email, phone"},
 		{"identity words only", "Scan of the passport, page 2", documentOutcomes, "review", 0.35, "identity"},
 		{"large, high-risk, geo mismatch", "amount: 72000.5\ncountry: NG\nip_country: GB\nrule: large amount from a high-risk country",
-			transactionOutcomes, "block", 0.66, "high-risk, amount 72000.5, country NG vs ip GB"},
+			transactionOutcomes, "block", 0.66, "high-risk, amount 72000.5, country NG vs IP GB"},
 		{"large, high-risk", `{"amount": 7000, "country": "NG", "ip_country": "NG"} large amount from a high-risk country`,
 			transactionOutcomes, "review", 0.44, "high-risk, amount 7000"},
 		{"sanctioned", "merchant in a sanctioned region", transactionOutcomes, "review", 0.5, "sanctioned"},
 		{"two outcomes: medium goes to the severe side", "amount=6000, high-risk merchant",
 			[]string{"allow", "block"}, "block", 0.44, "amount 6000"},
+		// Prompts as triage renders them (rules/default.yaml, examples/tickets.yaml).
+		{"masked document", "Document: Scan (application/pdf, 2048 bytes, template unknown).\nText:\n<<<\nCall [PHONE] or write to [EMAIL]\n>>>",
+			documentOutcomes, "contains_pii", 0.88, "email, phone"},
+		{"masked card", "Text:\n<<<\nCard [CARD], exp 09/29\n>>>", documentOutcomes, "contains_pii", 0.7, "card number"},
+		{"rendered transaction: large, geo mismatch", renderedTransaction("7200.00", "DE", "GB", 400, 0, 3, "150.00"),
+			transactionOutcomes, "review", 0.52, "amount 7200, country DE vs IP GB, amount over 3x the average"},
+		{"rendered transaction: history signals", renderedTransaction("900.00", "DE", "DE", 12, 4, 55, "1000.00"),
+			transactionOutcomes, "review", 0.46, "55 transactions in 24h, 4 chargebacks, account 12 days old"},
+		{"rendered transaction: huge, mismatch, far above average", renderedTransaction("64000.00", "FR", "RU", 900, 0, 2, "80.00"),
+			transactionOutcomes, "block", 0.61, "amount 64000, country FR vs IP RU, amount over 3x the average"},
+		{"rendered transaction: nothing unusual", renderedTransaction("1200.00", "DE", "DE", 900, 0, 2, "1100.00"),
+			transactionOutcomes, "allow", 0.1, "amount 1200"},
+		{"rendered ticket", "Ticket from customer h:1f (pro tier), priority urgent.\nSubject: Checkout down\nBody:\n<<<\nAll payments fail, we are losing money\n>>>",
+			ticketOutcomes, "escalate", 0.78, "down, losing money, urgent"},
 		{"urgent outage", "URGENT: production outage, checkout is down", ticketOutcomes, "escalate", 0.78, "down, outage, urgent"},
 		{"one escalate word", "Please refund my last order", ticketOutcomes, "human", 0.4, "refund"},
 	}

@@ -1,0 +1,318 @@
+// Package e2e runs triage's binaries as separate processes: the consumer
+// with its MCP endpoint on loopback, and cmd/sampler processes that join,
+// leave and die while events flow.
+package e2e
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/triage-dev/triage/audit"
+	"github.com/triage-dev/triage/internal/embedded"
+	"github.com/triage-dev/triage/internal/kafkatest"
+	"github.com/triage-dev/triage/internal/loadgen"
+	"github.com/triage-dev/triage/pipeline"
+)
+
+const wait = 2 * time.Minute
+
+var (
+	buildOnce sync.Once
+	bins      map[string]string
+	buildErr  error
+)
+
+// binaries builds cmd/consumer and cmd/sampler once per test binary.
+func binaries(t *testing.T) map[string]string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("runs the triage binaries as processes; skipped with -short")
+	}
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "triage-e2e")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		bins = map[string]string{}
+		for _, name := range []string{"consumer", "sampler"} {
+			out, err := exec.Command("go", "build", "-o", filepath.Join(dir, name), "../../cmd/"+name).CombinedOutput()
+			if err != nil {
+				buildErr = &buildError{name, string(out), err}
+				return
+			}
+			bins[name] = filepath.Join(dir, name)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return bins
+}
+
+type buildError struct {
+	name, out string
+	err       error
+}
+
+func (e *buildError) Error() string { return "go build " + e.name + ": " + e.err.Error() + "\n" + e.out }
+
+// proc is a running binary whose output the test can read at any time.
+type proc struct {
+	name string
+	cmd  *exec.Cmd
+	out  *syncBuffer
+	done chan error
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func start(t *testing.T, name, bin string, args ...string) *proc {
+	t.Helper()
+	p := &proc{name: name, cmd: exec.Command(bin, args...), out: &syncBuffer{}, done: make(chan error, 1)}
+	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
+	if err := p.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { p.done <- p.cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = p.cmd.Process.Kill()
+		<-p.done
+		if t.Failed() {
+			t.Logf("--- %s output ---\n%s", p.name, p.out)
+		}
+	})
+	return p
+}
+
+// stop signals the process and waits for it to exit.
+func (p *proc) stop(t *testing.T, sig syscall.Signal) error {
+	t.Helper()
+	if err := p.cmd.Process.Signal(sig); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-p.done:
+		p.done <- err
+		return err
+	case <-time.After(wait):
+		t.Fatalf("%s did not exit within %s", p.name, wait)
+		return nil
+	}
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// poll waits for cond, checking every 50 ms: the processes give the test
+// nothing to block on but their output topics.
+func poll(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(wait)
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited %s for %s", wait, what)
+		}
+		<-tick.C
+	}
+}
+
+// TestSamplersJoinAndLeave: a consumer with no sampler of its own serves
+// /mcp on loopback; cmd/sampler processes join, one leaves with SIGTERM and
+// one is killed while events flow; every event is decided exactly once and
+// the ambiguous ones by the samplers, over Streamable HTTP.
+func TestSamplersJoinAndLeave(t *testing.T) {
+	bin := binaries(t)
+	topics := []string{"events.transactions", "events.documents", "decisions", "audit", "events.dlq"}
+	b, err := embedded.Start(embedded.Config{Partitions: 4, Topics: topics})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	brokers := b.Addrs()
+	addr := freeAddr(t)
+	url := "http://" + addr + "/mcp"
+	consumer := start(t, "consumer", bin["consumer"], "--brokers", strings.Join(brokers, ","), "--group", "e2e",
+		"--sampler", "none", "--mcp-listen", addr, "--mcp-token", "s3cret", "--queue-wait", "60s",
+		"--http-listen", "", "--log-format", "text")
+
+	// Events flow for the whole test: 6,000 at 1,500/s, ~15 % ambiguous.
+	const n = 6000
+	produced := make(chan loadgen.Report, 1)
+	go func() {
+		gen, _ := loadgen.NewGenerator(loadgen.Config{Seed: 11, Ambiguous: map[string]float64{"transaction": 0.12, "document": 0.25}})
+		cl, err := kgo.NewClient(append(loadgen.ProducerClientOpts(), kgo.SeedBrokers(brokers...))...)
+		if err != nil {
+			t.Error(err)
+			produced <- loadgen.Report{}
+			return
+		}
+		defer cl.Close()
+		rep, err := loadgen.Produce(context.Background(), cl, gen, loadgen.ProduceOptions{Events: n, Rate: 1500})
+		if err != nil {
+			t.Error(err)
+		}
+		produced <- rep
+	}()
+
+	// A reader follows the audit topic and counts sampled decisions.
+	var sampledN atomic.Int64
+	follow := kafkatest.Client(t, brokers, kgo.ConsumeTopics("audit"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	fctx, stopFollow := context.WithCancel(context.Background())
+	defer stopFollow()
+	go func() {
+		for fctx.Err() == nil {
+			follow.PollFetches(fctx).EachRecord(func(r *kgo.Record) {
+				var a audit.Record
+				if json.Unmarshal(r.Value, &a) == nil && a.Kind == audit.KindDecision && a.Path == pipeline.PathSampled {
+					sampledN.Add(1)
+				}
+			})
+		}
+	}()
+	sampled := func() int { return int(sampledN.Load()) }
+	samplerArgs := func() []string {
+		return []string{"--server", url, "--token", "s3cret", "--provider", "offline", "--concurrency", "4",
+			"--offline-latency", "20ms", "--log-format", "text", "--wait-ms", "500"}
+	}
+	a := start(t, "sampler-a", bin["sampler"], samplerArgs()...)
+	poll(t, "sampler a to decide", func() bool { return sampled() >= 50 })
+	bproc := start(t, "sampler-b", bin["sampler"], samplerArgs()...)
+	poll(t, "both samplers to decide", func() bool { return sampled() >= 150 })
+	if err := a.stop(t, syscall.SIGTERM); err != nil {
+		t.Fatalf("sampler a after SIGTERM: %v", err)
+	}
+	poll(t, "sampler b alone to decide", func() bool { return sampled() >= 250 })
+	if err := bproc.stop(t, syscall.SIGKILL); err == nil {
+		t.Fatal("sampler b survived SIGKILL")
+	}
+	start(t, "sampler-c", bin["sampler"], samplerArgs()...)
+
+	rep := <-produced
+	if rep.Acked != n {
+		t.Fatalf("produced %d of %d", rep.Acked, n)
+	}
+	adm := kadm.NewClient(kafkatest.Client(t, brokers))
+	poll(t, "every event to be committed", func() bool {
+		c, e, err := kafkatest.CommittedAndEnd(context.Background(), adm, "e2e", "events.transactions", "events.documents")
+		return err == nil && c == e && e == n
+	})
+	if err := consumer.stop(t, syscall.SIGTERM); err != nil {
+		t.Fatalf("consumer after SIGTERM: %v", err)
+	}
+
+	counts := map[string]int{}
+	paths := map[string]int{}
+	for _, r := range kafkatest.ReadTopic(t, brokers, "decisions") {
+		var d pipeline.Decision
+		if err := json.Unmarshal(r.Value, &d); err != nil {
+			t.Fatal(err)
+		}
+		counts[d.EventID]++
+		paths[d.Path]++
+		if d.Path == pipeline.PathFallback {
+			t.Errorf("event %s fell back (%s): a sampler was always there", d.EventID, d.Reason)
+		}
+	}
+	if len(counts) != n {
+		t.Fatalf("%d events decided, want %d", len(counts), n)
+	}
+	for id, c := range counts {
+		if c != 1 {
+			t.Errorf("event %s decided %d times", id, c)
+		}
+	}
+	samplers := map[string]int{}
+	for _, r := range kafkatest.ReadTopic(t, brokers, "audit") {
+		var a audit.Record
+		if json.Unmarshal(r.Value, &a) == nil && a.Kind == audit.KindSampling {
+			samplers[a.Mode+" "+string(a.Status)]++
+		}
+	}
+	t.Logf("decisions by path: %v; sampling attempts: %v", paths, samplers)
+	if samplers["pull ok"] == 0 {
+		t.Fatal("no successful pull attempt in the audit trail")
+	}
+}
+
+// TestREADMERemoteSamplers is the README's two-terminal run: the embedded
+// demo with no sampler of its own, and samplers in other processes over
+// Streamable HTTP: one on 2026-07-28 (client-side multi round-trip), one on
+// 2025-11-25 pulling through the server-side middleware, and one legacy
+// host that only answers pushed requests.
+func TestREADMERemoteSamplers(t *testing.T) {
+	bin := binaries(t)
+	addr := freeAddr(t)
+	summary := filepath.Join(t.TempDir(), "summary.json")
+	consumer := start(t, "consumer", bin["consumer"], "--embedded", "--embedded-port", "0", "--demo", "3000",
+		"--sampler", "none", "--mcp-listen", addr, "--queue-wait", "30s", "--summary-json", summary,
+		"--http-listen", "", "--log-format", "text")
+	url := "http://" + addr + "/mcp"
+	for _, extra := range [][]string{nil, {"--protocol-version", "2025-11-25"}, {"--push-only"}} {
+		start(t, "sampler "+strings.Join(extra, " "), bin["sampler"], append([]string{"--server", url, "--provider", "offline", "--log-format", "text"}, extra...)...)
+	}
+	select {
+	case err := <-consumer.done:
+		consumer.done <- err
+		if err != nil {
+			t.Fatalf("demo exited with %v", err)
+		}
+	case <-time.After(wait):
+		t.Fatalf("demo did not finish within %s", wait)
+	}
+	data, err := os.ReadFile(summary)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s struct {
+		EventsIn  int            `json:"events_in"`
+		Decisions int            `json:"decisions"`
+		DLQ       int            `json:"dlq"`
+		ByPath    map[string]int `json:"by_path"`
+	}
+	if err := json.Unmarshal(data, &s); err != nil {
+		t.Fatal(err)
+	}
+	if s.EventsIn != s.Decisions+s.DLQ || s.ByPath["sampled"] == 0 || s.ByPath["fallback"] != 0 {
+		t.Fatalf("summary: %s", data)
+	}
+	t.Logf("sampled %d of %d decisions through remote samplers", s.ByPath["sampled"], s.Decisions)
+}
