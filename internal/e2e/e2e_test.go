@@ -69,7 +69,9 @@ type buildError struct {
 	err       error
 }
 
-func (e *buildError) Error() string { return "go build " + e.name + ": " + e.err.Error() + "\n" + e.out }
+func (e *buildError) Error() string {
+	return "go build " + e.name + ": " + e.err.Error() + "\n" + e.out
+}
 
 // proc is a running binary whose output the test can read at any time.
 type proc struct {
