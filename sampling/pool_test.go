@@ -261,3 +261,21 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 		<-tick.C
 	}
 }
+
+// TestPushTimeoutCancelsClient: a pushed request that outlives the type's
+// timeout is cancelled on the client too (notifications/cancelled), and the
+// item ends in the timeout fallback after its one re-queue.
+func TestPushTimeoutCancelsClient(t *testing.T) {
+	pool := newPool(t, sampling.Options{PushGrace: 10 * time.Millisecond})
+	var cancelled atomic.Int32
+	connectMemory(t, pool, legacy, func(ctx context.Context, _ *mcp.CreateMessageParams) (*mcp.CreateMessageResult, error) {
+		<-ctx.Done()
+		cancelled.Add(1)
+		return nil, ctx.Err()
+	})
+	v, err := pool.Decide(context.Background(), item(t, paymentType(t), 1))
+	if pipeline.FallbackReason(err) != "timeout" || len(v.Attempts) != 2 || v.Attempts[1].Mode != sampling.ModePush {
+		t.Fatalf("got %+v, %v (reason %q)", v, err, pipeline.FallbackReason(err))
+	}
+	waitUntil(t, "both pushed requests to be cancelled on the client", func() bool { return cancelled.Load() == 2 })
+}
