@@ -59,16 +59,26 @@ type Record struct {
 	RequestSummary  string `json:"request_summary,omitempty"`
 	ResponseSummary string `json:"response_summary,omitempty"`
 
-	LatencyMS float64   `json:"latency_ms"`
-	At        time.Time `json:"at"`
+	LatencyMS float64 `json:"latency_ms"`
+	// At has millisecond precision, which is what storage keeps exactly, so
+	// that the hash can be recomputed from a stored row.
+	At time.Time `json:"at"`
 
 	Topic     string `json:"topic"`
 	Partition int32  `json:"partition"`
 	Offset    int64  `json:"offset"`
 	Consumer  string `json:"consumer"`
 
-	PrevHash string `json:"prev_hash,omitempty"`
-	Hash     string `json:"hash,omitempty"`
+	// Chain names the hash chain the record belongs to: its source
+	// partition ("topic/partition"), which is also the record's Kafka key so
+	// that a chain stays in order in one audit partition. Segment names one
+	// member's uninterrupted ownership of that partition; Seq is the position
+	// in the segment, from 0.
+	Chain    string `json:"chain"`
+	Segment  string `json:"segment"`
+	Seq      int64  `json:"seq"`
+	PrevHash string `json:"prev_hash"`
+	Hash     string `json:"hash"`
 }
 
 // ID derives a stable audit_id, formatted as a UUID, from the event and the

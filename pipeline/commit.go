@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -69,6 +70,7 @@ func (p *Pipeline) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[str
 		p.log.Warn("revoke: commit", "err", err)
 	}
 	p.offsets.Drop(tps)
+	p.chains.Reset(chainNames(tps))
 	if len(tps) > 0 {
 		p.log.Info("partitions revoked", "partitions", revoked)
 	}
@@ -81,6 +83,7 @@ func (p *Pipeline) onLost(_ context.Context, _ *kgo.Client, lost map[string][]in
 	p.stalled.drop(flatten(lost))
 	p.cl.ResumeFetchPartitions(lost)
 	p.offsets.Drop(flatten(lost))
+	p.chains.Reset(chainNames(flatten(lost)))
 	p.log.Warn("partitions lost", "partitions", lost)
 }
 
@@ -92,6 +95,14 @@ func flatten(m map[string][]int32) []TopicPartition {
 		}
 	}
 	return tps
+}
+
+func chainNames(tps []TopicPartition) []string {
+	names := make([]string, len(tps))
+	for i, tp := range tps {
+		names[i] = tp.Topic + "/" + strconv.Itoa(int(tp.Partition))
+	}
+	return names
 }
 
 // fail records the first fatal error and stops the pipeline.

@@ -94,56 +94,53 @@ func (p *Pipeline) emitDecision(ev Event, d Decision, attempts []audit.Record, t
 	d.DecidedAt = now.UTC()
 	d.LatencyMS = millis(now.Sub(ev.Produced))
 
-	recs := make([]*kgo.Record, 0, 2+len(attempts))
 	value, err := json.Marshal(d)
 	if err != nil {
 		t.Abandon()
 		p.fail(fmt.Errorf("pipeline: encode decision %s: %w", ev.ID, err))
 		return
 	}
-	recs = append(recs, &kgo.Record{Topic: p.cfg.DecisionsTopic, Key: []byte(ev.Key), Value: value})
 	user, _ := ev.Fields["user_id"].(string)
-	for i, a := range attempts {
+	trail := make([]*audit.Record, 0, len(attempts)+1)
+	for i := range attempts {
+		a := attempts[i]
 		a.AuditID = audit.ID(ev.ID, a.Kind, i)
 		p.fillAudit(&a, ev, user)
-		if rec, err := p.auditRecord(a); err == nil {
-			recs = append(recs, rec)
-		} else {
-			t.Abandon()
-			p.fail(err)
-			return
-		}
+		trail = append(trail, &a)
 	}
-	status := audit.StatusOK
-	a := audit.Record{
+	dec := &audit.Record{
 		AuditID: audit.ID(ev.ID, audit.KindDecision, 0), Kind: audit.KindDecision,
-		Path: d.Path, RuleID: d.RuleID, Outcome: d.Outcome, Reason: d.Reason, Status: status,
+		Path: d.Path, RuleID: d.RuleID, Outcome: d.Outcome, Reason: d.Reason, Status: audit.StatusOK,
 		ModelAnswered: d.Model, LatencyMS: d.LatencyMS, At: d.DecidedAt,
 	}
-	p.fillAudit(&a, ev, user)
-	rec, err := p.auditRecord(a)
-	if err != nil {
-		t.Abandon()
-		p.fail(err)
-		return
-	}
-	recs = append(recs, rec)
-	p.produce(recs, t, func(latency time.Duration) Result {
-		return Result{Topic: ev.Topic, Partition: ev.Partition, Offset: ev.Offset, Decision: &d, AuditRecords: len(recs) - 1, SamplingAttempts: len(attempts), Latency: latency}
-	}, ev.Produced)
+	p.fillAudit(dec, ev, user)
+	trail = append(trail, dec)
+
+	// The audit records join their source partition's hash chain and are
+	// produced in chain order, keyed by the chain, so that a chain sits in
+	// order in one audit partition.
+	chain := ev.Topic + "/" + strconv.Itoa(int(ev.Partition))
+	p.chains.Link(chain, trail, func() {
+		recs := make([]*kgo.Record, 0, 1+len(trail))
+		recs = append(recs, &kgo.Record{Topic: p.cfg.DecisionsTopic, Key: []byte(ev.Key), Value: value})
+		for _, a := range trail {
+			v, err := json.Marshal(a)
+			if err != nil {
+				t.Abandon()
+				p.fail(fmt.Errorf("pipeline: encode audit record for %s: %w", ev.ID, err))
+				return
+			}
+			recs = append(recs, &kgo.Record{Topic: p.cfg.AuditTopic, Key: []byte(chain), Value: v})
+		}
+		p.produce(recs, t, func(latency time.Duration) Result {
+			return Result{Topic: ev.Topic, Partition: ev.Partition, Offset: ev.Offset, Decision: &d, AuditRecords: len(trail), SamplingAttempts: len(attempts), Latency: latency}
+		}, ev.Produced)
+	})
 }
 
 func (p *Pipeline) fillAudit(a *audit.Record, ev Event, user string) {
 	a.EventID, a.Type, a.TenantID, a.Key, a.UserID = ev.ID, ev.Type, ev.TenantID, ev.Key, user
 	a.Topic, a.Partition, a.Offset, a.Consumer = ev.Topic, ev.Partition, ev.Offset, p.cfg.Instance
-}
-
-func (p *Pipeline) auditRecord(a audit.Record) (*kgo.Record, error) {
-	value, err := json.Marshal(a)
-	if err != nil {
-		return nil, fmt.Errorf("pipeline: encode audit record for %s: %w", a.EventID, err)
-	}
-	return &kgo.Record{Topic: p.cfg.AuditTopic, Key: []byte(a.EventID), Value: value}, nil
 }
 
 // emitDLQ dead-letters a record that is not a valid event.

@@ -12,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/triage-dev/triage/audit"
 	"github.com/triage-dev/triage/rules"
 )
 
@@ -114,6 +115,7 @@ type Pipeline struct {
 	log     *slog.Logger
 	cl      *kgo.Client
 	offsets *Offsets
+	chains  *audit.Chains
 	queue   chan work
 	space   chan struct{} // a worker took an item off the queue
 	stalled stalledParts  // partitions paused because the queue was full
@@ -147,6 +149,7 @@ func New(cfg Config) (*Pipeline, error) {
 		cfg:     cfg,
 		log:     cfg.Logger,
 		offsets: NewOffsets(),
+		chains:  audit.NewChains(),
 		queue:   make(chan work, cfg.QueueSize),
 		space:   make(chan struct{}, 1),
 		stalled: stalledParts{parts: map[TopicPartition]*stall{}},

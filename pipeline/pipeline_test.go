@@ -93,15 +93,24 @@ func TestEndToEnd(t *testing.T) {
 		t.Errorf("%d audit records for %d decisions", len(auditRecs), len(decisions))
 	}
 	ids := map[string]bool{}
+	segments := map[string][]audit.Record{}
 	for _, r := range auditRecs {
 		var a audit.Record
 		if err := json.Unmarshal(r.Value, &a); err != nil {
 			t.Fatal(err)
 		}
-		if a.Kind != audit.KindDecision || a.Consumer == "" || a.Topic == "" || ids[a.AuditID] {
+		if a.Kind != audit.KindDecision || a.Consumer == "" || a.Topic == "" || ids[a.AuditID] || string(r.Key) != a.Chain {
 			t.Errorf("bad audit record %+v", a)
 		}
 		ids[a.AuditID] = true
+		segments[a.Chain+" "+a.Segment] = append(segments[a.Chain+" "+a.Segment], a)
+	}
+	// Each chain is in one audit partition, in order: read in topic order,
+	// every segment verifies as it is.
+	for name, rows := range segments {
+		if breaks := audit.Verify(rows); len(breaks) > 0 {
+			t.Errorf("chain %s: %+v", name, breaks)
+		}
 	}
 
 	dlq := readTopic(t, brokers, "events.dlq")

@@ -1,0 +1,153 @@
+// Package chtest gives tests a real ClickHouse server.
+//
+// The server is Debian's clickhouse-server run by scripts/clickhouse, which
+// installs the package when it is missing and answers exit code 3 when no
+// server can be had on the machine. Tests then skip with the script's
+// reason, except under CI (environment variable CI set), where they fail:
+// CI must never pass by skipping the tests that need ClickHouse.
+//
+// Server returns the DSN of a server shared by every test and every test
+// binary of the run (scripts/clickhouse start is idempotent and serialised by
+// a lock), or of the server named by TRIAGE_CLICKHOUSE_DSN. Tests isolate
+// themselves with FreshDatabase. A test that stops and restarts ClickHouse
+// must use a Dedicated instance: stopping the shared one would break the test
+// binaries that run beside it.
+//
+// The driver is github.com/ClickHouse/clickhouse-go/v2 pinned at v2.26.0:
+// v2.27.0 and newer fail every batch insert against Debian's 18.16 server
+// ("expected 0 arguments"), and their HTTP protocol option fails too;
+// v2.26.0 also works against modern servers. Do not upgrade it without
+// running these tests against 18.16.
+package chtest
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// EnvDSN names the environment variable that points Server at an existing
+// server instead of starting one, e.g. clickhouse://127.0.0.1:9000/default.
+const EnvDSN = "TRIAGE_CLICKHOUSE_DSN"
+
+// exitUnavailable is scripts/clickhouse's exit code for "no server can be
+// had on this machine".
+const exitUnavailable = 3
+
+// scriptTimeout bounds one run of scripts/clickhouse; a start may include
+// installing the packages with apt-get.
+const scriptTimeout = 5 * time.Minute
+
+// unavailableError is a script run that ended with exitUnavailable.
+type unavailableError struct{ reason string }
+
+func (e *unavailableError) Error() string { return "ClickHouse unavailable: " + e.reason }
+
+var shared struct {
+	once sync.Once
+	dsn  string
+	log  string
+	err  error
+}
+
+// Server returns the DSN of the shared ClickHouse server, starting it with
+// scripts/clickhouse (default work directory and ports) the first time a test
+// binary asks. If TRIAGE_CLICKHOUSE_DSN is set, Server returns it and starts
+// nothing. Where no server can be had, the test is skipped, or fails under CI.
+func Server(t testing.TB) string {
+	t.Helper()
+	if dsn := os.Getenv(EnvDSN); dsn != "" {
+		return dsn
+	}
+	shared.once.Do(func() {
+		shared.dsn, shared.log, shared.err = runScript(nil, "start")
+	})
+	if shared.log != "" {
+		t.Logf("scripts/clickhouse start: %s", shared.log)
+	}
+	need(t, shared.err)
+	return shared.dsn
+}
+
+// need ends the test when err is not nil: a skip (a failure under CI) when
+// the server is unavailable, a failure otherwise.
+func need(t testing.TB, err error) {
+	t.Helper()
+	if err == nil {
+		return
+	}
+	var ue *unavailableError
+	if !errors.As(err, &ue) {
+		t.Fatalf("chtest: %v", err)
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatalf("chtest: %v (CI is set: tests that need ClickHouse must run, not skip)", err)
+	}
+	t.Skipf("chtest: %v", err)
+}
+
+// runScript runs scripts/clickhouse with args, the process environment plus
+// env, and returns its stdout (the DSN for start) and its stderr (progress
+// and reasons), both trimmed.
+func runScript(env []string, args ...string) (stdout, stderr string, err error) {
+	script, err := scriptPath()
+	if err != nil {
+		return "", "", err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), scriptTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", append([]string{script}, args...)...)
+	cmd.Env = append(os.Environ(), env...)
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	// The script hands the server its own stdio, so its pipes close when it
+	// exits; WaitDelay guards against a regression holding them open.
+	cmd.WaitDelay = 5 * time.Second
+	err = cmd.Run()
+	stdout, stderr = strings.TrimSpace(out.String()), strings.TrimSpace(errOut.String())
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+		return stdout, stderr, nil
+	case errors.As(err, &exit) && exit.ExitCode() == exitUnavailable:
+		return stdout, stderr, &unavailableError{reason: lastLine(stderr)}
+	default:
+		return stdout, stderr, fmt.Errorf("scripts/clickhouse %s: %w\n%s", strings.Join(args, " "), err, stderr)
+	}
+}
+
+func lastLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		s = s[i+1:]
+	}
+	return strings.TrimPrefix(s, "clickhouse: unavailable: ")
+}
+
+// scriptPath finds scripts/clickhouse in the module root: the nearest
+// directory above the working directory (a test's package directory) that
+// holds go.mod.
+func scriptPath() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", fmt.Errorf("chtest: %w", err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return filepath.Join(dir, "scripts", "clickhouse"), nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("chtest: no go.mod above the working directory")
+		}
+		dir = parent
+	}
+}
