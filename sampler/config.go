@@ -1,0 +1,192 @@
+package sampler
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/triage-dev/triage/llm"
+)
+
+// ToolName is the consumer's work tool that samplers pull from.
+const ToolName = "triage_next"
+
+// LegacyProtocolVersion is the newest MCP version with server-initiated
+// requests, which push needs; 2026-07-28 forbids them.
+const LegacyProtocolVersion = "2025-11-25"
+
+// Defaults for the zero values of Config.
+const (
+	DefaultConcurrency    = 4
+	DefaultAnswerAttempts = 3
+	DefaultBackoffMin     = 200 * time.Millisecond
+	DefaultBackoffMax     = 10 * time.Second
+	DefaultConnectTimeout = 30 * time.Second
+	DefaultName           = "triage-sampler"
+	// DefaultAnswerBudget is added to the long-poll wait to bound a call
+	// when Config.CallTimeout is zero: the time one item may take to be
+	// answered, including provider retries.
+	DefaultAnswerBudget = 2 * time.Minute
+	// serverDefaultWait is triage_next's wait when wait_ms is omitted.
+	serverDefaultWait = 20 * time.Second
+	// maxWaitMS is the most triage_next accepts.
+	maxWaitMS = 30000
+)
+
+// Config configures a [Sampler]. The zero value of every field but Servers
+// and Provider means its documented default.
+type Config struct {
+	// Servers are the consumers' MCP endpoints, for example
+	// "https://triage.internal:8080/mcp". At least one is required; each gets
+	// its own session, supervisor and pull loops.
+	Servers []string
+
+	// Token, if set, is sent as "Authorization: Bearer <Token>" on every HTTP
+	// request to every server. It is not used with a custom Transport.
+	Token string
+
+	// Provider answers the sampling requests. Required.
+	Provider llm.Provider
+
+	// Concurrency is the number of triage_next calls in flight per server,
+	// that is how many items this sampler answers at once per server.
+	// Default 4. Set it to what the provider can take: each call that gets
+	// an item holds a provider request for as long as the model takes.
+	Concurrency int
+
+	// WaitMS is the long-poll wait asked of the server per call, in
+	// milliseconds (1..30000). Zero omits it and the server's default
+	// (20000) applies. Short waits cost more round trips while idle.
+	WaitMS int
+
+	// CallTimeout bounds one triage_next call, long-poll and answer
+	// included; a call that times out is counted as an error and retried
+	// after a back-off. Default: the wait plus DefaultAnswerBudget. Too short
+	// a timeout abandons items mid-answer (their leases expire server-side).
+	CallTimeout time.Duration
+
+	// ConnectTimeout bounds one connection attempt (the MCP handshake); an
+	// attempt that times out is retried after a back-off. Default 30s.
+	// Against a server that also leaves notifications unanswered an attempt
+	// can take up to 5s more: go-sdk delivers the cancellation notice of
+	// the timed-out handshake before it closes the connection.
+	ConnectTimeout time.Duration
+
+	// AnswerAttempts is how many times one sampling request is tried against
+	// the provider when it fails with a retryable error (llm.IsRetryable:
+	// 429, 5xx, timeouts), with back-off between attempts. Default 3; 1
+	// disables retries.
+	AnswerAttempts int
+
+	// ProtocolVersion is the MCP protocol version the client asks for. Empty
+	// means go-sdk's latest (2026-07-28, stateless; the client falls back to
+	// 2025-11-25 against a server that does not speak it), or
+	// LegacyProtocolVersion when PushOnly is set. Use "2025-11-25" to pull
+	// through the server-side middleware (server-initiated createMessage).
+	ProtocolVersion string
+
+	// PushOnly turns pulling off: the sampler stays connected and answers
+	// only the sampling requests a server sends on its own, as a legacy MCP
+	// host would. Push needs a stateful server session on 2025-11-25 or
+	// older. For testing push; a deployment pulls.
+	PushOnly bool
+
+	// BackoffMin and BackoffMax bound the exponential back-off, with jitter,
+	// used between connection attempts, after a failed call and between
+	// answer attempts. Defaults 200ms and 10s.
+	BackoffMin, BackoffMax time.Duration
+
+	// Name is the client name announced to servers. Default "triage-sampler".
+	Name string
+
+	// Logger receives the sampler's logs. Nil means no logging.
+	Logger *slog.Logger
+
+	// HTTPClient is the client for Streamable HTTP; its Transport (nil:
+	// http.DefaultTransport) is wrapped to add the bearer token. Default: a
+	// client without a timeout, since calls long-poll (see CallTimeout).
+	HTTPClient *http.Client
+
+	// Transport, if set, replaces the Streamable HTTP transport: it is
+	// called for every connection attempt with the server string from
+	// Servers, which it may interpret freely (for example to connect
+	// mcp.NewInMemoryTransports or an mcp.CommandTransport).
+	Transport func(server string) (mcp.Transport, error)
+}
+
+// withDefaults validates c and returns it with defaults filled in.
+func (c Config) withDefaults() (Config, error) {
+	var errs []error
+	if len(c.Servers) == 0 {
+		errs = append(errs, errors.New("no servers"))
+	}
+	if c.Transport == nil {
+		for _, s := range c.Servers {
+			if u, err := url.Parse(s); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				errs = append(errs, fmt.Errorf("server %q is not an http(s) URL", s))
+			}
+		}
+	}
+	if c.Provider == nil {
+		errs = append(errs, errors.New("no provider"))
+	}
+	if c.Concurrency < 0 {
+		errs = append(errs, fmt.Errorf("concurrency %d is negative", c.Concurrency))
+	}
+	if c.WaitMS < 0 || c.WaitMS > maxWaitMS {
+		errs = append(errs, fmt.Errorf("wait_ms %d is outside 0..%d", c.WaitMS, maxWaitMS))
+	}
+	if c.CallTimeout < 0 || c.ConnectTimeout < 0 || c.AnswerAttempts < 0 || c.BackoffMin < 0 || c.BackoffMax < 0 {
+		errs = append(errs, errors.New("negative timeout, attempts or back-off"))
+	}
+	if c.BackoffMin > 0 && c.BackoffMax > 0 && c.BackoffMin > c.BackoffMax {
+		errs = append(errs, fmt.Errorf("back-off min %v exceeds max %v", c.BackoffMin, c.BackoffMax))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return c, fmt.Errorf("sampler: config: %w", err)
+	}
+
+	if c.Concurrency == 0 {
+		c.Concurrency = DefaultConcurrency
+	}
+	if c.CallTimeout == 0 {
+		wait := serverDefaultWait
+		if c.WaitMS > 0 {
+			wait = time.Duration(c.WaitMS) * time.Millisecond
+		}
+		c.CallTimeout = wait + DefaultAnswerBudget
+	}
+	if c.ConnectTimeout == 0 {
+		c.ConnectTimeout = DefaultConnectTimeout
+	}
+	if c.AnswerAttempts == 0 {
+		c.AnswerAttempts = DefaultAnswerAttempts
+	}
+	if c.ProtocolVersion == "" && c.PushOnly {
+		c.ProtocolVersion = LegacyProtocolVersion
+	}
+	if c.BackoffMin == 0 {
+		c.BackoffMin = DefaultBackoffMin
+		if c.BackoffMax > 0 {
+			c.BackoffMin = min(c.BackoffMin, c.BackoffMax)
+		}
+	}
+	if c.BackoffMax == 0 {
+		c.BackoffMax = max(DefaultBackoffMax, c.BackoffMin)
+	}
+	if c.Name == "" {
+		c.Name = DefaultName
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.HTTPClient == nil {
+		c.HTTPClient = &http.Client{}
+	}
+	return c, nil
+}

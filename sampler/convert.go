@@ -1,0 +1,232 @@
+package sampler
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/triage-dev/triage/llm"
+)
+
+// UsageMetaKey is the _meta key under which a sampler reports token usage in
+// a CreateMessageResult: {"inputTokens": n, "outputTokens": m}.
+const UsageMetaKey = "dev.triage/usage"
+
+// ErrUnsupported is wrapped by conversion errors for requests a sampler
+// cannot answer (non-text content, unknown roles, malformed preferences).
+// Retrying such a request cannot help.
+var ErrUnsupported = errors.New("unsupported sampling request")
+
+// Handler returns a sampling handler for mcp.ClientOptions.CreateMessageHandler
+// that answers each request with p: it converts the request with
+// [RequestFromMCP], calls p.Complete, and converts the response with
+// [ResultToMCP]. Errors are wrapped with context; the go-sdk sends them to
+// the server as the request's JSON-RPC error. log may be nil (no logging).
+//
+// Handler does not retry; [Sampler] wraps it with a bounded retry of
+// retryable provider errors.
+func Handler(p llm.Provider, log *slog.Logger) func(context.Context, *mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return func(ctx context.Context, req *mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error) {
+		if req == nil || req.Params == nil {
+			return nil, fmt.Errorf("sampler: %w: no params", ErrUnsupported)
+		}
+		lreq, err := RequestFromMCP(req.Params)
+		if err != nil {
+			return nil, err
+		}
+		start := time.Now()
+		resp, err := p.Complete(ctx, lreq)
+		if err != nil {
+			log.Warn("sampler: provider failed", "provider", p.Name(), "event_id", lreq.Metadata["event_id"],
+				"retryable", llm.IsRetryable(err), "err", err)
+			return nil, fmt.Errorf("sampler: %s: %w", p.Name(), err)
+		}
+		log.Debug("sampler: answered", "provider", p.Name(), "model", resp.Model, "event_id", lreq.Metadata["event_id"],
+			"stop_reason", resp.StopReason, "input_tokens", resp.InputTokens, "output_tokens", resp.OutputTokens,
+			"latency", time.Since(start))
+		return ResultToMCP(resp), nil
+	}
+}
+
+// RequestFromMCP converts MCP sampling parameters into a provider-neutral
+// request. Only text content is supported; any other content type, a role
+// other than "user" or "assistant", priorities outside 0..1, a negative
+// temperature or maxTokens, or metadata that is not a JSON object is an
+// error wrapping [ErrUnsupported].
+//
+// Zero temperature and zero priorities map to "unset" (nil): the go-sdk
+// omits them from the wire when zero, so they cannot be told apart.
+func RequestFromMCP(p *mcp.CreateMessageParams) (llm.Request, error) {
+	if p == nil {
+		return llm.Request{}, fmt.Errorf("sampler: %w: no params", ErrUnsupported)
+	}
+	req := llm.Request{
+		System: p.SystemPrompt,
+		Stop:   p.StopSequences,
+	}
+	for i, m := range p.Messages {
+		if m == nil {
+			return llm.Request{}, fmt.Errorf("sampler: %w: message %d is null", ErrUnsupported, i)
+		}
+		if m.Role != llm.RoleUser && m.Role != llm.RoleAssistant {
+			return llm.Request{}, fmt.Errorf("sampler: %w: message %d has role %q (want user or assistant)", ErrUnsupported, i, m.Role)
+		}
+		text, ok := m.Content.(*mcp.TextContent)
+		if !ok || text == nil {
+			return llm.Request{}, fmt.Errorf("sampler: %w: message %d has %s content (only text is supported)", ErrUnsupported, i, contentKind(m.Content))
+		}
+		req.Messages = append(req.Messages, llm.Message{Role: string(m.Role), Text: text.Text})
+	}
+	if len(req.Messages) == 0 {
+		return llm.Request{}, fmt.Errorf("sampler: %w: no messages", ErrUnsupported)
+	}
+	var err error
+	if req.Preferences, err = preferencesFromMCP(p.ModelPreferences); err != nil {
+		return llm.Request{}, err
+	}
+	switch {
+	case p.Temperature < 0 || math.IsNaN(p.Temperature) || math.IsInf(p.Temperature, 0):
+		return llm.Request{}, fmt.Errorf("sampler: %w: temperature %v", ErrUnsupported, p.Temperature)
+	case p.Temperature > 0:
+		req.Temperature = &p.Temperature
+	}
+	if p.MaxTokens < 0 || p.MaxTokens > math.MaxInt32 {
+		return llm.Request{}, fmt.Errorf("sampler: %w: maxTokens %d", ErrUnsupported, p.MaxTokens)
+	}
+	req.MaxTokens = int(p.MaxTokens)
+	if req.Metadata, err = metadataFromMCP(p.Metadata); err != nil {
+		return llm.Request{}, err
+	}
+	return req, nil
+}
+
+// ResultToMCP converts a provider response into the MCP sampling result: an
+// assistant text message with the answering model and stop reason, and the
+// token usage in _meta under [UsageMetaKey] unless both counts are zero
+// (unknown).
+func ResultToMCP(r llm.Response) *mcp.CreateMessageResult {
+	res := &mcp.CreateMessageResult{
+		Role:       "assistant",
+		Content:    &mcp.TextContent{Text: r.Text},
+		Model:      r.Model,
+		StopReason: r.StopReason,
+	}
+	if r.InputTokens != 0 || r.OutputTokens != 0 {
+		res.Meta = mcp.Meta{UsageMetaKey: map[string]any{
+			"inputTokens":  r.InputTokens,
+			"outputTokens": r.OutputTokens,
+		}}
+	}
+	return res
+}
+
+// UsageFromMeta reads the token usage a sampler reported under
+// [UsageMetaKey], in either its Go form (int64, as [ResultToMCP] writes it)
+// or as decoded from JSON (float64). ok is false when no usage is reported.
+func UsageFromMeta(m mcp.Meta) (in, out int64, ok bool) {
+	u, found := m[UsageMetaKey].(map[string]any)
+	if !found {
+		return 0, 0, false
+	}
+	in, okIn := tokenCount(u["inputTokens"])
+	out, okOut := tokenCount(u["outputTokens"])
+	return in, out, okIn || okOut
+}
+
+func tokenCount(v any) (int64, bool) {
+	switch n := v.(type) {
+	case int64:
+		return n, true
+	case int:
+		return int64(n), true
+	case float64:
+		if n < 0 || n > math.MaxInt64 || n != math.Trunc(n) {
+			return 0, false
+		}
+		return int64(n), true
+	case json.Number:
+		i, err := n.Int64()
+		return i, err == nil
+	}
+	return 0, false
+}
+
+func preferencesFromMCP(mp *mcp.ModelPreferences) (llm.Preferences, error) {
+	var prefs llm.Preferences
+	if mp == nil {
+		return prefs, nil
+	}
+	for _, h := range mp.Hints {
+		if h != nil && h.Name != "" {
+			prefs.Hints = append(prefs.Hints, h.Name)
+		}
+	}
+	for _, f := range []struct {
+		name string
+		v    float64
+		dst  **float64
+	}{
+		{"costPriority", mp.CostPriority, &prefs.CostPriority},
+		{"speedPriority", mp.SpeedPriority, &prefs.SpeedPriority},
+		{"intelligencePriority", mp.IntelligencePriority, &prefs.IntelligencePriority},
+	} {
+		if !(f.v >= 0 && f.v <= 1) { // also rejects NaN
+			return prefs, fmt.Errorf("sampler: %w: %s %v is outside 0..1", ErrUnsupported, f.name, f.v)
+		}
+		if f.v > 0 {
+			v := f.v
+			*f.dst = &v
+		}
+	}
+	return prefs, nil
+}
+
+// metadataFromMCP accepts the decoded JSON object the wire delivers
+// (map[string]any) and, for in-process callers, any value that marshals to
+// a JSON object.
+func metadataFromMCP(v any) (map[string]any, error) {
+	switch m := v.(type) {
+	case nil:
+		return nil, nil
+	case map[string]any:
+		return m, nil
+	}
+	b, err := json.Marshal(v)
+	if err != nil {
+		return nil, fmt.Errorf("sampler: %w: metadata: %v", ErrUnsupported, err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("sampler: %w: metadata is not a JSON object", ErrUnsupported)
+	}
+	return m, nil
+}
+
+func contentKind(c mcp.Content) string {
+	switch c.(type) {
+	case nil:
+		return "no"
+	case *mcp.ImageContent:
+		return "image"
+	case *mcp.AudioContent:
+		return "audio"
+	case *mcp.ToolUseContent:
+		return "tool_use"
+	case *mcp.ToolResultContent:
+		return "tool_result"
+	case *mcp.ResourceLink:
+		return "resource_link"
+	case *mcp.EmbeddedResource:
+		return "resource"
+	}
+	return fmt.Sprintf("%T", c)
+}

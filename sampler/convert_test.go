@@ -1,0 +1,212 @@
+package sampler_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/triage-dev/triage/llm"
+	"github.com/triage-dev/triage/sampler"
+)
+
+func ptr(f float64) *float64 { return &f }
+
+func userText(s string) []*mcp.SamplingMessage {
+	return []*mcp.SamplingMessage{{Role: "user", Content: &mcp.TextContent{Text: s}}}
+}
+
+func TestRequestFromMCP(t *testing.T) {
+	cases := []struct {
+		name string
+		in   *mcp.CreateMessageParams
+		want llm.Request
+		err  string
+	}{
+		{
+			name: "full",
+			in: &mcp.CreateMessageParams{
+				SystemPrompt: "sys",
+				Messages: []*mcp.SamplingMessage{
+					{Role: "user", Content: &mcp.TextContent{Text: "q"}},
+					{Role: "assistant", Content: &mcp.TextContent{Text: "a"}},
+					{Role: "user", Content: &mcp.TextContent{Text: "again"}},
+				},
+				ModelPreferences: &mcp.ModelPreferences{
+					Hints:                []*mcp.ModelHint{{Name: "sonnet"}, nil, {Name: ""}, {Name: "gpt-4o"}},
+					CostPriority:         0.25,
+					SpeedPriority:        1,
+					IntelligencePriority: 0.5,
+				},
+				Temperature:   0.7,
+				MaxTokens:     300,
+				StopSequences: []string{"END"},
+				Metadata:      map[string]any{"event_id": "e1", "outcomes": []any{"allow", "block"}},
+			},
+			want: llm.Request{
+				System: "sys",
+				Messages: []llm.Message{
+					{Role: "user", Text: "q"}, {Role: "assistant", Text: "a"}, {Role: "user", Text: "again"},
+				},
+				Preferences: llm.Preferences{
+					Hints:        []string{"sonnet", "gpt-4o"},
+					CostPriority: ptr(0.25), SpeedPriority: ptr(1), IntelligencePriority: ptr(0.5),
+				},
+				Temperature: ptr(0.7),
+				MaxTokens:   300,
+				Stop:        []string{"END"},
+				Metadata:    map[string]any{"event_id": "e1", "outcomes": []any{"allow", "block"}},
+			},
+		},
+		{
+			name: "zeros are unset",
+			in:   &mcp.CreateMessageParams{Messages: userText("q"), ModelPreferences: &mcp.ModelPreferences{}},
+			want: llm.Request{Messages: []llm.Message{{Role: "user", Text: "q"}}},
+		},
+		{
+			name: "struct metadata becomes a map",
+			in: &mcp.CreateMessageParams{Messages: userText("q"), Metadata: struct {
+				EventID string `json:"event_id"`
+			}{"e2"}},
+			want: llm.Request{Messages: []llm.Message{{Role: "user", Text: "q"}}, Metadata: map[string]any{"event_id": "e2"}},
+		},
+		{name: "nil params", in: nil, err: "no params"},
+		{name: "no messages", in: &mcp.CreateMessageParams{}, err: "no messages"},
+		{name: "null message", in: &mcp.CreateMessageParams{Messages: []*mcp.SamplingMessage{nil}}, err: "message 0 is null"},
+		{
+			name: "image content",
+			in: &mcp.CreateMessageParams{Messages: []*mcp.SamplingMessage{
+				{Role: "user", Content: &mcp.TextContent{Text: "look"}},
+				{Role: "user", Content: &mcp.ImageContent{MIMEType: "image/png", Data: []byte{1}}},
+			}},
+			err: "message 1 has image content (only text is supported)",
+		},
+		{
+			name: "audio content",
+			in:   &mcp.CreateMessageParams{Messages: []*mcp.SamplingMessage{{Role: "user", Content: &mcp.AudioContent{MIMEType: "audio/wav"}}}},
+			err:  "audio content",
+		},
+		{
+			name: "no content",
+			in:   &mcp.CreateMessageParams{Messages: []*mcp.SamplingMessage{{Role: "user"}}},
+			err:  "message 0 has no content",
+		},
+		{
+			name: "unknown role",
+			in:   &mcp.CreateMessageParams{Messages: []*mcp.SamplingMessage{{Role: "system", Content: &mcp.TextContent{Text: "x"}}}},
+			err:  `role "system"`,
+		},
+		{
+			name: "priority above 1",
+			in:   &mcp.CreateMessageParams{Messages: userText("q"), ModelPreferences: &mcp.ModelPreferences{SpeedPriority: 1.5}},
+			err:  "speedPriority 1.5 is outside 0..1",
+		},
+		{name: "negative temperature", in: &mcp.CreateMessageParams{Messages: userText("q"), Temperature: -1}, err: "temperature -1"},
+		{name: "negative maxTokens", in: &mcp.CreateMessageParams{Messages: userText("q"), MaxTokens: -5}, err: "maxTokens -5"},
+		{name: "metadata not an object", in: &mcp.CreateMessageParams{Messages: userText("q"), Metadata: []string{"x"}}, err: "not a JSON object"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			got, err := sampler.RequestFromMCP(c.in)
+			if c.err != "" {
+				if err == nil || !strings.Contains(err.Error(), c.err) || !errors.Is(err, sampler.ErrUnsupported) {
+					t.Fatalf("err = %v, want ErrUnsupported mentioning %q", err, c.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(got, c.want) {
+				t.Fatalf("got  %+v\nwant %+v", got, c.want)
+			}
+		})
+	}
+}
+
+func TestResultToMCPAndUsage(t *testing.T) {
+	cases := []struct {
+		name    string
+		resp    llm.Response
+		in, out int64
+		usage   bool
+	}{
+		{"usage", llm.Response{Text: "{}", Model: "m", StopReason: llm.StopMaxTokens, InputTokens: 12, OutputTokens: 3}, 12, 3, true},
+		{"unknown usage", llm.Response{Text: "{}", Model: "m", StopReason: llm.StopEndTurn}, 0, 0, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			res := sampler.ResultToMCP(c.resp)
+			if res.Role != "assistant" || res.Model != c.resp.Model || res.StopReason != c.resp.StopReason {
+				t.Fatalf("result %+v", res)
+			}
+			if tc, ok := res.Content.(*mcp.TextContent); !ok || tc.Text != c.resp.Text {
+				t.Fatalf("content %#v", res.Content)
+			}
+			// In process, and after the JSON round trip a server sees.
+			b, err := json.Marshal(res)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var wire mcp.CreateMessageResult
+			if err := json.Unmarshal(b, &wire); err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range []mcp.Meta{res.Meta, wire.Meta} {
+				in, out, ok := sampler.UsageFromMeta(m)
+				if in != c.in || out != c.out || ok != c.usage {
+					t.Fatalf("usage from %v = %d, %d, %v; want %d, %d, %v", m, in, out, ok, c.in, c.out, c.usage)
+				}
+			}
+		})
+	}
+}
+
+// TestHandlerOffline runs the handler against the offline scorer: the answer
+// is one JSON object naming one of the request's outcomes, from a model that
+// says it is not an LLM, with usage in _meta.
+func TestHandlerOffline(t *testing.T) {
+	p, err := llm.New("offline", llm.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := sampler.Handler(p, nil)
+	outcomes := []string{"contains_pii", "no_pii"}
+	req := &mcp.CreateMessageRequest{Params: &mcp.CreateMessageParams{
+		SystemPrompt: "Does the document contain personal data?",
+		Messages:     userText("Contact: jane.doe@example.com, IBAN DE89370400440532013000"),
+		MaxTokens:    64,
+		Metadata:     map[string]any{"event_id": "d1", "outcomes": outcomes},
+	}}
+	res, err := h(context.Background(), req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Role != "assistant" || !strings.Contains(res.Model, "not an LLM") || res.StopReason == "" {
+		t.Fatalf("result %+v", res)
+	}
+	var answer struct{ Outcome string }
+	if err := json.Unmarshal([]byte(res.Content.(*mcp.TextContent).Text), &answer); err != nil {
+		t.Fatal(err)
+	}
+	if answer.Outcome != "contains_pii" {
+		t.Fatalf("outcome %q, want contains_pii", answer.Outcome)
+	}
+	if in, out, ok := sampler.UsageFromMeta(res.Meta); !ok || in <= 0 || out <= 0 {
+		t.Fatalf("usage %d, %d, %v", in, out, ok)
+	}
+
+	again, err := h(context.Background(), req)
+	if err != nil || !reflect.DeepEqual(again, res) {
+		t.Fatalf("same request, different answer: %+v, %v", again, err)
+	}
+
+	req.Params.Messages = append(req.Params.Messages, &mcp.SamplingMessage{Role: "user", Content: &mcp.ImageContent{MIMEType: "image/png"}})
+	if _, err := h(context.Background(), req); !errors.Is(err, sampler.ErrUnsupported) {
+		t.Fatalf("image: err = %v, want ErrUnsupported", err)
+	}
+}

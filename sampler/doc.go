@@ -1,0 +1,50 @@
+// Package sampler owns triage's MCP client side: a sampler connects to one
+// or more consumers' /mcp endpoints, pulls ambiguous items from their
+// triage_next work tool, and answers the sampling requests that come with
+// them using an [llm.Provider]. cmd/sampler wires it; the consumer's direct
+// mode and tests reuse its converters ([RequestFromMCP], [ResultToMCP],
+// [UsageFromMeta]).
+//
+// # How an item travels
+//
+// A pull loop calls the tool "triage_next" with {"wait_ms": Config.WaitMS}.
+// The server long-polls; with no work it answers {"status":"idle"}. With
+// work it answers with an input request carrying a
+// *mcp.CreateMessageParams and an opaque RequestState (the item's lease).
+// The go-sdk client fulfils that request with the client's sampling handler
+// ([Handler]) and retries the call with the answer:
+//
+//   - on protocol 2026-07-28 the client's multi round-trip middleware does
+//     it (SEP-2322);
+//   - on 2025-11-25 and older the server's middleware sends
+//     sampling/createMessage to the client instead, which the same handler
+//     answers.
+//
+// Either way the loop's CallTool returns the final result, whose structured
+// content says {"status":"decided"|"fallback"|"expired", ...}; [Stats]
+// counts them. The handler also answers sampling requests a legacy server
+// pushes on its own ([Config.PushOnly] does nothing else).
+//
+// # Failure handling
+//
+// Each server has a supervisor that connects, runs Config.Concurrency pull
+// loops on the session, and reconnects with exponential back-off and jitter
+// when the session is lost. A failed call that leaves the session usable (a
+// JSON-RPC error, a tool error, a refused connection on a stateless server,
+// a provider failure) backs off that loop only. Retryable provider errors
+// ([llm.IsRetryable]) are retried a bounded number of times before the
+// answer fails; a failed or abandoned answer leaves the item's lease to
+// expire on the server, which then re-queues it or falls back.
+//
+// Cancelling Run's context ends every loop at once, in-flight calls
+// included: items being answered at that moment are not lost, their leases
+// expire on the server.
+//
+// # Wire details
+//
+// Token usage travels in the result's _meta under [UsageMetaKey] as
+// {"inputTokens": n, "outputTokens": m}. go-sdk's CreateMessageParams
+// encodes temperature and the model priorities with omitempty, so a
+// requested 0 is indistinguishable from "unset" and reaches the provider as
+// unset (its default).
+package sampler

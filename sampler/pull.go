@@ -1,0 +1,156 @@
+package sampler
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// Final statuses of a triage_next call.
+const (
+	StatusIdle     = "idle"
+	StatusDecided  = "decided"
+	StatusFallback = "fallback"
+	StatusExpired  = "expired"
+)
+
+// pull calls triage_next on cs until ctx ends or the session is lost. A
+// failed call that leaves the session usable backs this loop off; a lost
+// session is returned, which ends the session's other loops and makes the
+// supervisor reconnect. ok is set once a call succeeds.
+//
+// The server's long poll paces idle calls; an "idle" that comes back
+// faster than BackoffMin (a server ignoring wait_ms, or a tiny WaitMS) is
+// backed off too, so that an idle server is not called in a busy loop.
+//
+// A run of failures logs its first failure as a warning and the rest at
+// debug level, then how many there were when a call succeeds again: a
+// server that is down for a while does not flood the log.
+func (s *Sampler) pull(ctx context.Context, server string, cs *mcp.ClientSession, ok *atomic.Bool) error {
+	bo := backoff{min: s.cfg.BackoffMin, max: s.cfg.BackoffMax}
+	failures := 0
+	for ctx.Err() == nil {
+		began := time.Now()
+		status, err := s.next(ctx, server, cs)
+		if err == nil {
+			ok.Store(true)
+			if failures > 0 {
+				s.log.Info("sampler: calls succeed again", "server", server, "failed_calls", failures)
+				failures = 0
+			}
+			if status != StatusIdle || time.Since(began) >= s.cfg.BackoffMin {
+				bo.reset()
+				continue
+			}
+		} else {
+			switch {
+			case ctx.Err() != nil:
+				return nil
+			case sessionLost(err):
+				return err
+			}
+			s.stats.add(func(st *Stats) { st.Errors++ })
+			level := slog.LevelDebug
+			if failures == 0 {
+				level = slog.LevelWarn
+			}
+			failures++
+			s.log.Log(ctx, level, "sampler: call failed", "server", server, "failed_calls", failures, "err", err)
+		}
+		if !bo.wait(ctx) {
+			return nil
+		}
+	}
+	return nil
+}
+
+// next makes one triage_next call, counts its result and returns its status.
+func (s *Sampler) next(ctx context.Context, server string, cs *mcp.ClientSession) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.CallTimeout)
+	defer cancel()
+	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: ToolName, Arguments: s.args})
+	if err != nil {
+		s.stats.add(func(st *Stats) { st.Calls++ })
+		return "", fmt.Errorf("sampler: %s on %s: %w", ToolName, server, err)
+	}
+	r, err := resultOf(res)
+	s.stats.add(func(st *Stats) {
+		st.Calls++
+		switch r.Status {
+		case StatusIdle:
+			st.Idle++
+		case StatusDecided:
+			st.Decided++
+		case StatusFallback:
+			st.Fallback++
+		case StatusExpired:
+			st.Expired++
+		}
+	})
+	if err != nil {
+		return "", fmt.Errorf("sampler: %s on %s: %w", ToolName, server, err)
+	}
+	if r.Status != StatusIdle {
+		s.log.Debug("sampler: item done", "server", server, "status", r.Status, "event_id", r.EventID, "outcome", r.Outcome)
+	}
+	return r.Status, nil
+}
+
+// workResult is triage_next's final structured content.
+type workResult struct {
+	Status  string `json:"status"`
+	EventID string `json:"event_id"`
+	Outcome string `json:"outcome"`
+}
+
+// resultOf reads a final triage_next result: its structured content, or
+// the JSON text content servers also send for older clients.
+func resultOf(res *mcp.CallToolResult) (workResult, error) {
+	var r workResult
+	if res.IsError {
+		return r, fmt.Errorf("tool error: %s", textOf(res))
+	}
+	var raw []byte
+	if res.StructuredContent != nil {
+		var err error
+		if raw, err = json.Marshal(res.StructuredContent); err != nil {
+			return r, fmt.Errorf("structured content: %w", err)
+		}
+	} else {
+		raw = []byte(textOf(res))
+	}
+	if err := json.Unmarshal(raw, &r); err != nil {
+		return r, fmt.Errorf("result is not a work result: %w", err)
+	}
+	switch r.Status {
+	case StatusIdle, StatusDecided, StatusFallback, StatusExpired:
+		return r, nil
+	case "":
+		return r, errors.New("result has no status")
+	}
+	return r, fmt.Errorf("result has unknown status %q", r.Status)
+}
+
+func textOf(res *mcp.CallToolResult) string {
+	var b strings.Builder
+	for _, c := range res.Content {
+		if t, ok := c.(*mcp.TextContent); ok {
+			b.WriteString(t.Text)
+		}
+	}
+	return b.String()
+}
+
+// sessionLost reports errors after which the session cannot carry another
+// call. Other failures (JSON-RPC errors, tool errors, a refused connection
+// on a stateless server, a provider failure) leave it usable.
+func sessionLost(err error) bool {
+	return errors.Is(err, mcp.ErrConnectionClosed) || errors.Is(err, mcp.ErrSessionMissing)
+}

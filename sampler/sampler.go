@@ -1,0 +1,245 @@
+package sampler
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"runtime/debug"
+	"sync/atomic"
+	"time"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/triage-dev/triage/llm"
+)
+
+// keepAlive is the ping interval on legacy (≤ 2025-11-25) sessions, so that
+// a push-only sampler notices a server that vanished without closing its
+// stream. go-sdk does not ping on 2026-07-28 sessions, which are stateless.
+const keepAlive = 30 * time.Second
+
+// A Sampler connects to consumers' MCP servers, pulls their work and answers
+// their sampling requests with a provider. Create it with [New], run it with
+// [Sampler.Run]; [Sampler.Stats] and [Sampler.Await] observe it.
+type Sampler struct {
+	cfg     Config
+	log     *slog.Logger
+	client  *mcp.Client
+	handle  func(context.Context, *mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error)
+	http    *http.Client
+	args    map[string]any
+	stats   *counters
+	running atomic.Bool
+}
+
+// New validates cfg and returns a Sampler. It does not connect.
+func New(cfg Config) (*Sampler, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	s := &Sampler{
+		cfg:   cfg,
+		log:   cfg.Logger,
+		args:  map[string]any{},
+		stats: newCounters(),
+	}
+	if cfg.WaitMS > 0 {
+		s.args["wait_ms"] = cfg.WaitMS
+	}
+	s.handle = Handler(cfg.Provider, cfg.Logger)
+	s.http = cfg.HTTPClient
+	if cfg.Token != "" {
+		hc := *cfg.HTTPClient
+		hc.Transport = bearer{token: cfg.Token, base: cfg.HTTPClient.Transport}
+		s.http = &hc
+		if cfg.Transport == nil {
+			for _, server := range cfg.Servers {
+				if u, _ := url.Parse(server); u.Scheme == "http" && !isLoopback(u.Hostname()) {
+					s.log.Warn("sampler: bearer token sent over plain HTTP", "server", server)
+				}
+			}
+		}
+	}
+	s.client = mcp.NewClient(&mcp.Implementation{Name: cfg.Name, Version: version()}, &mcp.ClientOptions{
+		Logger: cfg.Logger,
+		// Sampling is deprecated as of 2026-07-28 (SEP-2577) but is the
+		// protocol triage pulls work with; setting the handler also
+		// declares the sampling capability on legacy sessions.
+		CreateMessageHandler: s.answer,
+		// No roots: the default capability would announce them.
+		Capabilities: &mcp.ClientCapabilities{},
+		KeepAlive:    keepAlive,
+	})
+	return s, nil
+}
+
+// Run connects to every server and pulls and answers work until ctx ends,
+// reconnecting with back-off whenever a session is lost or cannot be
+// established; it never gives up on a server. It returns nil when ctx
+// ends, and an error only if the Sampler is already running.
+//
+// Ending closes every session. Closing a stateful (2025-11-25) HTTP session
+// sends a DELETE, which the server may hold while its long poll of the
+// cancelled call is still running; go-sdk bounds that wait at 5s.
+func (s *Sampler) Run(ctx context.Context) error {
+	if !s.running.CompareAndSwap(false, true) {
+		return errors.New("sampler: already running")
+	}
+	defer s.running.Store(false)
+	g, ctx := errgroup.WithContext(ctx)
+	for _, server := range s.cfg.Servers {
+		g.Go(func() error { return s.supervise(ctx, server) })
+	}
+	return g.Wait()
+}
+
+// supervise keeps one server's session up until ctx ends.
+func (s *Sampler) supervise(ctx context.Context, server string) error {
+	bo := backoff{min: s.cfg.BackoffMin, max: s.cfg.BackoffMax}
+	for attempt := 0; ; attempt++ {
+		if attempt > 0 {
+			s.stats.add(func(st *Stats) { st.Reconnects++ })
+		}
+		healthy, err := s.serve(ctx, server)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if healthy {
+			bo.reset()
+		}
+		if err != nil {
+			s.stats.add(func(st *Stats) { st.Errors++ })
+			s.log.Warn("sampler: session failed", "server", server, "attempt", attempt, "err", err)
+		}
+		if !bo.wait(ctx) {
+			return nil
+		}
+	}
+}
+
+// errSessionEnded reports a session that the server or the transport
+// closed.
+var errSessionEnded = errors.New("session ended")
+
+// serve runs one session: connect, then pull (or, push-only, just stay
+// connected) until the session is lost or ctx ends. healthy reports whether
+// the session did useful work, which resets the reconnect back-off.
+func (s *Sampler) serve(ctx context.Context, server string) (healthy bool, err error) {
+	t, err := s.transport(server)
+	if err != nil {
+		return false, fmt.Errorf("sampler: transport for %s: %w", server, err)
+	}
+	// The session outlives cctx: go-sdk detaches connections from the
+	// context they were made with.
+	cctx, cancel := context.WithTimeout(ctx, s.cfg.ConnectTimeout)
+	cs, err := s.client.Connect(cctx, t, &mcp.ClientSessionOptions{ProtocolVersion: s.cfg.ProtocolVersion})
+	cancel()
+	if err != nil {
+		return false, fmt.Errorf("sampler: connect to %s: %w", server, err)
+	}
+	ended := make(chan struct{})
+	go func() { // joined below, after cs.Close
+		defer close(ended)
+		_ = cs.Wait()
+	}()
+	defer func() {
+		_ = cs.Close()
+		<-ended
+	}()
+	s.stats.add(func(st *Stats) { st.Connects++ })
+	version := cs.InitializeResult().ProtocolVersion
+	s.log.Info("sampler: connected", "server", server, "protocol", version,
+		"session", cs.ID(), "push_only", s.cfg.PushOnly, "concurrency", s.cfg.Concurrency)
+	if s.cfg.PushOnly && version > LegacyProtocolVersion {
+		s.log.Warn("sampler: push-only on a session that forbids server-initiated requests; nothing will arrive",
+			"server", server, "protocol", version)
+	}
+
+	if s.cfg.PushOnly {
+		select {
+		case <-ended:
+			return true, fmt.Errorf("sampler: %s: %w", server, errSessionEnded)
+		case <-ctx.Done():
+			return true, nil
+		}
+	}
+
+	var ok atomic.Bool
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		select {
+		case <-ended:
+			return fmt.Errorf("sampler: %s: %w", server, errSessionEnded)
+		case <-gctx.Done():
+			return nil
+		}
+	})
+	for range s.cfg.Concurrency {
+		g.Go(func() error { return s.pull(gctx, server, cs, &ok) })
+	}
+	err = g.Wait()
+	return ok.Load(), err
+}
+
+func (s *Sampler) transport(server string) (mcp.Transport, error) {
+	if s.cfg.Transport != nil {
+		return s.cfg.Transport(server)
+	}
+	return &mcp.StreamableClientTransport{Endpoint: server, HTTPClient: s.http}, nil
+}
+
+// answer is the client's sampling handler: Handler with a bounded retry of
+// retryable provider errors, counted in Stats. A provider's Retry-After is
+// honoured up to BackoffMax; a longer one fails the answer at once (the
+// server re-queues the item when its lease expires).
+func (s *Sampler) answer(ctx context.Context, req *mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error) {
+	bo := backoff{min: s.cfg.BackoffMin, max: s.cfg.BackoffMax}
+	for attempt := 1; ; attempt++ {
+		res, err := s.handle(ctx, req)
+		if err == nil {
+			s.stats.add(func(st *Stats) { st.Answered++ })
+			return res, nil
+		}
+		wait := bo.next()
+		var lerr *llm.Error
+		if errors.As(err, &lerr) {
+			wait = max(wait, lerr.RetryAfter)
+		}
+		if attempt >= s.cfg.AnswerAttempts || !llm.IsRetryable(err) || wait > s.cfg.BackoffMax || !pause(ctx, wait) {
+			s.stats.add(func(st *Stats) { st.Errors++ })
+			return nil, err
+		}
+	}
+}
+
+// bearer adds "Authorization: Bearer <token>" to every request.
+type bearer struct {
+	token string
+	base  http.RoundTripper
+}
+
+func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
+	base := b.base
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+b.token)
+	return base.RoundTrip(r)
+}
+
+func isLoopback(host string) bool {
+	return host == "localhost" || host == "127.0.0.1" || host == "::1"
+}
+
+func version() string {
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" {
+		return bi.Main.Version
+	}
+	return "devel"
+}

@@ -1,0 +1,194 @@
+package sampler_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/google/jsonschema-go/jsonschema"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/triage-dev/triage/sampler"
+)
+
+// workServer is a small consumer for the tests: an MCP server with the
+// triage_next tool over a queue of items, behaving as the contract says
+// (the real one is package sampling). Each item goes out as an input
+// request carrying a *mcp.CreateMessageParams and a RequestState naming the
+// item; the answer comes back on the retry and decides the item.
+type workServer struct {
+	items     chan item
+	decisions chan decision
+	// stop, when closed, ends long polls with "idle": the server is going
+	// away.
+	stop chan struct{}
+	// corrective makes the first answer to every item get a corrective
+	// follow-up round (a second input request), as triage does for an
+	// invalid answer.
+	corrective bool
+
+	mu     sync.Mutex
+	leases map[string]item
+	rounds map[string]int
+}
+
+type item struct {
+	id, text string
+	outcomes []string
+}
+
+// decision is what the server saw for one decided item.
+type decision struct {
+	eventID, text, model, stopReason string
+	inputTokens, outputTokens        int64
+	usage                            bool
+	rounds                           int
+	// legacy reports that the session was initialized on a version before
+	// 2026-07-28, so the answer came through server-initiated createMessage.
+	legacy bool
+}
+
+func newWorkServer(items ...item) *workServer {
+	w := &workServer{
+		items:     make(chan item, 64),
+		decisions: make(chan decision, 64),
+		stop:      make(chan struct{}),
+		leases:    map[string]item{},
+		rounds:    map[string]int{},
+	}
+	for _, it := range items {
+		w.items <- it
+	}
+	return w
+}
+
+func items(n int, outcomes ...string) []item {
+	out := make([]item, n)
+	for i := range out {
+		out[i] = item{id: fmt.Sprintf("evt-%d", i), text: fmt.Sprintf("amount: %d\ncountry: DE\nip_country: DE", i*997), outcomes: outcomes}
+	}
+	return out
+}
+
+// mcpServer returns a new MCP server offering triage_next over w. opts may
+// be nil.
+func (w *workServer) mcpServer(opts *mcp.ServerOptions) *mcp.Server {
+	s := mcp.NewServer(&mcp.Implementation{Name: "test-consumer", Version: "v0"}, opts)
+	s.AddTool(&mcp.Tool{
+		Name: sampler.ToolName,
+		InputSchema: &jsonschema.Schema{Type: "object", Properties: map[string]*jsonschema.Schema{
+			"wait_ms": {Type: "integer"},
+		}},
+	}, w.handle)
+	return s
+}
+
+func (w *workServer) handle(ctx context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+	if req.Params.RequestState != "" {
+		return w.complete(req)
+	}
+	var in struct {
+		WaitMS int `json:"wait_ms"`
+	}
+	if len(req.Params.Arguments) > 0 {
+		if err := json.Unmarshal(req.Params.Arguments, &in); err != nil {
+			return nil, fmt.Errorf("arguments: %w", err)
+		}
+	}
+	if in.WaitMS <= 0 {
+		in.WaitMS = 20000
+	}
+	t := time.NewTimer(time.Duration(in.WaitMS) * time.Millisecond)
+	defer t.Stop()
+	select {
+	case it := <-w.items:
+		w.mu.Lock()
+		w.leases[it.id] = it
+		w.mu.Unlock()
+		return &mcp.CallToolResult{
+			InputRequests: mcp.InputRequestMap{"decision": params(it, it.text)},
+			RequestState:  it.id,
+		}, nil
+	case <-t.C:
+	case <-w.stop:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return &mcp.CallToolResult{StructuredContent: map[string]any{"status": "idle"}}, nil
+}
+
+func (w *workServer) complete(req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+	id := req.Params.RequestState
+	w.mu.Lock()
+	it, ok := w.leases[id]
+	w.rounds[id]++
+	rounds := w.rounds[id]
+	w.mu.Unlock()
+	if !ok {
+		return &mcp.CallToolResult{StructuredContent: map[string]any{"status": "expired", "event_id": id}}, nil
+	}
+	d := decision{eventID: id, rounds: rounds}
+	if ip := req.Session.InitializeParams(); ip != nil && ip.ProtocolVersion < "2026-07-28" {
+		d.legacy = true
+	}
+	switch r := req.Params.InputResponses["decision"].(type) {
+	case *mcp.CreateMessageResult: // what a go-sdk client sends over 2026-07-28
+		d.text, d.model, d.stopReason = textContent(r.Content), r.Model, r.StopReason
+		d.inputTokens, d.outputTokens, d.usage = sampler.UsageFromMeta(r.Meta)
+	case *mcp.CreateMessageWithToolsResult: // what the legacy middleware delivers
+		if len(r.Content) == 1 {
+			d.text = textContent(r.Content[0])
+		}
+		d.model, d.stopReason = r.Model, r.StopReason
+		d.inputTokens, d.outputTokens, d.usage = sampler.UsageFromMeta(r.Meta)
+	default:
+		return nil, fmt.Errorf("input response %T", r)
+	}
+	if w.corrective && rounds == 1 {
+		follow := params(it, it.text)
+		follow.Messages = append(follow.Messages,
+			&mcp.SamplingMessage{Role: "assistant", Content: &mcp.TextContent{Text: d.text}},
+			&mcp.SamplingMessage{Role: "user", Content: &mcp.TextContent{Text: "Answer again with one JSON object."}})
+		return &mcp.CallToolResult{InputRequests: mcp.InputRequestMap{"decision": follow}, RequestState: id}, nil
+	}
+	var answer struct {
+		Outcome string `json:"outcome"`
+	}
+	if err := json.Unmarshal([]byte(d.text), &answer); err != nil {
+		return nil, fmt.Errorf("answer %q: %w", d.text, err)
+	}
+	w.mu.Lock()
+	delete(w.leases, id)
+	w.mu.Unlock()
+	w.decisions <- d
+	return &mcp.CallToolResult{StructuredContent: map[string]any{
+		"status": "decided", "event_id": id, "outcome": answer.Outcome,
+	}}, nil
+}
+
+// params is the sampling request triage builds for an item.
+func params(it item, text string) *mcp.CreateMessageParams {
+	return &mcp.CreateMessageParams{
+		SystemPrompt: "You decide. Answer with one JSON object.",
+		Messages:     []*mcp.SamplingMessage{{Role: "user", Content: &mcp.TextContent{Text: text}}},
+		ModelPreferences: &mcp.ModelPreferences{
+			Hints:        []*mcp.ModelHint{{Name: "haiku"}},
+			CostPriority: 0.8,
+		},
+		Temperature:   0.2,
+		MaxTokens:     128,
+		StopSequences: []string{"\n\n"},
+		Metadata: map[string]any{
+			"event_id": it.id, "type": "transaction", "outcomes": it.outcomes, "fallback": it.outcomes[len(it.outcomes)-1],
+		},
+	}
+}
+
+func textContent(c mcp.Content) string {
+	if t, ok := c.(*mcp.TextContent); ok {
+		return t.Text
+	}
+	return fmt.Sprintf("<%T>", c)
+}
