@@ -50,6 +50,9 @@ func newLLMStage(cfg config.Config, log *slog.Logger, reg prometheus.Registerer)
 	}
 	pool := sampling.NewPool(sampling.Options{QueueWait: cfg.QueueWait, Logger: log, Metrics: metrics})
 	st := &llmStage{decider: pool, pool: pool, label: "remote MCP samplers on " + cfg.MCPListen}
+	if cfg.MCPListen == "" {
+		st.label = "nobody (no sampler and no MCP endpoint): the fallback"
+	}
 	if samplerMode == "builtin" {
 		prov, err := newProvider(cfg)
 		if err != nil {
