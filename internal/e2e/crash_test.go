@@ -1,14 +1,9 @@
-package main
+package e2e
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -21,82 +16,6 @@ import (
 	"github.com/triage-dev/triage/internal/loadgen"
 	"github.com/triage-dev/triage/pipeline"
 )
-
-// These tests run the real consumer binary as a process against a broker
-// that outlives it, stop it with SIGTERM or kill it with SIGKILL mid-run,
-// and check that no event is lost: every event ends with a decision or a DLQ
-// record, and a graceful stop repeats nothing.
-
-const processWait = 90 * time.Second
-
-func buildConsumer(t *testing.T) string {
-	t.Helper()
-	if testing.Short() {
-		t.Skip("builds and runs the consumer binary; skipped with -short")
-	}
-	bin := filepath.Join(t.TempDir(), "consumer")
-	out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput()
-	if err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	return bin
-}
-
-type proc struct {
-	cmd    *exec.Cmd
-	stderr *syncBuffer
-	done   chan error
-}
-
-// syncBuffer is the child's stderr, read by the test while the child writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-func startConsumer(t *testing.T, bin string, brokers []string) *proc {
-	t.Helper()
-	var stderr syncBuffer
-	// The builtin sampler (offline scorer over in-memory MCP) decides the
-	// ambiguous events, so that the run also exercises the LLM stage.
-	cmd := exec.Command(bin, "--brokers", strings.Join(brokers, ","), "--http-listen", "", "--mcp-listen", "", "--sampler", "builtin",
-		"--group", "proc", "--log-format", "text", "--drain-timeout", "20s", "--session-timeout", "6s")
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &proc{cmd: cmd, stderr: &stderr, done: make(chan error, 1)}
-	go func() { p.done <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-p.done
-	})
-	return p
-}
-
-func (p *proc) wait(t *testing.T) error {
-	t.Helper()
-	select {
-	case err := <-p.done:
-		p.done <- err // keep it for the cleanup
-		return err
-	case <-time.After(processWait):
-		t.Fatalf("consumer did not exit within %s\n%s", processWait, p.stderr)
-		return nil
-	}
-}
 
 // produceEvents writes n generated events (some malformed) and returns how
 // many went to each input topic.
@@ -111,7 +30,7 @@ func produceEvents(t *testing.T, brokers []string, n int, seed int64) {
 		t.Fatal(err)
 	}
 	defer cl.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), processWait)
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
 	defer cancel()
 	rep, err := loadgen.Produce(ctx, cl, gen, loadgen.ProduceOptions{Events: n})
 	if err != nil || rep.Acked != n {
@@ -154,7 +73,7 @@ func waitDecisions(t *testing.T, brokers []string, n int64, p *proc) {
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
-	deadline := time.Now().Add(processWait)
+	deadline := time.Now().Add(wait)
 	tick := time.NewTicker(20 * time.Millisecond)
 	defer tick.Stop()
 	for time.Now().Before(deadline) {
@@ -168,11 +87,12 @@ func waitDecisions(t *testing.T, brokers []string, n int64, p *proc) {
 		}
 		select {
 		case err := <-p.done:
-			t.Fatalf("consumer exited early: %v\n%s", err, p.stderr)
+			p.done <- err
+			t.Fatalf("consumer exited early: %v", err)
 		case <-tick.C:
 		}
 	}
-	t.Fatalf("fewer than %d decisions after %s\n%s", n, processWait, p.stderr)
+	t.Fatalf("fewer than %d decisions after %s", n, wait)
 }
 
 // waitCommitted waits until the group has committed the end of every input
@@ -185,7 +105,7 @@ func waitCommitted(t *testing.T, brokers []string, group string, p *proc, topics
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
-	deadline := time.Now().Add(processWait)
+	deadline := time.Now().Add(wait)
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for time.Now().Before(deadline) {
@@ -195,15 +115,20 @@ func waitCommitted(t *testing.T, brokers []string, group string, p *proc, topics
 		}
 		select {
 		case err := <-p.done:
-			t.Fatalf("consumer exited early: %v\n%s", err, p.stderr)
+			p.done <- err
+			t.Fatalf("consumer exited early: %v", err)
 		case <-tick.C:
 		}
 	}
-	t.Fatalf("group %s did not commit the end of %v within %s\n%s", group, topics, processWait, p.stderr)
+	t.Fatalf("group %s did not commit the end of %v within %s", group, topics, wait)
 }
 
-func TestProcessStopAndKillLoseNothing(t *testing.T) {
-	bin := buildConsumer(t)
+// TestConsumerStopAndKillLoseNothing runs the consumer binary against a
+// broker that outlives it, stops it with SIGTERM and kills it with SIGKILL
+// mid-run: every event ends with a decision or a DLQ record, and nothing
+// decided before a graceful stop is decided again.
+func TestConsumerStopAndKillLoseNothing(t *testing.T) {
+	bin := binaries(t)
 	topics := []string{"events.transactions", "events.documents", "decisions", "audit", "events.dlq"}
 	b, err := embedded.Start(embedded.Config{Partitions: 4, Topics: topics})
 	if err != nil {
@@ -213,34 +138,32 @@ func TestProcessStopAndKillLoseNothing(t *testing.T) {
 	brokers := b.Addrs()
 	const n = 30000
 	produceEvents(t, brokers, n, 7)
+	// The builtin sampler (offline scorer over in-memory MCP) decides the
+	// ambiguous events, so that the run also exercises the LLM stage.
+	consumer := func() *proc {
+		return start(t, "consumer", bin["consumer"], "--brokers", strings.Join(brokers, ","), "--http-listen", "",
+			"--mcp-listen", "", "--sampler", "builtin", "--group", "proc", "--log-format", "text",
+			"--drain-timeout", "20s", "--session-timeout", "6s")
+	}
 
 	// 1. SIGTERM mid-run: exit 0, nothing decided twice afterwards.
-	p := startConsumer(t, bin, brokers)
+	p := consumer()
 	waitDecisions(t, brokers, 2000, p)
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	if err := p.wait(t); err != nil {
-		t.Fatalf("after SIGTERM: %v\n%s", err, p.stderr)
+	if err := p.stop(t, syscall.SIGTERM); err != nil {
+		t.Fatalf("after SIGTERM: %v", err)
 	}
 	decidedAfterTerm, _ := outputs(t, brokers)
 
 	// 2. SIGKILL mid-run: a restart redoes what was not committed.
-	p = startConsumer(t, bin, brokers)
+	p = consumer()
 	waitDecisions(t, brokers, int64(len(decidedAfterTerm))+2000, p)
-	if err := p.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	_ = p.wait(t)
+	_ = p.stop(t, syscall.SIGKILL)
 
 	// 3. Run to the end and stop gracefully.
-	p = startConsumer(t, bin, brokers)
+	p = consumer()
 	waitCommitted(t, brokers, "proc", p, "events.transactions", "events.documents")
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
-		t.Fatal(err)
-	}
-	if err := p.wait(t); err != nil {
-		t.Fatalf("final stop: %v\n%s", err, p.stderr)
+	if err := p.stop(t, syscall.SIGTERM); err != nil {
+		t.Fatalf("final stop: %v", err)
 	}
 
 	decided, dlq := outputs(t, brokers)
@@ -257,7 +180,4 @@ func TestProcessStopAndKillLoseNothing(t *testing.T) {
 		repeats += c - 1
 	}
 	t.Logf("%d events, %d decisions repeated after SIGKILL (at-least-once until transactions land)", n, repeats)
-	if os.Getenv("TRIAGE_TEST_VERBOSE") != "" {
-		t.Log(p.stderr.String())
-	}
 }
