@@ -6,7 +6,6 @@ import (
 	"strings"
 	"syscall"
 	"testing"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -67,60 +66,26 @@ func outputs(t *testing.T, brokers []string) (decided map[string]int, dlq int) {
 // waitDecisions waits until the decisions topic holds at least n records.
 func waitDecisions(t *testing.T, brokers []string, n int64, p *proc) {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	adm := kadm.NewClient(cl)
-	deadline := time.Now().Add(wait)
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	for time.Now().Before(deadline) {
+	adm := kadm.NewClient(kafkatest.Client(t, brokers))
+	poll(t, "decisions", func() bool {
+		p.failIfExited(t)
 		ends, err := adm.ListEndOffsets(context.Background(), "decisions")
-		if err == nil {
-			var total int64
-			ends.Each(func(o kadm.ListedOffset) { total += o.Offset })
-			if total >= n {
-				return
-			}
-		}
-		select {
-		case err := <-p.done:
-			p.done <- err
-			t.Fatalf("consumer exited early: %v", err)
-		case <-tick.C:
-		}
-	}
-	t.Fatalf("fewer than %d decisions after %s", n, wait)
+		var total int64
+		ends.Each(func(o kadm.ListedOffset) { total += o.Offset })
+		return err == nil && total >= n
+	})
 }
 
 // waitCommitted waits until the group has committed the end of every input
 // partition.
 func waitCommitted(t *testing.T, brokers []string, group string, p *proc, topics ...string) {
 	t.Helper()
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer cl.Close()
-	adm := kadm.NewClient(cl)
-	deadline := time.Now().Add(wait)
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	for time.Now().Before(deadline) {
+	adm := kadm.NewClient(kafkatest.Client(t, brokers))
+	poll(t, "group "+group+" to commit the end of its topics", func() bool {
+		p.failIfExited(t)
 		committed, end, err := kafkatest.CommittedAndEnd(context.Background(), adm, group, topics...)
-		if err == nil && committed == end {
-			return
-		}
-		select {
-		case err := <-p.done:
-			p.done <- err
-			t.Fatalf("consumer exited early: %v", err)
-		case <-tick.C:
-		}
-	}
-	t.Fatalf("group %s did not commit the end of %v within %s", group, topics, wait)
+		return err == nil && committed == end
+	})
 }
 
 // TestConsumerStopAndKillLoseNothing runs the consumer binary against a

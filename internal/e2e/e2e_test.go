@@ -132,6 +132,17 @@ func (p *proc) stop(t *testing.T, sig syscall.Signal) error {
 	}
 }
 
+// failIfExited fails the test if the process has already exited.
+func (p *proc) failIfExited(t *testing.T) {
+	t.Helper()
+	select {
+	case err := <-p.done:
+		p.done <- err
+		t.Fatalf("%s exited early: %v", p.name, err)
+	default:
+	}
+}
+
 func freeAddr(t *testing.T) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
