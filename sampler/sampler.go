@@ -51,6 +51,9 @@ func New(cfg Config) (*Sampler, error) {
 	if cfg.WaitMS > 0 {
 		s.args["wait_ms"] = cfg.WaitMS
 	}
+	// The consumer records this name in its audit records; stateless
+	// (2026-07-28) sessions carry no client info of their own.
+	s.args["sampler"] = cfg.Name
 	s.handle = Handler(cfg.Provider, cfg.Logger)
 	s.http = cfg.HTTPClient
 	if cfg.Token != "" {
