@@ -2,7 +2,6 @@ package audit
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -19,14 +18,50 @@ import (
 // that an unreachable server is reported (and retried) promptly.
 const dialTimeout = 5 * time.Second
 
-// codeUnknownDatabase is ClickHouse's UNKNOWN_DATABASE error code.
-const codeUnknownDatabase = 81
-
 // Open connects to the ClickHouse server of dsn (clickhouse://host:9000/db
-// ?dial_timeout=…, as clickhouse-go parses it) over the native protocol,
-// creating the DSN's database if it does not exist yet, and checks that
-// the server answers.
+// ?dial_timeout=…, as clickhouse-go parses it) over the native protocol and
+// checks that it answers. The DSN's database must exist; see
+// CreateDatabase.
 func Open(ctx context.Context, dsn string) (driver.Conn, error) {
+	opts, err := parseDSN(dsn)
+	if err != nil {
+		return nil, err
+	}
+	conn, err := clickhouse.Open(opts)
+	if err != nil {
+		return nil, fmt.Errorf("audit: clickhouse: %w", err)
+	}
+	if err := conn.Ping(ctx); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("audit: clickhouse %v: %w", opts.Addr, err)
+	}
+	return conn, nil
+}
+
+// CreateDatabase creates the database dsn names, if it does not exist,
+// through a connection to the user's default database.
+func CreateDatabase(ctx context.Context, dsn string) error {
+	opts, err := parseDSN(dsn)
+	if err != nil {
+		return err
+	}
+	db := opts.Auth.Database
+	if db == "" {
+		return nil
+	}
+	opts.Auth.Database = ""
+	conn, err := clickhouse.Open(opts)
+	if err != nil {
+		return fmt.Errorf("audit: clickhouse: %w", err)
+	}
+	defer conn.Close()
+	if err := conn.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+quoteIdent(db)); err != nil {
+		return fmt.Errorf("audit: clickhouse %v: create database %s: %w", opts.Addr, db, err)
+	}
+	return nil
+}
+
+func parseDSN(dsn string) (*clickhouse.Options, error) {
 	opts, err := clickhouse.ParseDSN(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("audit: clickhouse DSN: %w", err)
@@ -34,36 +69,7 @@ func Open(ctx context.Context, dsn string) (driver.Conn, error) {
 	if opts.DialTimeout == 0 {
 		opts.DialTimeout = dialTimeout
 	}
-	conn, err := clickhouse.Open(opts)
-	if err != nil {
-		return nil, fmt.Errorf("audit: clickhouse: %w", err)
-	}
-	err = conn.Ping(ctx)
-	var ex *clickhouse.Exception
-	if errors.As(err, &ex) && ex.Code == codeUnknownDatabase && opts.Auth.Database != "" {
-		err = createDatabase(ctx, *opts)
-		if err == nil {
-			err = conn.Ping(ctx)
-		}
-	}
-	if err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("audit: clickhouse %v: %w", opts.Addr, err)
-	}
-	return conn, nil
-}
-
-// createDatabase creates opts' database through a connection to the user's
-// default database.
-func createDatabase(ctx context.Context, opts clickhouse.Options) error {
-	db := opts.Auth.Database
-	opts.Auth.Database = ""
-	conn, err := clickhouse.Open(&opts)
-	if err != nil {
-		return err
-	}
-	defer conn.Close()
-	return conn.Exec(ctx, "CREATE DATABASE IF NOT EXISTS "+quoteIdent(db))
+	return opts, nil
 }
 
 // quoteIdent quotes a ClickHouse identifier with backquotes.

@@ -42,6 +42,9 @@ func main() {
 }
 
 func run(ctx context.Context, args []string) int {
+	if code, ok := subcommand(ctx, args, os.Stdout, os.Stderr); ok {
+		return code
+	}
 	cfg, err := config.Load("consumer", args, os.Getenv)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
@@ -88,6 +91,14 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return fmt.Errorf("metrics: %w", err)
 	}
 
+	var ch *clickhouseSink
+	if cfg.ClickHouse != "" {
+		if ch, err = startClickHouse(ctx, cfg, brokers, log, reg); err != nil {
+			return err
+		}
+		defer ch.close()
+	}
+
 	stage, err := newLLMStage(cfg, log, reg)
 	if err != nil {
 		return err
@@ -125,6 +136,9 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		defer stopStage()
 		return p.Run(pctx)
 	})
+	if ch != nil {
+		g.Go(func() error { return ch.sink.Run(pctx) })
+	}
 	if cfg.HTTPListen != "" {
 		if err := serveHTTP(g, pctx, cfg.HTTPListen, opsHandler(reg, p.Ready()), log); err != nil {
 			cancelPipeline()
@@ -165,6 +179,9 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 				Logger: log,
 			}, summary)
 			report = summary.Report(stage.label)
+			if err == nil && ch != nil {
+				err = ch.waitCaughtUp(gctx)
+			}
 			return err
 		})
 	}
@@ -179,6 +196,11 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	}
 	if cfg.SummaryJSON != "" {
 		if err := report.WriteJSON(cfg.SummaryJSON); err != nil {
+			return err
+		}
+	}
+	if ch != nil {
+		if err := printReport(ctx, ch.conn, map[string]string{}, os.Stdout); err != nil {
 			return err
 		}
 	}

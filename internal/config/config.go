@@ -59,6 +59,8 @@ type Config struct {
 	DemoMix       string  `yaml:"demo_mix"`
 	DemoAmbiguous string  `yaml:"demo_ambiguous"`
 	DemoBad       float64 `yaml:"demo_bad"`
+
+	ClickHouse string `yaml:"clickhouse"`
 }
 
 // Default returns the defaults every source overrides.
@@ -200,6 +202,7 @@ func bind(fs *flag.FlagSet, c *Config) {
 	fs.StringVar(&c.DemoMix, "demo-mix", c.DemoMix, "with --demo, event type shares, e.g. transaction=0.8,document=0.2")
 	fs.StringVar(&c.DemoAmbiguous, "demo-ambiguous", c.DemoAmbiguous, "with --demo, share per type crafted for sampling, e.g. transaction=0.05,document=0.2")
 	fs.Float64Var(&c.DemoBad, "demo-bad", c.DemoBad, "with --demo, share of malformed records")
+	fs.StringVar(&c.ClickHouse, "clickhouse", c.ClickHouse, "ClickHouse DSN (clickhouse://host:9000/db): run the audit sink in this process, as group <group>-clickhouse; with --demo, print the dashboard report at the end")
 }
 
 // list is a comma-separated flag value.

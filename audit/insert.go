@@ -1,0 +1,134 @@
+package audit
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+)
+
+// DecisionRow is a record of the decisions topic as the sink stores it. Its
+// JSON is pipeline.Decision's, which audit cannot import (pipeline imports
+// audit); a test keeps the two in step.
+type DecisionRow struct {
+	EventID   string    `json:"event_id"`
+	Type      string    `json:"type"`
+	TenantID  string    `json:"tenant_id"`
+	Key       string    `json:"key"`
+	Outcome   string    `json:"outcome"`
+	Path      string    `json:"path"`
+	RuleID    string    `json:"rule_id,omitempty"`
+	Reason    string    `json:"reason,omitempty"`
+	Model     string    `json:"model,omitempty"`
+	LatencyMS float64   `json:"latency_ms"`
+	DecidedAt time.Time `json:"decided_at"`
+}
+
+// The column lists are explicit so that columns added later (MATERIALIZED
+// ones on newer servers, say) never shift the values appended.
+const (
+	insertAuditSQL = `INSERT INTO audit (audit_id, kind, event_id, type, tenant_id, user_id, key,
+	path, rule_id, outcome, reason, status, mode, sampler_session, model_requested, model_answered,
+	input_tokens, output_tokens, request_summary, response_summary, latency_ms, at_ms,
+	topic, partition, offset, consumer, chain, segment, seq, prev_hash, hash)`
+	insertDecisionsSQL = `INSERT INTO decisions (event_id, type, tenant_id, key, outcome, path,
+	rule_id, reason, model, latency_ms, decided_ms)`
+)
+
+// DateTime's range: storage derives the day partition from these times.
+var (
+	minTime = time.Unix(0, 0)
+	maxTime = time.Date(2105, 12, 31, 0, 0, 0, 0, time.UTC)
+)
+
+// errBadRecord marks a topic record that cannot be stored.
+var errBadRecord = errors.New("bad record")
+
+// decodeAudit reads an audit topic record's value.
+func decodeAudit(value []byte) (Record, error) {
+	var r Record
+	if err := json.Unmarshal(value, &r); err != nil {
+		return r, fmt.Errorf("%w: %v", errBadRecord, err)
+	}
+	switch {
+	case r.AuditID == "":
+		return r, fmt.Errorf("%w: no audit_id", errBadRecord)
+	case r.At.Before(minTime) || r.At.After(maxTime):
+		return r, fmt.Errorf("%w: at %v outside 1970..2105", errBadRecord, r.At)
+	}
+	return r, nil
+}
+
+// decodeDecision reads a decisions topic record's value.
+func decodeDecision(value []byte) (DecisionRow, error) {
+	var d DecisionRow
+	if err := json.Unmarshal(value, &d); err != nil {
+		return d, fmt.Errorf("%w: %v", errBadRecord, err)
+	}
+	switch {
+	case d.EventID == "":
+		return d, fmt.Errorf("%w: no event_id", errBadRecord)
+	case d.DecidedAt.Before(minTime) || d.DecidedAt.After(maxTime):
+		return d, fmt.Errorf("%w: decided_at %v outside 1970..2105", errBadRecord, d.DecidedAt)
+	}
+	return d, nil
+}
+
+// rows are the decoded records of one sink batch.
+type rows struct {
+	audit     []Record
+	decisions []DecisionRow
+}
+
+func (r *rows) len() int { return len(r.audit) + len(r.decisions) }
+
+// insertAudit writes recs to the audit table in one batch.
+func insertAudit(ctx context.Context, conn driver.Conn, recs []Record) error {
+	if len(recs) == 0 {
+		return nil
+	}
+	b, err := conn.PrepareBatch(ctx, insertAuditSQL)
+	if err != nil {
+		return fmt.Errorf("audit: insert audit rows: %w", err)
+	}
+	for i := range recs {
+		r := &recs[i]
+		if err := b.Append(r.AuditID, string(r.Kind), r.EventID, r.Type, r.TenantID, r.UserID, r.Key,
+			r.Path, r.RuleID, r.Outcome, r.Reason, string(r.Status), r.Mode, r.SamplerSession, r.ModelRequested, r.ModelAnswered,
+			r.InputTokens, r.OutputTokens, r.RequestSummary, r.ResponseSummary, r.LatencyMS, r.At.UnixMilli(),
+			r.Topic, r.Partition, r.Offset, r.Consumer, r.Chain, r.Segment, r.Seq, r.PrevHash, r.Hash); err != nil {
+			_ = b.Abort()
+			return fmt.Errorf("audit: insert audit rows: %w", err)
+		}
+	}
+	if err := b.Send(); err != nil {
+		return fmt.Errorf("audit: insert %d audit rows: %w", len(recs), err)
+	}
+	return nil
+}
+
+// insertDecisions writes ds to the decisions table in one batch.
+func insertDecisions(ctx context.Context, conn driver.Conn, ds []DecisionRow) error {
+	if len(ds) == 0 {
+		return nil
+	}
+	b, err := conn.PrepareBatch(ctx, insertDecisionsSQL)
+	if err != nil {
+		return fmt.Errorf("audit: insert decisions: %w", err)
+	}
+	for i := range ds {
+		d := &ds[i]
+		if err := b.Append(d.EventID, d.Type, d.TenantID, d.Key, d.Outcome, d.Path,
+			d.RuleID, d.Reason, d.Model, d.LatencyMS, uint64(d.DecidedAt.UnixMilli())); err != nil {
+			_ = b.Abort()
+			return fmt.Errorf("audit: insert decisions: %w", err)
+		}
+	}
+	if err := b.Send(); err != nil {
+		return fmt.Errorf("audit: insert %d decisions: %w", len(ds), err)
+	}
+	return nil
+}

@@ -1,0 +1,418 @@
+package audit
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// SinkOptions configure a Sink. The zero value of every optional field
+// means the default written in its comment.
+type SinkOptions struct {
+	// Brokers are the Kafka seed brokers. Required.
+	Brokers []string
+	// Group is the sink's consumer group, separate from the pipeline's.
+	// Default "triage-clickhouse".
+	Group string
+	// AuditTopic and DecisionsTopic default to "audit" and "decisions".
+	AuditTopic, DecisionsTopic string
+
+	// BatchSize is how many records are buffered before they are inserted.
+	// Default 5000.
+	BatchSize int
+	// FlushInterval bounds how long a buffered record waits for its batch
+	// to fill: the batch is inserted when it is this old even if small.
+	// Default 1 s.
+	FlushInterval time.Duration
+	// InsertTimeout bounds one insert attempt (and one commit). A rebalance
+	// waits for an attempt in progress, so it must stay well under the
+	// group's rebalance timeout (60 s by default). Default 30 s.
+	InsertTimeout time.Duration
+	// MinBackoff and MaxBackoff bound the wait between failed inserts; it
+	// doubles after each failure. While inserts fail, fetching is paused
+	// and the batch is kept: nothing is dropped and nothing is committed,
+	// however long ClickHouse is away. Defaults 200 ms and 10 s.
+	MinBackoff, MaxBackoff time.Duration
+	// ShutdownTimeout bounds the final insert and commit when Run's context
+	// ends; records not inserted by then stay uncommitted and are read
+	// again by the next run. Default 30 s.
+	ShutdownTimeout time.Duration
+
+	// Logger defaults to slog.Default().
+	Logger *slog.Logger
+	// Metrics, when not nil, receives the sink's Prometheus metrics.
+	Metrics *SinkMetrics
+	// ClientOpts are appended to the franz-go client options (TLS, SASL,
+	// tuning). They must not change the group or commit settings.
+	ClientOpts []kgo.Opt
+}
+
+func (o *SinkOptions) setDefaults() {
+	if o.Group == "" {
+		o.Group = "triage-clickhouse"
+	}
+	if o.AuditTopic == "" {
+		o.AuditTopic = "audit"
+	}
+	if o.DecisionsTopic == "" {
+		o.DecisionsTopic = "decisions"
+	}
+	if o.BatchSize <= 0 {
+		o.BatchSize = 5000
+	}
+	if o.FlushInterval <= 0 {
+		o.FlushInterval = time.Second
+	}
+	if o.InsertTimeout <= 0 {
+		o.InsertTimeout = 30 * time.Second
+	}
+	if o.MinBackoff <= 0 {
+		o.MinBackoff = 200 * time.Millisecond
+	}
+	if o.MaxBackoff <= 0 {
+		o.MaxBackoff = 10 * time.Second
+	}
+	if o.MaxBackoff < o.MinBackoff {
+		o.MaxBackoff = o.MinBackoff
+	}
+	if o.ShutdownTimeout <= 0 {
+		o.ShutdownTimeout = 30 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+}
+
+// Sink copies the audit and decisions topics into ClickHouse. It is its own
+// consumer group, at least once: offsets are committed only after the
+// records below them are inserted, and the tables are built so that a record
+// stored twice never counts twice (see the migrations and the dashboard
+// queries). Records that are not valid JSON of their topic cannot be stored;
+// they are logged, counted and skipped.
+type Sink struct {
+	opts  SinkOptions
+	conn  driver.Conn
+	log   *slog.Logger
+	cl    *kgo.Client
+	ready chan struct{}
+
+	// mu guards pending. The poll loop holds it to add records and for one
+	// insert-and-commit attempt; the rebalance callbacks hold it to settle
+	// the partitions they take away.
+	mu      sync.Mutex
+	pending batch
+	closing bool // the final flush is done: rebalances only drop records
+
+	commitMu  sync.Mutex
+	committed chan struct{} // closed and replaced after each commit
+}
+
+// NewSink validates opts and creates the Kafka client; Run starts
+// consuming. conn must reach a database migrated with Migrate.
+func NewSink(conn driver.Conn, opts SinkOptions) (*Sink, error) {
+	opts.setDefaults()
+	if conn == nil {
+		return nil, errors.New("audit: sink: no ClickHouse connection")
+	}
+	if len(opts.Brokers) == 0 {
+		return nil, errors.New("audit: sink: no brokers configured")
+	}
+	s := &Sink{
+		opts:      opts,
+		conn:      conn,
+		log:       opts.Logger,
+		ready:     make(chan struct{}),
+		committed: make(chan struct{}),
+	}
+	s.pending.reset()
+	kopts := []kgo.Opt{
+		kgo.SeedBrokers(opts.Brokers...),
+		kgo.ConsumerGroup(opts.Group),
+		kgo.ConsumeTopics(opts.AuditTopic, opts.DecisionsTopic),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		// Outputs of aborted pipeline transactions are not decisions.
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
+		// Commits follow inserts, never polls.
+		kgo.DisableAutoCommit(),
+		kgo.OnPartitionsRevoked(s.onRevoked),
+		kgo.OnPartitionsLost(s.onLost),
+		kgo.AllowAutoTopicCreation(),
+		kgo.WithLogger(kgoLogger{opts.Logger}),
+	}
+	cl, err := kgo.NewClient(append(kopts, opts.ClientOpts...)...)
+	if err != nil {
+		return nil, fmt.Errorf("audit: sink: kafka client: %w", err)
+	}
+	s.cl = cl
+	return s, nil
+}
+
+// Ready is closed once the sink is polling.
+func (s *Sink) Ready() <-chan struct{} { return s.ready }
+
+// Run consumes until ctx ends, then inserts and commits what it holds
+// (bounded by ShutdownTimeout) and leaves the group. While ClickHouse is
+// down it keeps the batch, pauses fetching and retries with backoff. It
+// returns nil after a clean shutdown, or an error if the final insert or
+// commit did not succeed (those records are read again next time).
+func (s *Sink) Run(ctx context.Context) error {
+	defer s.cl.Close()
+	close(s.ready)
+	for ctx.Err() == nil {
+		s.mu.Lock()
+		n, first := s.pending.records, s.pending.first
+		s.mu.Unlock()
+		if n >= s.opts.BatchSize || n > 0 && time.Since(first) >= s.opts.FlushInterval {
+			_ = s.flush(ctx) // fails only when ctx ends
+			continue
+		}
+		pollCtx, cancel := ctx, context.CancelFunc(func() {})
+		if n > 0 {
+			pollCtx, cancel = context.WithDeadline(ctx, first.Add(s.opts.FlushInterval))
+		}
+		fetches := s.cl.PollRecords(pollCtx, s.opts.BatchSize-n)
+		cancel()
+		if fetches.IsClientClosed() {
+			break
+		}
+		fetches.EachError(func(topic string, partition int32, err error) {
+			if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
+				s.log.Warn("sink: fetch error", "topic", topic, "partition", partition, "err", err)
+			}
+		})
+		s.mu.Lock()
+		fetches.EachRecord(s.add)
+		s.opts.Metrics.setPending(s.pending.records)
+		s.mu.Unlock()
+	}
+
+	// Shutdown: what was polled is inserted and committed on a context of
+	// its own, then the group learns at once that this member is gone.
+	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.ShutdownTimeout)
+	defer cancel()
+	err := s.flush(sctx)
+	s.mu.Lock()
+	s.closing = true
+	left := s.pending.records
+	s.mu.Unlock()
+	if err != nil {
+		err = fmt.Errorf("audit: sink: shutdown: %d records not stored; they stay uncommitted: %w", left, err)
+	}
+	lctx, lcancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.InsertTimeout)
+	defer lcancel()
+	if lerr := s.cl.LeaveGroupContext(lctx); lerr != nil {
+		s.log.Warn("sink: leave group", "err", lerr)
+	}
+	return err
+}
+
+// add decodes one polled record into the batch; a record that cannot be
+// stored is logged, counted and skipped, but its offset is committed with
+// the batch. s.mu is held.
+func (s *Sink) add(r *kgo.Record) {
+	b := &s.pending
+	if b.records == 0 {
+		b.first = time.Now()
+	}
+	b.records++
+	b.advance(r)
+	s.opts.Metrics.consumed(r.Topic)
+	var err error
+	switch r.Topic {
+	case s.opts.AuditTopic:
+		var rec Record
+		if rec, err = decodeAudit(r.Value); err == nil {
+			b.rows.audit = append(b.rows.audit, rec)
+			b.auditFrom = append(b.auditFrom, partitionOf(r))
+		}
+	case s.opts.DecisionsTopic:
+		var d DecisionRow
+		if d, err = decodeDecision(r.Value); err == nil {
+			b.rows.decisions = append(b.rows.decisions, d)
+			b.decisionsFrom = append(b.decisionsFrom, partitionOf(r))
+		}
+	default:
+		err = fmt.Errorf("%w: unexpected topic", errBadRecord)
+	}
+	if err != nil {
+		s.opts.Metrics.bad(r.Topic)
+		s.log.Warn("sink: skipping a record that cannot be stored",
+			"topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "err", err)
+	}
+}
+
+// flush inserts and commits the batch, retrying with backoff until it
+// succeeds or ctx ends. Fetching is paused from the first failure until
+// the batch is stored, so the backlog waits in Kafka, not in memory.
+func (s *Sink) flush(ctx context.Context) error {
+	backoff := s.opts.MinBackoff
+	paused := false
+	defer func() {
+		if paused {
+			s.cl.ResumeFetchTopics(s.opts.AuditTopic, s.opts.DecisionsTopic)
+			s.opts.Metrics.setPaused(false)
+		}
+	}()
+	for attempt := 1; ; attempt++ {
+		s.mu.Lock()
+		err := s.flushLocked(ctx)
+		s.mu.Unlock()
+		if err == nil {
+			if paused {
+				s.log.Info("sink: insert succeeded again; fetching resumes", "attempts", attempt)
+			}
+			return nil
+		}
+		if ctx.Err() != nil {
+			return err
+		}
+		if !paused {
+			s.cl.PauseFetchTopics(s.opts.AuditTopic, s.opts.DecisionsTopic)
+			s.opts.Metrics.setPaused(true)
+			paused = true
+		}
+		s.log.Warn("sink: insert failed; fetching paused, retrying", "attempt", attempt, "backoff", backoff, "err", err)
+		t := time.NewTimer(backoff)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		}
+		backoff = min(2*backoff, s.opts.MaxBackoff)
+	}
+}
+
+// flushLocked makes one attempt to insert what the batch has not inserted
+// yet and to commit its offsets; s.mu is held. A table once inserted is not
+// inserted again when the other table or the commit fails.
+func (s *Sink) flushLocked(ctx context.Context) error {
+	b := &s.pending
+	if !b.auditDone {
+		if err := s.insert(ctx, "audit", len(b.rows.audit), func(ctx context.Context) error {
+			return insertAudit(ctx, s.conn, b.rows.audit)
+		}); err != nil {
+			return err
+		}
+		b.auditDone = true
+	}
+	if !b.decisionsDone {
+		if err := s.insert(ctx, "decisions", len(b.rows.decisions), func(ctx context.Context) error {
+			return insertDecisions(ctx, s.conn, b.rows.decisions)
+		}); err != nil {
+			return err
+		}
+		b.decisionsDone = true
+	}
+	if err := s.commit(ctx, b.offsets); err != nil {
+		s.opts.Metrics.commitFailed()
+		return err
+	}
+	b.reset()
+	s.opts.Metrics.setPending(0)
+	s.commitMu.Lock()
+	close(s.committed)
+	s.committed = make(chan struct{})
+	s.commitMu.Unlock()
+	return nil
+}
+
+func (s *Sink) insert(ctx context.Context, table string, n int, do func(context.Context) error) error {
+	if n == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.opts.InsertTimeout)
+	defer cancel()
+	start := time.Now()
+	if err := do(ctx); err != nil {
+		s.opts.Metrics.insertFailed(table)
+		return err
+	}
+	s.opts.Metrics.inserted(table, n, time.Since(start))
+	return nil
+}
+
+// commit synchronously commits offsets, returning the first error of the
+// request or of any partition.
+func (s *Sink) commit(ctx context.Context, offsets map[string]map[int32]kgo.EpochOffset) error {
+	if len(offsets) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.opts.InsertTimeout)
+	defer cancel()
+	var cerr error
+	s.cl.CommitOffsetsSync(ctx, offsets, func(_ *kgo.Client, _ *kmsg.OffsetCommitRequest, resp *kmsg.OffsetCommitResponse, err error) {
+		if err != nil {
+			cerr = err
+			return
+		}
+		for _, t := range resp.Topics {
+			for _, p := range t.Partitions {
+				if err := kerr.ErrorForCode(p.ErrorCode); err != nil && cerr == nil {
+					cerr = fmt.Errorf("%s/%d: %w", t.Topic, p.Partition, err)
+				}
+			}
+		}
+	})
+	if cerr != nil {
+		return fmt.Errorf("audit: sink: commit offsets: %w", cerr)
+	}
+	return nil
+}
+
+// onRevoked runs when partitions move to another member. It gives the
+// batch one bounded attempt, so that a rebalance in good weather replays
+// nothing; if ClickHouse is down, the revoked partitions' records leave the
+// batch uncommitted and their new owner reads them again. Setting this
+// callback turns off franz-go's own commit on revoke.
+func (s *Sink) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[string][]int32) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.pending.records == 0 {
+		return
+	}
+	if s.closing {
+		s.pending.drop(revoked)
+		return
+	}
+	if err := s.flushLocked(ctx); err != nil {
+		s.log.Warn("sink: partitions revoked before their records were stored; the next owner reads them again",
+			"partitions", revoked, "err", err)
+		s.pending.drop(revoked)
+		s.opts.Metrics.setPending(s.pending.records)
+	}
+}
+
+// onLost forgets the records of partitions taken away without a chance to
+// commit (session expired, fenced): their new owner reads them again.
+func (s *Sink) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.pending.drop(lost)
+	s.opts.Metrics.setPending(s.pending.records)
+	s.log.Warn("sink: partitions lost", "partitions", lost)
+}
+
+// kgoLogger routes franz-go's warnings and errors to slog.
+type kgoLogger struct{ log *slog.Logger }
+
+func (l kgoLogger) Level() kgo.LogLevel { return kgo.LogLevelWarn }
+
+func (l kgoLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
+	switch level {
+	case kgo.LogLevelError:
+		l.log.Error("sink: kafka: "+msg, keyvals...)
+	case kgo.LogLevelWarn:
+		l.log.Warn("sink: kafka: "+msg, keyvals...)
+	default:
+		l.log.Debug("sink: kafka: "+msg, keyvals...)
+	}
+}
