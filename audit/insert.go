@@ -10,23 +10,6 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 )
 
-// DecisionRow is a record of the decisions topic as the sink stores it. Its
-// JSON is pipeline.Decision's, which audit cannot import (pipeline imports
-// audit); a test keeps the two in step.
-type DecisionRow struct {
-	EventID   string    `json:"event_id"`
-	Type      string    `json:"type"`
-	TenantID  string    `json:"tenant_id"`
-	Key       string    `json:"key"`
-	Outcome   string    `json:"outcome"`
-	Path      string    `json:"path"`
-	RuleID    string    `json:"rule_id,omitempty"`
-	Reason    string    `json:"reason,omitempty"`
-	Model     string    `json:"model,omitempty"`
-	LatencyMS float64   `json:"latency_ms"`
-	DecidedAt time.Time `json:"decided_at"`
-}
-
 // The column lists are explicit so that columns added later (MATERIALIZED
 // ones on newer servers, say) never shift the values appended.
 const (
@@ -63,8 +46,8 @@ func decodeAudit(value []byte) (Record, error) {
 }
 
 // decodeDecision reads a decisions topic record's value.
-func decodeDecision(value []byte) (DecisionRow, error) {
-	var d DecisionRow
+func decodeDecision(value []byte) (Decision, error) {
+	var d Decision
 	if err := json.Unmarshal(value, &d); err != nil {
 		return d, fmt.Errorf("%w: %v", errBadRecord, err)
 	}
@@ -80,7 +63,7 @@ func decodeDecision(value []byte) (DecisionRow, error) {
 // rows are the decoded records of one sink batch.
 type rows struct {
 	audit     []Record
-	decisions []DecisionRow
+	decisions []Decision
 }
 
 func (r *rows) len() int { return len(r.audit) + len(r.decisions) }
@@ -111,7 +94,7 @@ func insertAudit(ctx context.Context, conn driver.Conn, recs []Record) error {
 }
 
 // insertDecisions writes ds to the decisions table in one batch.
-func insertDecisions(ctx context.Context, conn driver.Conn, ds []DecisionRow) error {
+func insertDecisions(ctx context.Context, conn driver.Conn, ds []Decision) error {
 	if len(ds) == 0 {
 		return nil
 	}

@@ -234,7 +234,7 @@ func (s *Sink) add(r *kgo.Record) {
 			b.auditFrom = append(b.auditFrom, partitionOf(r))
 		}
 	case s.opts.DecisionsTopic:
-		var d DecisionRow
+		var d Decision
 		if d, err = decodeDecision(r.Value); err == nil {
 			b.rows.decisions = append(b.rows.decisions, d)
 			b.decisionsFrom = append(b.decisionsFrom, partitionOf(r))

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"reflect"
 	"strconv"
 	"sync"
 	"testing"
@@ -525,29 +524,4 @@ func TestSinkGroupRebalance(t *testing.T) {
 	}
 	t.Logf("consumed: first %v, second %v records (of %d, replays included)",
 		gauge(t, regs[0], "triage_sink_records_consumed_total"), gauge(t, regs[1], "triage_sink_records_consumed_total"), 2*len(recs))
-}
-
-// TestDecisionRowMatchesPipeline keeps audit.DecisionRow, the sink's view of
-// the decisions topic, in step with pipeline.Decision.
-func TestDecisionRowMatchesPipeline(t *testing.T) {
-	d := pipeline.Decision{EventID: "e", Type: "t", TenantID: "tn", Key: "k", Outcome: "o", Path: "p",
-		RuleID: "r", Reason: "why", Model: "m", LatencyMS: 1.5, DecidedAt: time.Date(2026, 1, 2, 3, 4, 5, 6_000_000, time.UTC)}
-	in, err := json.Marshal(d)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var row audit.DecisionRow
-	if err := json.Unmarshal(in, &row); err != nil {
-		t.Fatal(err)
-	}
-	out, err := json.Marshal(row)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(in, out) {
-		t.Fatalf("pipeline.Decision %s\n     DecisionRow %s", in, out)
-	}
-	if a, b := reflect.TypeFor[pipeline.Decision]().NumField(), reflect.TypeFor[audit.DecisionRow]().NumField(); a != b {
-		t.Fatalf("pipeline.Decision has %d fields, DecisionRow %d", a, b)
-	}
 }

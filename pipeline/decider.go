@@ -3,7 +3,6 @@ package pipeline
 import (
 	"context"
 	"errors"
-	"time"
 
 	"github.com/triage-dev/triage/audit"
 	"github.com/triage-dev/triage/rules"
@@ -74,17 +73,5 @@ func FallbackReason(err error) string {
 }
 
 // Decision is the record written to the decisions topic, keyed by the
-// event's entity key.
-type Decision struct {
-	EventID   string    `json:"event_id"`
-	Type      string    `json:"type"`
-	TenantID  string    `json:"tenant_id"`
-	Key       string    `json:"key"`
-	Outcome   string    `json:"outcome"`
-	Path      string    `json:"path"`
-	RuleID    string    `json:"rule_id,omitempty"`
-	Reason    string    `json:"reason,omitempty"`
-	Model     string    `json:"model,omitempty"`
-	LatencyMS float64   `json:"latency_ms"`
-	DecidedAt time.Time `json:"decided_at"`
-}
+// event's entity key; see audit.Decision.
+type Decision = audit.Decision
