@@ -1,6 +1,8 @@
 package pipeline
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/triage-dev/triage/audit"
@@ -22,6 +25,11 @@ const (
 	HeaderDLQTopic     = "triage.dlq.topic"
 	HeaderDLQPartition = "triage.dlq.partition"
 	HeaderDLQOffset    = "triage.dlq.offset"
+	// HeaderDLQTruncated and HeaderDLQSHA256 are set only on a dead letter
+	// that its topic refused as too large and that was sent truncated: the
+	// original size in bytes and the SHA-256 of the original value.
+	HeaderDLQTruncated = "triage.dlq.truncated"
+	HeaderDLQSHA256    = "triage.dlq.sha256"
 )
 
 // Result describes one consumed record once all its outputs are durable.
@@ -158,9 +166,32 @@ func (p *Pipeline) emitDLQ(r *kgo.Record, derr *DecodeError, t *Ticket) {
 			kgo.RecordHeader{Key: HeaderDLQOffset, Value: strconv.AppendInt(nil, r.Offset, 10)},
 		),
 	}
-	p.produce([]*kgo.Record{rec}, t, func(latency time.Duration) Result {
+	result := func(latency time.Duration) Result {
 		return Result{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, DLQReason: derr.Reason, Latency: latency}
-	}, r.Timestamp)
+	}
+	p.produceOne(rec, t, result, r.Timestamp, func(err error) *kgo.Record {
+		if !tooLarge(err) {
+			return nil
+		}
+		// The DLQ topic takes smaller records than the source topic did:
+		// keep a bounded prefix with the original's size and digest. The
+		// whole original stays in the source topic at the offset the
+		// headers name.
+		sum := sha256.Sum256(r.Value)
+		short := *rec
+		short.Value = r.Value[:min(len(r.Value), dlqTruncateTo)]
+		short.Headers = append(append([]kgo.RecordHeader(nil), rec.Headers...),
+			kgo.RecordHeader{Key: HeaderDLQTruncated, Value: strconv.AppendInt(nil, int64(len(r.Value)), 10)},
+			kgo.RecordHeader{Key: HeaderDLQSHA256, Value: []byte(hex.EncodeToString(sum[:]))})
+		return &short
+	})
+}
+
+// dlqTruncateTo bounds a dead letter that its topic refused as too large.
+const dlqTruncateTo = 64 << 10
+
+func tooLarge(err error) bool {
+	return errors.Is(err, kerr.MessageTooLarge) || errors.Is(err, kerr.RecordListTooLarge)
 }
 
 // produce writes recs and completes t once the broker acknowledged all of
@@ -171,27 +202,48 @@ func (p *Pipeline) produce(recs []*kgo.Record, t *Ticket, result func(time.Durat
 	var pending atomic.Int32
 	pending.Store(int32(len(recs)))
 	for _, rec := range recs {
-		p.cl.Produce(p.workCtx, rec, func(rec *kgo.Record, err error) {
-			if err != nil {
-				if errors.Is(err, p.workCtx.Err()) {
-					t.Abandon()
-				} else {
-					p.fail(fmt.Errorf("pipeline: produce to %s: %w", rec.Topic, err))
+		p.cl.Produce(p.workCtx, rec, p.ack(&pending, t, result, produced, nil))
+	}
+}
+
+// produceOne is produce for one record, with a replacement to send once
+// instead when the first attempt fails (replace returns nil to give up).
+func (p *Pipeline) produceOne(rec *kgo.Record, t *Ticket, result func(time.Duration) Result, produced time.Time, replace func(error) *kgo.Record) {
+	var pending atomic.Int32
+	pending.Store(1)
+	p.cl.Produce(p.workCtx, rec, p.ack(&pending, t, result, produced, replace))
+}
+
+// ack is the promise of one produced record: the last acknowledgement of
+// an event completes its ticket and reports its result.
+func (p *Pipeline) ack(pending *atomic.Int32, t *Ticket, result func(time.Duration) Result, produced time.Time, replace func(error) *kgo.Record) func(*kgo.Record, error) {
+	return func(rec *kgo.Record, err error) {
+		if err != nil {
+			if replace != nil {
+				if alt := replace(err); alt != nil {
+					p.log.Warn("produce refused; sending a replacement", "topic", rec.Topic, "err", err)
+					p.cl.Produce(p.workCtx, alt, p.ack(pending, t, result, produced, nil))
+					return
 				}
-				return
 			}
-			if pending.Add(-1) != 0 {
-				return
+			if errors.Is(err, p.workCtx.Err()) {
+				t.Abandon()
+			} else {
+				p.fail(fmt.Errorf("pipeline: produce to %s: %w", rec.Topic, err))
 			}
-			if t.Done() {
-				p.markCommits()
-			}
-			res := result(time.Since(produced))
-			p.cfg.Metrics.observe(res)
-			if p.cfg.OnResult != nil {
-				p.cfg.OnResult(res)
-			}
-		})
+			return
+		}
+		if pending.Add(-1) != 0 {
+			return
+		}
+		if t.Done() {
+			p.markCommits()
+		}
+		res := result(time.Since(produced))
+		p.cfg.Metrics.observe(res)
+		if p.cfg.OnResult != nil {
+			p.cfg.OnResult(res)
+		}
 	}
 }
 

@@ -2,10 +2,15 @@ package pipeline_test
 
 import (
 	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"math/rand/v2"
 	"encoding/json"
 	"strconv"
 	"testing"
 
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/triage-dev/triage/audit"
@@ -243,5 +248,46 @@ func TestThirdTypeFromYAMLOnly(t *testing.T) {
 	}
 	if dlq != 1 {
 		t.Errorf("the ticket with an unknown tier: %d DLQ records with invalid_value, want 1", dlq)
+	}
+}
+
+// TestOversizedDeadLetterIsTruncated: a DLQ topic that refuses records as
+// large as the source topic took gets a bounded prefix with the original's
+// size and digest, and the pipeline goes on.
+func TestOversizedDeadLetterIsTruncated(t *testing.T) {
+	brokers := startBroker(t)
+	adm := kadm.NewClient(newClient(t, brokers))
+	small := "200000"
+	ctx := context.Background()
+	if _, err := adm.CreateTopic(ctx, 1, 1, map[string]*string{"max.message.bytes": &small}, "small.dlq"); err != nil {
+		t.Fatal(err)
+	}
+	// Incompressible bytes (a compressed batch would slip under the limit):
+	// not JSON, and too big for small.dlq.
+	big := make([]byte, 300_000)
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range big {
+		big[i] = byte(rng.UintN(256))
+	}
+	big[0] = 'x'
+	produce(t, brokers, []*kgo.Record{
+		{Topic: "events.transactions", Value: big},
+		record("events.transactions", txn("after", 10, "DE", "DE")),
+	})
+	res := newResults()
+	stop := runPipeline(t, pipeline.Config{Brokers: brokers, Group: "big", DLQTopic: "small.dlq", OnResult: res.add})
+	res.waitFor(t, 2)
+	if err := stop(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	dlq := readTopic(t, brokers, "small.dlq")
+	if len(dlq) != 1 {
+		t.Fatalf("%d DLQ records", len(dlq))
+	}
+	r := dlq[0]
+	sum := sha256.Sum256(big)
+	if len(r.Value) >= len(big) || header(r, pipeline.HeaderDLQTruncated) != "300000" ||
+		header(r, pipeline.HeaderDLQSHA256) != hex.EncodeToString(sum[:]) || header(r, pipeline.HeaderDLQReason) != "invalid_json" {
+		t.Fatalf("DLQ record: %d bytes, headers %v", len(r.Value), r.Headers)
 	}
 }
