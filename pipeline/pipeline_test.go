@@ -5,8 +5,8 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
-	"math/rand/v2"
 	"encoding/json"
+	"math/rand/v2"
 	"strconv"
 	"testing"
 
