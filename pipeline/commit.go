@@ -58,7 +58,7 @@ func (p *Pipeline) leave(ctx context.Context) {
 // what keeps a rebalance from replaying finished work.
 func (p *Pipeline) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[string][]int32) {
 	tps := flatten(revoked)
-	p.stalled.drop(tps)
+	p.cfg.Metrics.pausedDelta(-p.stalled.drop(tps))
 	p.cl.ResumeFetchPartitions(revoked) // a pause outlives the assignment
 	waitCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.RevokeTimeout)
 	defer cancel()
@@ -80,7 +80,7 @@ func (p *Pipeline) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[str
 // (session expired, fenced): their uncommitted work is redone by the new
 // owner.
 func (p *Pipeline) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
-	p.stalled.drop(flatten(lost))
+	p.cfg.Metrics.pausedDelta(-p.stalled.drop(flatten(lost)))
 	p.cl.ResumeFetchPartitions(lost)
 	p.offsets.Drop(flatten(lost))
 	p.chains.Reset(chainNames(flatten(lost)))

@@ -14,6 +14,7 @@ type Metrics struct {
 	dlq           *prometheus.CounterVec
 	ruleHits      *prometheus.CounterVec
 	queueFulls    prometheus.Counter
+	paused        prometheus.Gauge
 	latency       *prometheus.HistogramVec
 }
 
@@ -35,13 +36,16 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		queueFulls: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "triage_sampling_queue_full_total", Help: "Times the poll loop waited because the sampling queue was full.",
 		}),
+		paused: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "triage_paused_partitions", Help: "Partitions whose fetching is paused because the sampling queue is full.",
+		}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "triage_decision_latency_seconds",
 			Help:    "From the event's produce timestamp to its decision being acknowledged, by path.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
 		}, []string{"path"}),
 	}
-	for _, c := range []prometheus.Collector{m.consumedTotal, m.decisions, m.dlq, m.ruleHits, m.queueFulls, m.latency} {
+	for _, c := range []prometheus.Collector{m.consumedTotal, m.decisions, m.dlq, m.ruleHits, m.queueFulls, m.paused, m.latency} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -64,6 +68,12 @@ func (m *Metrics) ruleHit(r rules.Result) {
 func (m *Metrics) queueFull() {
 	if m != nil {
 		m.queueFulls.Inc()
+	}
+}
+
+func (m *Metrics) pausedDelta(d int) {
+	if m != nil {
+		m.paused.Add(float64(d))
 	}
 }
 

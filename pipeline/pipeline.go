@@ -223,7 +223,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	}
 
 	p.poll(runCtx)
-	p.stalled.abandonAll()
+	p.cfg.Metrics.pausedDelta(-p.stalled.abandonAll())
 
 	// Shutdown: no more records enter; everything already taken finishes
 	// within DrainTimeout or is handed back uncommitted.

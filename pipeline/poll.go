@@ -34,25 +34,30 @@ func (s *stalledParts) len() int {
 
 // drop forgets stalled partitions that moved to another member: their
 // tracked heads are abandoned so that the revoke does not wait for events
-// that will never be decided here.
-func (s *stalledParts) drop(tps []TopicPartition) {
+// that will never be decided here. It returns how many were stalled.
+func (s *stalledParts) drop(tps []TopicPartition) int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	n := 0
 	for _, tp := range tps {
 		if st := s.parts[tp]; st != nil {
 			st.head.ticket.Abandon()
 			delete(s.parts, tp)
+			n++
 		}
 	}
+	return n
 }
 
-func (s *stalledParts) abandonAll() {
+func (s *stalledParts) abandonAll() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	n := len(s.parts)
 	for tp, st := range s.parts {
 		st.head.ticket.Abandon()
 		delete(s.parts, tp)
 	}
+	return n
 }
 
 // poll is the consume loop. Each pass first retries the stalled partitions
@@ -124,6 +129,7 @@ func (p *Pipeline) takeLocked(tp TopicPartition, recs []*kgo.Record) {
 		p.stalled.parts[tp] = &stall{head: w, rest: recs[i+1:]}
 		p.cl.PauseFetchPartitions(map[string][]int32{tp.Topic: {tp.Partition}})
 		p.cfg.Metrics.queueFull()
+		p.cfg.Metrics.pausedDelta(1)
 		return
 	}
 }
@@ -142,6 +148,7 @@ func (p *Pipeline) retryStalled() {
 		if p.stalled.parts[tp] == nil {
 			p.cl.ResumeFetchPartitions(map[string][]int32{tp.Topic: {tp.Partition}})
 		}
+		p.cfg.Metrics.pausedDelta(-1) // takeLocked counted a new stall, if any
 	}
 }
 
