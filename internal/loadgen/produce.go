@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"golang.org/x/time/rate"
 )
 
 // ProduceOptions controls a Produce run. The zero value produces as fast as
@@ -292,21 +293,20 @@ func (p *producer) report() Report {
 	return r
 }
 
-// pacer spaces events 1/rate apart (a token bucket in its GCRA form) and
-// lets a late sender catch up by at most burst, so a stall is not followed
-// by an unbounded spike.
-type pacer struct {
-	interval time.Duration
-	next     time.Time
-}
+// pacer spaces events 1/rate apart with a token bucket
+// (golang.org/x/time/rate) that holds at most 100 ms worth of events, so a
+// sender that fell behind catches up by at most that much rather than with an
+// unbounded spike.
+type pacer struct{ lim *rate.Limiter }
 
-const burst = 100 * time.Millisecond
-
-func newPacer(rate float64, start time.Time) *pacer {
-	if rate <= 0 {
+func newPacer(r float64, start time.Time) *pacer {
+	if r <= 0 {
 		return nil
 	}
-	return &pacer{interval: time.Duration(float64(time.Second) / rate), next: start}
+	burst := max(1, int(r/10))
+	lim := rate.NewLimiter(rate.Limit(r), burst)
+	lim.AllowN(start, burst-1) // start with one token: no burst at the start
+	return &pacer{lim: lim}
 }
 
 // reserve books the next send and returns the time it may happen.
@@ -314,12 +314,7 @@ func (p *pacer) reserve(now time.Time) time.Time {
 	if p == nil {
 		return now
 	}
-	if floor := now.Add(-burst); p.next.Before(floor) {
-		p.next = floor
-	}
-	at := p.next
-	p.next = p.next.Add(p.interval)
-	return at
+	return now.Add(p.lim.ReserveN(now, 1).DelayFrom(now))
 }
 
 func earliest(a, b time.Time) time.Time {

@@ -176,8 +176,8 @@ func TestPacer(t *testing.T) {
 		{0, 0},
 		{0, 100 * time.Millisecond}, // booked behind the first
 		{150 * time.Millisecond, 200 * time.Millisecond}, // still waits its turn
-		{time.Second, 900 * time.Millisecond},            // late: credit capped at the burst
-		{time.Second, time.Second},
+		{time.Second, time.Second},                       // late: at once, credit capped at one event
+		{time.Second, 1100 * time.Millisecond},
 	}
 	for i, tt := range tests {
 		if got := p.reserve(start.Add(tt.now)).Sub(start); got != tt.want {
