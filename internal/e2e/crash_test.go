@@ -11,7 +11,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/triage-dev/triage/audit"
-	"github.com/triage-dev/triage/internal/embedded"
 	"github.com/triage-dev/triage/internal/kafkatest"
 	"github.com/triage-dev/triage/internal/loadgen"
 	"github.com/triage-dev/triage/pipeline"
@@ -95,13 +94,7 @@ func waitCommitted(t *testing.T, brokers []string, group string, p *proc, topics
 // decided before a graceful stop is decided again.
 func TestConsumerStopAndKillLoseNothing(t *testing.T) {
 	bin := binaries(t)
-	topics := []string{"events.transactions", "events.documents", "decisions", "audit", "events.dlq"}
-	b, err := embedded.Start(embedded.Config{Partitions: 4, Topics: topics})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	brokers := b.Addrs()
+	brokers := broker(t)
 	const n = 30000
 	produceEvents(t, brokers, n, 7)
 	// The builtin sampler (offline scorer over in-memory MCP) decides the

@@ -143,6 +143,19 @@ func (p *proc) failIfExited(t *testing.T) {
 	}
 }
 
+// broker starts an embedded broker with triage's topics, closed when the
+// test ends, and returns its addresses.
+func broker(t *testing.T) []string {
+	t.Helper()
+	topics := []string{"events.transactions", "events.documents", "decisions", "audit", "events.dlq"}
+	b, err := embedded.Start(embedded.Config{Partitions: 4, Topics: topics})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	return b.Addrs()
+}
+
 func freeAddr(t *testing.T) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -174,13 +187,7 @@ func poll(t *testing.T, what string, cond func() bool) {
 // the ambiguous ones by the samplers, over Streamable HTTP.
 func TestSamplersJoinAndLeave(t *testing.T) {
 	bin := binaries(t)
-	topics := []string{"events.transactions", "events.documents", "decisions", "audit", "events.dlq"}
-	b, err := embedded.Start(embedded.Config{Partitions: 4, Topics: topics})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	brokers := b.Addrs()
+	brokers := broker(t)
 	addr := freeAddr(t)
 	url := "http://" + addr + "/mcp"
 	consumer := start(t, "consumer", bin["consumer"], "--brokers", strings.Join(brokers, ","), "--group", "e2e",
