@@ -24,6 +24,9 @@ const (
 	maxWait     = 30 * time.Second
 )
 
+// sessionIdle closes stateful sessions idle for this long.
+const sessionIdle = 5 * time.Minute
+
 // protocolMRTR is the first protocol version with multi round-trip requests
 // (SEP-2322) and without server-initiated requests.
 const protocolMRTR = "2026-07-28"
@@ -151,7 +154,10 @@ func (p *Pool) markPuller(id string) {
 // a non-empty token, every request must carry "Authorization: Bearer token".
 func (p *Pool) Handler(token string) http.Handler {
 	getServer := func(*http.Request) *mcp.Server { return p.server }
-	stateful := mcp.NewStreamableHTTPHandler(getServer, nil)
+	// A sampler that vanished without closing its session must not hold it
+	// (and its push workers) forever; live samplers call at least every
+	// maxWait, and cmd/sampler pings push-only sessions (KeepAlive).
+	stateful := mcp.NewStreamableHTTPHandler(getServer, &mcp.StreamableHTTPOptions{SessionTimeout: sessionIdle})
 	stateless := mcp.NewStreamableHTTPHandler(getServer, &mcp.StreamableHTTPOptions{Stateless: true})
 	var h http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Header.Get("Mcp-Protocol-Version") >= protocolMRTR {
