@@ -152,6 +152,9 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		stop := context.AfterFunc(sctx, func() { _ = stage.pool.Close() })
 		defer stop()
 		if cfg.MCPListen != "" {
+			if host, _, _ := net.SplitHostPort(cfg.MCPListen); cfg.MCPToken == "" && !isLoopback(host) {
+				log.Warn("the MCP endpoint listens beyond loopback without --mcp-token: anyone who reaches it can pull events", "addr", cfg.MCPListen)
+			}
 			mux := http.NewServeMux()
 			mux.Handle("/mcp", stage.pool.Handler(cfg.MCPToken))
 			if err := serveHTTP(g, sctx, cfg.MCPListen, mux, log); err != nil {
@@ -241,6 +244,11 @@ func reloadOnSIGHUP(ctx context.Context, live *rules.Live, log *slog.Logger) {
 			}
 		}
 	}
+}
+
+func isLoopback(host string) bool {
+	ip := net.ParseIP(host)
+	return host == "localhost" || (ip != nil && ip.IsLoopback())
 }
 
 // opsHandler serves the operational endpoints.
