@@ -1,11 +1,21 @@
-// Package sampling owns the MCP server side of triage's LLM stage: the
-// sampler session registry, the bounded pool that leases ambiguous items to
-// samplers (pulled through a work tool, or pushed with sampling/createMessage
-// to legacy hosts), request building from the event type's template, answer
-// validation, timeouts, fallback and guards.
+// Package sampling owns the server side of triage's LLM stage.
 //
-// The pipeline reaches this package only through its own one-method
-// pipeline.Decider interface. Until a sampler implementation is wired in,
-// the pipeline treats a missing decider as "no sampler" and gives every
-// ambiguous event its type's conservative fallback.
+// [Pool] is an MCP server and the pipeline's Decider: ambiguous items wait
+// in a queue (bounded by the pipeline's workers, each blocked in Decide) and
+// are leased to samplers, which pull them through the [WorkTool] as
+// multi round-trip input requests (protocol 2026-07-28, or through the SDK's
+// server-side middleware for older clients), or get them pushed with
+// sampling/createMessage when they are legacy hosts that do not pull. A
+// lease that is not answered in the type's timeout goes back to the queue
+// once, then falls back; an item is decided exactly once.
+//
+// [Direct] decides by calling an LLM provider API itself, the migration path
+// for when MCP sampling goes away (SEP-2577).
+//
+// Both build the request from the event type's sampling configuration
+// (rules.Prompt: allow-listed, masked fields), validate the answer against
+// the type's decision schema with one corrective follow-up ([ParseAnswer]),
+// and return an audit record per attempt. Failures are errors whose
+// FallbackReason (no_sampler, lease_expired, invalid_answer, timeout,
+// error) the pipeline records with the fallback decision.
 package sampling

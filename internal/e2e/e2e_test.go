@@ -1,7 +1,3 @@
-// Package e2e runs triage's binaries as separate processes: the consumer
-// with its MCP endpoint on loopback, and cmd/sampler processes that join,
-// leave and die while events flow.
-package e2e
 
 import (
 	"bytes"
