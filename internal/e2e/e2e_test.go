@@ -1,3 +1,4 @@
+package e2e
 
 import (
 	"bytes"
