@@ -8,6 +8,7 @@ import (
 	"github.com/triage-dev/triage/audit"
 	"github.com/triage-dev/triage/llm"
 	"github.com/triage-dev/triage/pipeline"
+	"github.com/triage-dev/triage/sampler"
 )
 
 // Modes say how an attempt reached the model.
@@ -18,8 +19,9 @@ const (
 )
 
 // UsageMetaKey is the _meta key under which samplers report token usage in a
-// sampling result: {"inputTokens": n, "outputTokens": m}.
-const UsageMetaKey = "dev.triage/usage"
+// sampling result: {"inputTokens": n, "outputTokens": m}. The sampler package
+// defines the wire contract both sides share.
+const UsageMetaKey = sampler.UsageMetaKey
 
 // reply is a model's answer as the pool needs it, whichever way it came.
 type reply struct {
@@ -61,22 +63,8 @@ func replyFromMCP(v any) (reply, bool) {
 			r.Text += t.Text
 		}
 	}
-	if u, ok := meta[UsageMetaKey].(map[string]any); ok {
-		r.InputTokens, r.OutputTokens = number(u["inputTokens"]), number(u["outputTokens"])
-	}
+	r.InputTokens, r.OutputTokens, _ = sampler.UsageFromMeta(meta)
 	return r, true
-}
-
-func number(v any) int64 {
-	switch n := v.(type) {
-	case float64:
-		return int64(n)
-	case int64:
-		return n
-	case int:
-		return int64(n)
-	}
-	return 0
 }
 
 // attemptRecord is the audit record of one sampling attempt; the pipeline

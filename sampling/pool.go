@@ -15,6 +15,7 @@ import (
 
 	"github.com/triage-dev/triage/audit"
 	"github.com/triage-dev/triage/pipeline"
+	"github.com/triage-dev/triage/sampler"
 )
 
 // Options configure a Pool. Zero values mean the defaults in the comments.
@@ -305,12 +306,14 @@ func (p *Pool) leaseExpired(l *lease) {
 	p.finishLocked(j, pipeline.Verdict{}, ErrLeaseExpired)
 }
 
-// Status values of an answered lease, as the work tool reports them.
+// Status values of an answered lease, as the work tool reports them (the
+// sampler package defines them for both sides); correcting never leaves the
+// pool.
 const (
-	statusDecided    = "decided"
+	statusDecided    = sampler.StatusDecided
 	statusCorrecting = "correcting"
-	statusFallback   = "fallback"
-	statusExpired    = "expired"
+	statusFallback   = sampler.StatusFallback
+	statusExpired    = sampler.StatusExpired
 )
 
 // answer completes the lease with a sampler's reply. When the reply does not

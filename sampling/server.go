@@ -10,10 +10,12 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/auth"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/triage-dev/triage/sampler"
 )
 
 // WorkTool is the name of the tool samplers call to pull work.
-const WorkTool = "triage_next"
+const WorkTool = sampler.ToolName
 
 // decisionKey names the sampling request inside InputRequests.
 const decisionKey = "decision"
@@ -83,11 +85,11 @@ func (p *Pool) next(ctx context.Context, req *mcp.CallToolRequest, args NextArgs
 	}
 	l := p.take(ctx, wait, ModePull, session)
 	if l == nil {
-		return nil, NextResult{Status: "idle"}, nil
+		return nil, NextResult{Status: sampler.StatusIdle}, nil
 	}
 	if ctx.Err() != nil {
 		p.giveBack(l)
-		return nil, NextResult{Status: "idle"}, nil
+		return nil, NextResult{Status: sampler.StatusIdle}, nil
 	}
 	p.mu.Lock()
 	params := l.job.conv.mcpParams()
