@@ -106,6 +106,7 @@ type job struct {
 	corrected  bool
 	attempts   []audit.Record
 	queueTimer *time.Timer
+	lease      *lease // the latest lease; current only while in Pool.leases
 	done       chan struct{}
 	verdict    pipeline.Verdict
 	err        error
@@ -221,11 +222,9 @@ func (p *Pool) finishLocked(j *job, v pipeline.Verdict, err error) {
 	if j.queueTimer != nil {
 		j.queueTimer.Stop()
 	}
-	for tok, l := range p.leases {
-		if l.job == j {
-			l.timer.Stop()
-			delete(p.leases, tok)
-		}
+	if l := j.lease; l != nil && p.leases[l.token] == l {
+		l.timer.Stop()
+		delete(p.leases, l.token)
 	}
 	j.state = finished
 	v.Attempts = j.attempts
@@ -270,6 +269,7 @@ func (p *Pool) leaseLocked(j *job, mode, session string) *lease {
 	l := &lease{token: hex.EncodeToString(b[:]), job: j, mode: mode, session: session, started: time.Now()}
 	l.timer = time.AfterFunc(j.conv.prompt.Timeout, func() { p.leaseExpired(l) })
 	p.leases[l.token] = l
+	j.lease = l
 	return l
 }
 
