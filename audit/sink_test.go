@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"log/slog"
 	"os"
 	"strconv"
@@ -22,6 +21,7 @@ import (
 	"github.com/triage-dev/triage/internal/embedded"
 	"github.com/triage-dev/triage/internal/kafkatest"
 	"github.com/triage-dev/triage/internal/loadgen"
+	"github.com/triage-dev/triage/internal/testrun"
 	"github.com/triage-dev/triage/pipeline"
 	"github.com/triage-dev/triage/rules"
 )
@@ -56,23 +56,7 @@ func runSink(t *testing.T, conn driver.Conn, opts audit.SinkOptions) (*audit.Sin
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() { errc <- s.Run(ctx) }()
-	var once sync.Once
-	var runErr error
-	stop := func() error {
-		once.Do(func() {
-			cancel()
-			select {
-			case runErr = <-errc:
-			case <-time.After(audit.WaitTimeout):
-				runErr = fmt.Errorf("sink did not stop within %s", audit.WaitTimeout)
-			}
-		})
-		return runErr
-	}
-	t.Cleanup(func() { _ = stop() })
+	stop := testrun.Background(t, "sink", audit.WaitTimeout, s.Run)
 	return s, stop
 }
 

@@ -7,6 +7,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/triage-dev/triage/internal/testrun"
 	"github.com/triage-dev/triage/pipeline"
 )
 
@@ -77,13 +78,5 @@ func TestQueueFullPausesOnlyTheStalledPartition(t *testing.T) {
 // wait on (the client's pause set).
 func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("waited %s for %s", waitTimeout, what)
-		}
-		<-tick.C
-	}
+	testrun.Until(t, what, waitTimeout, 10*time.Millisecond, cond)
 }

@@ -3,7 +3,6 @@ package pipeline_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"log/slog"
 	"os"
 	"sync"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/triage-dev/triage/internal/embedded"
 	"github.com/triage-dev/triage/internal/kafkatest"
+	"github.com/triage-dev/triage/internal/testrun"
 	"github.com/triage-dev/triage/pipeline"
 	"github.com/triage-dev/triage/rules"
 )
@@ -115,23 +115,7 @@ func startPipeline(t *testing.T, cfg pipeline.Config) (*pipeline.Pipeline, func(
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	errc := make(chan error, 1)
-	go func() { errc <- p.Run(ctx) }()
-	var once sync.Once
-	var runErr error
-	stop := func() error {
-		once.Do(func() {
-			cancel()
-			select {
-			case runErr = <-errc:
-			case <-time.After(waitTimeout):
-				runErr = fmt.Errorf("pipeline did not stop within %s", waitTimeout)
-			}
-		})
-		return runErr
-	}
-	t.Cleanup(func() { _ = stop() })
+	stop := testrun.Background(t, "pipeline", waitTimeout, p.Run)
 	return p, stop
 }
 

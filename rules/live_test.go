@@ -1,16 +1,16 @@
 package rules
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/triage-dev/triage/internal/testrun"
 )
 
 // ruleVersion is a valid rules file whose one rule has the given action.
@@ -62,28 +62,10 @@ func writeFile(t *testing.T, path string, data []byte, renamed bool) {
 	}
 }
 
-// syncBuffer is a log sink the watcher goroutine and the test share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestWatchReloadsOnChange(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "rules.yaml")
 	writeFile(t, path, ruleVersion("bad"), false)
-	var logs syncBuffer
+	var logs testrun.Buffer
 	l, err := Watch(t.Context(), path, slog.New(slog.NewTextHandler(&logs, nil)))
 	if err != nil {
 		t.Fatal(err)

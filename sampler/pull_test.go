@@ -10,6 +10,7 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/triage-dev/triage/internal/testrun"
 	"github.com/triage-dev/triage/llm"
 	"github.com/triage-dev/triage/sampler"
 )
@@ -95,17 +96,11 @@ func start(t *testing.T, cfg sampler.Config) (*sampler.Sampler, func()) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Run(ctx) }()
-	var once sync.Once
+	run := testrun.Background(t, "sampler", time.Minute, s.Run)
 	stop := func() {
-		once.Do(func() {
-			cancel()
-			if err := <-done; err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		})
+		if err := run(); err != nil {
+			t.Errorf("Run: %v", err)
+		}
 	}
 	t.Cleanup(stop)
 	return s, stop

@@ -13,6 +13,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/triage-dev/triage/audit"
+	"github.com/triage-dev/triage/internal/testrun"
 	"github.com/triage-dev/triage/pipeline"
 	"github.com/triage-dev/triage/sampling"
 )
@@ -251,15 +252,7 @@ func TestBearerToken(t *testing.T) {
 // waitUntil polls cond: a hang guard for counters with no event to wait on.
 func waitUntil(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(waitTimeout)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("waited %s for %s", waitTimeout, what)
-		}
-		<-tick.C
-	}
+	testrun.Until(t, what, waitTimeout, 5*time.Millisecond, cond)
 }
 
 // TestPushTimeoutCancelsClient: a pushed request that outlives the type's
