@@ -30,6 +30,16 @@ func (p *Pipeline) markCommits() {
 	p.cl.MarkCommitOffsets(m)
 }
 
+// markPartition hands one partition's watermark to franz-go: the per-record
+// path, which need not rebuild every partition's marks.
+func (p *Pipeline) markPartition(tp TopicPartition) {
+	if mk, ok := p.offsets.Mark(tp); ok {
+		p.cl.MarkCommitOffsets(map[string]map[int32]kgo.EpochOffset{
+			tp.Topic: {tp.Partition: {Epoch: mk.Epoch, Offset: mk.Offset}},
+		})
+	}
+}
+
 // commit synchronously commits every completed watermark.
 func (p *Pipeline) commit(ctx context.Context) error {
 	p.markCommits()

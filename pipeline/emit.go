@@ -237,7 +237,7 @@ func (p *Pipeline) ack(pending *atomic.Int32, t *Ticket, result func(time.Durati
 			return
 		}
 		if t.Done() {
-			p.markCommits()
+			p.markPartition(t.Partition())
 		}
 		res := result(time.Since(produced))
 		p.cfg.Metrics.observe(res)

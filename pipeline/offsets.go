@@ -43,6 +43,7 @@ type partOffsets struct {
 // Ticket is one tracked record. Done reports that its outputs are durable.
 type Ticket struct {
 	offsets *Offsets
+	tp      TopicPartition
 	part    *partOffsets
 	offset  int64
 	epoch   int32
@@ -67,7 +68,7 @@ func (o *Offsets) Track(tp TopicPartition, offset int64, epoch int32) *Ticket {
 		p = &partOffsets{}
 		o.parts[tp] = p
 	}
-	t := &Ticket{offsets: o, part: p, offset: offset, epoch: epoch}
+	t := &Ticket{offsets: o, tp: tp, part: p, offset: offset, epoch: epoch}
 	p.pending = append(p.pending, t)
 	return t
 }
@@ -110,6 +111,19 @@ func (t *Ticket) Abandon() {
 	t.abandoned = true
 	close(o.changed)
 	o.changed = make(chan struct{})
+}
+
+// Partition is the partition of the ticket's record.
+func (t *Ticket) Partition() TopicPartition { return t.tp }
+
+// Mark returns the committable position of one partition, if it has one.
+func (o *Offsets) Mark(tp TopicPartition) (Mark, bool) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if p := o.parts[tp]; p != nil && p.marked {
+		return p.mark, true
+	}
+	return Mark{}, false
 }
 
 // Marks returns the committable position of every partition that has one.
