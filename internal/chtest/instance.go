@@ -19,8 +19,8 @@ type Instance struct {
 // Dedicated starts a server of the test's own on free loopback ports with a
 // fresh work directory, and registers its stop and the directory's removal
 // with t.Cleanup. TRIAGE_CLICKHOUSE_DSN does not apply: a server the test
-// does not own cannot be stopped. Where no server can be had, the test is
-// skipped, or fails under CI.
+// does not own cannot be stopped. Where no server can be had, the test
+// fails.
 func Dedicated(t testing.TB) *Instance {
 	t.Helper()
 	// Not t.TempDir: its parents are private to root, and the server runs as
