@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"strconv"
 	"time"
 
@@ -117,7 +116,7 @@ func openMigrated(ctx context.Context, dsn string, log *slog.Logger) (driver.Con
 }
 
 func runSink(ctx context.Context, args []string, stderr io.Writer) int {
-	cfg, err := config.Load("consumer sink", args, os.Getenv)
+	cfg, err := config.Load("consumer sink", args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
@@ -159,23 +158,19 @@ func runSink(ctx context.Context, args []string, stderr io.Writer) int {
 	return 0
 }
 
-// clickhouseFlags parses the flags of report and verify: --clickhouse
-// (env TRIAGE_CLICKHOUSE) and whatever more bind adds.
+// clickhouseFlags parses the flags of report and verify, layered as
+// config.Parse does: --clickhouse and whatever more bind adds.
 func clickhouseFlags(name string, args []string, stderr io.Writer, bind func(*flag.FlagSet)) (dsn string, code int, ok bool) {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.StringVar(&dsn, "clickhouse", os.Getenv("TRIAGE_CLICKHOUSE"), "ClickHouse DSN, e.g. clickhouse://127.0.0.1:9000/default (env TRIAGE_CLICKHOUSE)")
+	fs.StringVar(&dsn, "clickhouse", "", "ClickHouse DSN, e.g. clickhouse://127.0.0.1:9000/default")
 	if bind != nil {
 		bind(fs)
 	}
-	if err := fs.Parse(args); err != nil {
+	if err := config.Parse(fs, args, stderr); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return "", 0, false
 		}
-		return "", 2, false
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "%s: unexpected arguments %q\n", name, fs.Args())
+		fmt.Fprintf(stderr, "%s: %v\n", name, err)
 		return "", 2, false
 	}
 	if dsn == "" {

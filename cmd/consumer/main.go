@@ -45,7 +45,7 @@ func run(ctx context.Context, args []string) int {
 	if code, ok := subcommand(ctx, args, os.Stdout, os.Stderr); ok {
 		return code
 	}
-	cfg, err := config.Load("consumer", args, os.Getenv)
+	cfg, err := config.Load("consumer", args, os.Stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}

@@ -1,0 +1,171 @@
+package config
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"time"
+)
+
+// Config is the consumer's whole configuration, one field per flag of
+// cmd/consumer (see Load). The default of each field is in Default.
+type Config struct {
+	Brokers        []string
+	Group          string
+	Topics         []string
+	DecisionsTopic string
+	AuditTopic     string
+	DLQTopic       string
+	Rules          string
+	Workers        int
+	QueueSize      int
+	DrainTimeout   time.Duration
+	SessionTimeout time.Duration
+	HTTPListen     string
+	LogFormat      string
+	LogLevel       string
+
+	MCPListen      string
+	MCPToken       string
+	Sampler        string
+	LLM            string
+	Provider       string
+	Model          string
+	BaseURL        string
+	APIKey         string
+	OfflineLatency time.Duration
+	QueueWait      time.Duration
+	SamplerCalls   int
+
+	// MaskKey is the secret of the keyed pseudonymisation of the fields
+	// the rules mask with hash; MaskKeyFile names a file holding it. At
+	// most one is set; neither means an unkeyed hash. Not yet passed to
+	// the rules.
+	MaskKey     string
+	MaskKeyFile string
+
+	Embedded     bool
+	EmbeddedPort int
+	Partitions   int
+	DataDir      string
+
+	Demo          int
+	SummaryJSON   string
+	DemoSeed      int64
+	DemoRate      float64
+	DemoMix       string
+	DemoAmbiguous string
+	DemoBad       float64
+
+	ClickHouse string
+}
+
+// Default returns the defaults every source overrides.
+func Default() Config {
+	return Config{
+		Brokers:        []string{"127.0.0.1:9092"},
+		Group:          "triage",
+		Topics:         []string{"events.transactions", "events.documents"},
+		DecisionsTopic: "decisions",
+		AuditTopic:     "audit",
+		DLQTopic:       "events.dlq",
+		Workers:        64,
+		DrainTimeout:   30 * time.Second,
+		SessionTimeout: 45 * time.Second,
+		HTTPListen:     "127.0.0.1:9464",
+		LogFormat:      "json",
+		LogLevel:       "info",
+		MCPListen:      "127.0.0.1:7070",
+		LLM:            "mcp",
+		Provider:       "offline",
+		QueueWait:      5 * time.Second,
+		EmbeddedPort:   9092,
+		Partitions:     6,
+		DemoSeed:       1,
+		DemoBad:        0.01,
+	}
+}
+
+// Load builds the consumer's configuration from args, TRIAGE_* variables,
+// the YAML file named by --config and Default, as Parse layers them, and
+// validates it. name is the flag set's name in errors and help (consumer,
+// consumer sink). It returns flag.ErrHelp after writing the help to help.
+func Load(name string, args []string, help io.Writer) (Config, error) {
+	c := Default()
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	bind(fs, &c)
+	if err := Parse(fs, args, help); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return c, err
+		}
+		return c, fmt.Errorf("config: %w", err)
+	}
+	return c, c.validate()
+}
+
+func (c Config) validate() error {
+	switch {
+	case !c.Embedded && len(c.Brokers) == 0:
+		return errors.New("config: --brokers is empty (or use --embedded)")
+	case c.Workers <= 0:
+		return fmt.Errorf("config: --workers %d must be positive", c.Workers)
+	case c.QueueSize < 0:
+		return fmt.Errorf("config: --queue-size %d must not be negative", c.QueueSize)
+	case len(c.Topics) == 0:
+		return errors.New("config: --topics is empty")
+	case c.Demo < 0:
+		return fmt.Errorf("config: --demo %d must not be negative", c.Demo)
+	case c.Sampler != "" && c.Sampler != "builtin" && c.Sampler != "none":
+		return fmt.Errorf("config: --sampler %q: want builtin or none", c.Sampler)
+	case c.LLM != "mcp" && c.LLM != "direct":
+		return fmt.Errorf("config: --llm %q: want mcp or direct", c.LLM)
+	case c.LogFormat != "json" && c.LogFormat != "text":
+		return fmt.Errorf("config: --log-format %q: want json or text", c.LogFormat)
+	case c.MaskKey != "" && c.MaskKeyFile != "":
+		return errors.New("config: --mask-key and --mask-key-file are both set: give the key one way")
+	}
+	return nil
+}
+
+func bind(fs *flag.FlagSet, c *Config) {
+	fs.Var(NewList(&c.Brokers), "brokers", "Kafka seed brokers, comma-separated")
+	fs.StringVar(&c.Group, "group", c.Group, "consumer group id")
+	fs.Var(NewList(&c.Topics), "topics", "event topics to consume, comma-separated")
+	fs.StringVar(&c.DecisionsTopic, "decisions-topic", c.DecisionsTopic, "topic for decisions")
+	fs.StringVar(&c.AuditTopic, "audit-topic", c.AuditTopic, "topic for audit records")
+	fs.StringVar(&c.DLQTopic, "dlq-topic", c.DLQTopic, "dead-letter topic for invalid records")
+	fs.StringVar(&c.Rules, "rules", c.Rules, "rules file, reloaded on change and SIGHUP (empty: the built-in policy)")
+	fs.IntVar(&c.Workers, "workers", c.Workers, "ambiguous events decided concurrently")
+	fs.IntVar(&c.QueueSize, "queue-size", c.QueueSize, "ambiguous events waiting for a worker before fetching pauses (0: 4 × workers)")
+	fs.DurationVar(&c.DrainTimeout, "drain-timeout", c.DrainTimeout, "graceful shutdown bound; unfinished events stay uncommitted")
+	fs.DurationVar(&c.SessionTimeout, "session-timeout", c.SessionTimeout, "group session timeout: how soon partitions of a crashed member move to the others")
+	fs.StringVar(&c.HTTPListen, "http-listen", c.HTTPListen, "address for /metrics, /healthz, /readyz (empty: off)")
+	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "json or text")
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
+	fs.StringVar(&c.MCPListen, "mcp-listen", c.MCPListen, "address of the MCP server (Streamable HTTP at /mcp) that samplers connect to (empty: off)")
+	fs.StringVar(&c.MCPToken, "mcp-token", c.MCPToken, "bearer token remote samplers must send on /mcp (empty: none; set one beyond loopback)")
+	fs.StringVar(&c.Sampler, "sampler", c.Sampler, "builtin: an in-process MCP sampler with the --provider; none: wait for remote samplers (empty: builtin with --embedded, else none)")
+	fs.StringVar(&c.LLM, "llm", c.LLM, "mcp: reach the LLM through MCP sampling; direct: call the --provider API from the consumer")
+	fs.StringVar(&c.Provider, "provider", c.Provider, "LLM provider of the builtin sampler and of --llm direct: offline, anthropic or openai")
+	fs.StringVar(&c.Model, "model", c.Model, "provider model, overriding the hint table")
+	fs.StringVar(&c.BaseURL, "base-url", c.BaseURL, "provider base URL (openai-compatible servers: Ollama, vLLM, llama.cpp, LiteLLM)")
+	fs.StringVar(&c.APIKey, "api-key", c.APIKey, "provider API key (empty: $ANTHROPIC_API_KEY or $OPENAI_API_KEY, by --provider)")
+	fs.DurationVar(&c.OfflineLatency, "offline-latency", c.OfflineLatency, "simulated latency of the offline scorer")
+	fs.DurationVar(&c.QueueWait, "queue-wait", c.QueueWait, "how long an ambiguous event waits for a sampler before the no_sampler fallback")
+	fs.IntVar(&c.SamplerCalls, "sampler-calls", c.SamplerCalls, "work-tool calls in flight of the builtin sampler (0: --workers)")
+	fs.StringVar(&c.MaskKey, "mask-key", c.MaskKey, "secret of the keyed pseudonymisation of fields the rules mask with hash (empty: an unkeyed hash, which guessable values can be found from); ps shows flags: prefer TRIAGE_MASK_KEY or --mask-key-file")
+	fs.StringVar(&c.MaskKeyFile, "mask-key-file", c.MaskKeyFile, "file holding the --mask-key secret (not both)")
+	fs.BoolVar(&c.Embedded, "embedded", c.Embedded, "run an in-process Kafka-protocol broker on 127.0.0.1 (no infrastructure needed)")
+	fs.IntVar(&c.EmbeddedPort, "embedded-port", c.EmbeddedPort, "port of the embedded broker")
+	fs.IntVar(&c.Partitions, "partitions", c.Partitions, "partitions per topic created by the embedded broker")
+	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "persist the embedded broker's log here (empty: memory only)")
+	fs.IntVar(&c.Demo, "demo", c.Demo, "produce N synthetic events, process them, print a summary and exit")
+	fs.StringVar(&c.SummaryJSON, "summary-json", c.SummaryJSON, "with --demo, also write the summary as JSON to this file")
+	fs.Int64Var(&c.DemoSeed, "demo-seed", c.DemoSeed, "with --demo, the generator's seed")
+	fs.Float64Var(&c.DemoRate, "demo-rate", c.DemoRate, "with --demo, events/s (0: as fast as possible)")
+	fs.StringVar(&c.DemoMix, "demo-mix", c.DemoMix, "with --demo, event type shares, e.g. transaction=0.8,document=0.2")
+	fs.StringVar(&c.DemoAmbiguous, "demo-ambiguous", c.DemoAmbiguous, "with --demo, share per type crafted for sampling, e.g. transaction=0.05,document=0.2")
+	fs.Float64Var(&c.DemoBad, "demo-bad", c.DemoBad, "with --demo, share of malformed records")
+	fs.StringVar(&c.ClickHouse, "clickhouse", c.ClickHouse, "ClickHouse DSN (clickhouse://host:9000/db): run the audit sink in this process, as group <group>-clickhouse; with --demo, print the dashboard report at the end")
+}
