@@ -10,6 +10,10 @@
 // Progress goes to stderr, the final tables to stdout. The exit status is 1
 // when a record failed or, with --measure, an event is missing or ended up
 // somewhere its kind says it should not; 2 for bad flags.
+//
+// Every flag is also a TRIAGE_* environment variable and a key of the YAML
+// file given with --config (see --help); flags win over the environment,
+// which wins over the file.
 package main
 
 import (
@@ -21,19 +25,20 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/triage-dev/triage/internal/config"
 	"github.com/triage-dev/triage/internal/loadgen"
 )
 
 func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
 
+// flags are the producer's flags; parseFlags documents each.
 type flags struct {
-	brokers                  string
+	brokers                  []string
 	events                   int
 	duration, grace          time.Duration
 	rate, bad                float64
@@ -44,11 +49,12 @@ type flags struct {
 	decisionsTopic, dlqTopic string
 }
 
+// parseFlags layers args, TRIAGE_* variables and the --config file as
+// config.Parse does; on --help it writes the help to stderr.
 func parseFlags(args []string, stderr io.Writer) (flags, error) {
-	var f flags
+	f := flags{brokers: []string{"127.0.0.1:9092"}}
 	fs := flag.NewFlagSet("producer", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.StringVar(&f.brokers, "brokers", "127.0.0.1:9092", "comma-separated seed brokers")
+	fs.Var(config.NewList(&f.brokers), "brokers", "comma-separated seed brokers")
 	fs.IntVar(&f.events, "events", 0, "stop after this many events (0: no limit)")
 	fs.DurationVar(&f.duration, "duration", 0, "stop after this long (0: no limit)")
 	fs.Float64Var(&f.rate, "rate", 0, "events per second (0: as fast as possible)")
@@ -63,11 +69,11 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 	fs.StringVar(&f.topicDocs, "topic-documents", loadgen.DefaultDocumentsTopic, "topic for documents")
 	fs.StringVar(&f.decisionsTopic, "decisions-topic", loadgen.DefaultDecisionsTopic, "decisions topic read by --measure")
 	fs.StringVar(&f.dlqTopic, "dlq-topic", loadgen.DefaultDLQTopic, "dead-letter topic read by --measure")
-	if err := fs.Parse(args); err != nil {
+	if err := config.Parse(fs, args, stderr); err != nil {
 		return f, err
 	}
-	if fs.NArg() > 0 {
-		return f, fmt.Errorf("unexpected arguments: %q", fs.Args())
+	if len(f.brokers) == 0 {
+		return f, errors.New("--brokers is empty")
 	}
 	return f, nil
 }
@@ -87,22 +93,13 @@ func (f flags) config() (loadgen.Config, error) {
 	}, nil
 }
 
-func (f flags) seedBrokers() []string {
-	var seeds []string
-	for b := range strings.SplitSeq(f.brokers, ",") {
-		if b = strings.TrimSpace(b); b != "" {
-			seeds = append(seeds, b)
-		}
-	}
-	return seeds
-}
-
 func run(args []string, stdout, stderr io.Writer) int {
 	f, err := parseFlags(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
 	if err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(stderr, "producer:", err)
-		}
+		fmt.Fprintln(stderr, "producer:", err)
 		return 2
 	}
 	log := slog.New(slog.NewTextHandler(stderr, nil))
@@ -116,8 +113,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		log.Error("bad flags", "err", err)
 		return 2
 	}
-	seeds := f.seedBrokers()
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(seeds...)}, loadgen.ProducerClientOpts()...)...)
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(f.brokers...)}, loadgen.ProducerClientOpts()...)...)
 	if err != nil {
 		log.Error("kafka client", "err", err)
 		return 2
@@ -126,7 +122,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	log.Info("producing", "brokers", seeds, "events", f.events, "duration", f.duration, "rate", f.rate,
+	log.Info("producing", "brokers", f.brokers, "events", f.events, "duration", f.duration, "rate", f.rate,
 		"mix", f.mix, "ambiguous", f.ambiguous, "bad", f.bad, "seed", f.seed)
 	start := time.Now()
 	rep, err := loadgen.Produce(ctx, cl, g, loadgen.ProduceOptions{
@@ -169,7 +165,7 @@ func measure(f flags, rep loadgen.Report, start time.Time, stdout io.Writer, log
 		// slack allows for clock skew between this host and the consumer's.
 		Since: start.Add(-time.Second),
 	}
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(f.seedBrokers()...)}, loadgen.MeasureClientOpts(opts)...)...)
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(f.brokers...)}, loadgen.MeasureClientOpts(opts)...)...)
 	if err != nil {
 		log.Error("kafka client", "err", err)
 		return 2

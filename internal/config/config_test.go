@@ -1,132 +1,58 @@
-package config
+package config_test
 
 import (
 	"bytes"
 	"errors"
 	"flag"
-	"os"
-	"path/filepath"
+	"io"
 	"reflect"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/triage-dev/triage/internal/config"
+	"github.com/triage-dev/triage/internal/config/configtest"
 )
 
-// cleanEnv empties every TRIAGE_* variable of the test process (ff skips
-// empty ones), so that the tests see only what they set.
-func cleanEnv(t *testing.T) {
-	t.Helper()
-	for _, kv := range os.Environ() {
-		if k, _, _ := strings.Cut(kv, "="); strings.HasPrefix(k, EnvPrefix+"_") {
-			t.Setenv(k, "")
-		}
-	}
-}
+func load(args []string) (config.Config, error) { return config.Load("consumer", args, io.Discard) }
 
-func writeFile(t *testing.T, name, content string) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), name)
-	if err := os.WriteFile(path, []byte(content), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
-// TestEachSourceSetsEachKind sets one flag of each kind of value through
-// its flag, its environment variable and its YAML key in both spellings.
-func TestEachSourceSetsEachKind(t *testing.T) {
-	for _, tc := range []struct {
-		flag, value string
-		got         func(Config) any
-		want        any
-	}{
-		{"group", "g1", func(c Config) any { return c.Group }, "g1"},
-		{"decisions-topic", "dec", func(c Config) any { return c.DecisionsTopic }, "dec"},
-		{"workers", "7", func(c Config) any { return c.Workers }, 7},
-		{"demo-seed", "42", func(c Config) any { return c.DemoSeed }, int64(42)},
-		{"drain-timeout", "3s", func(c Config) any { return c.DrainTimeout }, 3 * time.Second},
-		{"demo-rate", "2.5", func(c Config) any { return c.DemoRate }, 2.5},
-		{"embedded", "true", func(c Config) any { return c.Embedded }, true},
-		{"topics", "a, b", func(c Config) any { return c.Topics }, []string{"a", "b"}},
-		{"mask-key", "s3cret", func(c Config) any { return c.MaskKey }, "s3cret"},
-		{"mask-key-file", "/run/secrets/mask", func(c Config) any { return c.MaskKeyFile }, "/run/secrets/mask"},
-	} {
-		sources := map[string]func(t *testing.T) []string{
-			"flag": func(*testing.T) []string { return []string{"--" + tc.flag, tc.value} },
-			"single-dash flag": func(*testing.T) []string { return []string{"-" + tc.flag + "=" + tc.value} },
-			"env": func(t *testing.T) []string {
-				t.Setenv(EnvVar(tc.flag), tc.value)
-				return nil
-			},
-			"yaml": func(t *testing.T) []string {
-				return []string{"--config", writeFile(t, "c.yaml", YAMLKey(tc.flag)+": "+tc.value+"\n")}
-			},
-			"yaml with the flag name": func(t *testing.T) []string {
-				return []string{"--config", writeFile(t, "c.yaml", tc.flag+": "+tc.value+"\n")}
-			},
-		}
-		for source, args := range sources {
-			t.Run(tc.flag+"/"+source, func(t *testing.T) {
-				cleanEnv(t)
-				c, err := Load("consumer", args(t), &bytes.Buffer{})
-				if err != nil {
-					t.Fatal(err)
-				}
-				if got := tc.got(c); !reflect.DeepEqual(got, tc.want) {
-					t.Fatalf("%s from %s = %#v, want %#v", tc.flag, source, got, tc.want)
-				}
-			})
-		}
-	}
+func TestSources(t *testing.T) {
+	configtest.Sources(t, load, nil,
+		configtest.Flag("group", "g1", "g1", func(c config.Config) any { return c.Group }),
+		configtest.Flag("decisions-topic", "dec", "dec", func(c config.Config) any { return c.DecisionsTopic }),
+		configtest.Flag("workers", "7", 7, func(c config.Config) any { return c.Workers }),
+		configtest.Flag("demo-seed", "42", int64(42), func(c config.Config) any { return c.DemoSeed }),
+		configtest.Flag("drain-timeout", "3s", 3*time.Second, func(c config.Config) any { return c.DrainTimeout }),
+		configtest.Flag("demo-rate", "2.5", 2.5, func(c config.Config) any { return c.DemoRate }),
+		configtest.Flag("embedded", "true", true, func(c config.Config) any { return c.Embedded }),
+		configtest.Flag("topics", "a, b", []string{"a", "b"}, func(c config.Config) any { return c.Topics }),
+		configtest.Flag("mask-key", "s3cret", "s3cret", func(c config.Config) any { return c.MaskKey }),
+		configtest.Flag("mask-key-file", "/run/secrets/mask", "/run/secrets/mask", func(c config.Config) any { return c.MaskKeyFile }),
+	)
 }
 
 func TestPrecedence(t *testing.T) {
-	file := writeFile(t, "triage.yaml", "group: file\nworkers: 8\ndlq_topic: file-dlq\ntopics: [a, b]\n")
-	for _, tc := range []struct {
-		name string
-		args []string
-		env  map[string]string
-		want string // the group
-	}{
-		{"default", nil, nil, "triage"},
-		{"file beats default", []string{"--config", file}, nil, "file"},
-		{"env beats file", []string{"--config", file}, map[string]string{"TRIAGE_GROUP": "env"}, "env"},
-		{"flag beats env", []string{"--config", file, "--group", "flag"}, map[string]string{"TRIAGE_GROUP": "env"}, "flag"},
-		{"TRIAGE_CONFIG names the file", nil, map[string]string{"TRIAGE_CONFIG": file}, "file"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			cleanEnv(t)
-			for k, v := range tc.env {
-				t.Setenv(k, v)
-			}
-			c, err := Load("consumer", tc.args, &bytes.Buffer{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if c.Group != tc.want {
-				t.Fatalf("group = %q, want %q", c.Group, tc.want)
-			}
-		})
-	}
+	configtest.Precedence(t, load, nil, "group", func(c config.Config) string { return c.Group }, "triage")
+	file := configtest.File(t, "group: file\nworkers: 8\ndlq_topic: file-dlq\ntopics: [a, b]\n")
 	// Each source sets only what the ones before it left unset.
-	cleanEnv(t)
+	configtest.CleanEnv(t)
 	t.Setenv("TRIAGE_WORKERS", "16")
-	c, err := Load("consumer", []string{"--config", file, "--topics", "x", "--topics", "y,z"}, &bytes.Buffer{})
+	c, err := load([]string{"--config", file, "--topics", "x", "--topics", "y,z"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	if c.Group != "file" || c.Workers != 16 || c.DLQTopic != "file-dlq" || c.AuditTopic != "audit" {
 		t.Fatalf("got %+v", c)
 	}
-	if !reflect.DeepEqual(c.Topics, []string{"x", "y", "z"}) || !reflect.DeepEqual(c.Brokers, Default().Brokers) {
+	if !reflect.DeepEqual(c.Topics, []string{"x", "y", "z"}) || !reflect.DeepEqual(c.Brokers, config.Default().Brokers) {
 		t.Fatalf("topics %v brokers %v", c.Topics, c.Brokers)
 	}
 }
 
 // TestDeployExample loads deploy/triage.yaml, whose keys use '_'.
 func TestDeployExample(t *testing.T) {
-	cleanEnv(t)
-	c, err := Load("consumer", []string{"--config", "../../deploy/triage.yaml"}, &bytes.Buffer{})
+	configtest.CleanEnv(t)
+	c, err := load([]string{"--config", "../../deploy/triage.yaml"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,15 +89,15 @@ func TestErrors(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			cleanEnv(t)
+			configtest.CleanEnv(t)
 			for k, v := range c.env {
 				t.Setenv(k, v)
 			}
 			args := c.args
 			if c.file != "" {
-				args = append([]string{"--config", writeFile(t, "bad.yaml", c.file)}, args...)
+				args = append([]string{"--config", configtest.File(t, c.file)}, args...)
 			}
-			_, err := Load("consumer", args, &bytes.Buffer{})
+			_, err := load(args)
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("err = %v, want it to mention %q", err, c.want)
 			}
@@ -182,12 +108,12 @@ func TestErrors(t *testing.T) {
 func TestEmptyFileMeansDefaults(t *testing.T) {
 	for name, content := range map[string]string{"empty": "", "comments only": "# nothing yet\n", "null": "~\n"} {
 		t.Run(name, func(t *testing.T) {
-			cleanEnv(t)
-			c, err := Load("consumer", []string{"--config=" + writeFile(t, "c.yaml", content)}, &bytes.Buffer{})
+			configtest.CleanEnv(t)
+			c, err := load([]string{"--config=" + configtest.File(t, content)})
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !reflect.DeepEqual(c, Default()) {
+			if !reflect.DeepEqual(c, config.Default()) {
 				t.Fatalf("got %+v, want defaults", c)
 			}
 		})
@@ -197,23 +123,16 @@ func TestEmptyFileMeansDefaults(t *testing.T) {
 // TestHelp checks that --help names, for every flag, its variable and YAML
 // key, and shows the defaults but never a configured value.
 func TestHelp(t *testing.T) {
-	cleanEnv(t)
+	configtest.CleanEnv(t)
 	t.Setenv("TRIAGE_MASK_KEY", "do-not-print")
 	for _, arg := range []string{"--help", "-h", "-help"} {
 		var out bytes.Buffer
-		if _, err := Load("consumer", []string{arg}, &out); !errors.Is(err, flag.ErrHelp) {
+		if _, err := config.Load("consumer", []string{arg}, &out); !errors.Is(err, flag.ErrHelp) {
 			t.Fatalf("%s: err = %v, want flag.ErrHelp", arg, err)
 		}
 		help := out.String()
-		fs := flag.NewFlagSet("consumer", flag.ContinueOnError)
-		c := Default()
-		bind(fs, &c)
-		fs.VisitAll(func(f *flag.Flag) {
-			if !strings.Contains(help, "-"+f.Name+" ") || !strings.Contains(help, "env "+EnvVar(f.Name)+", yaml "+YAMLKey(f.Name)+"\n") {
-				t.Errorf("%s: help lacks -%s with env %s and yaml %s", arg, f.Name, EnvVar(f.Name), YAMLKey(f.Name))
-			}
-		})
-		for _, want := range []string{"env TRIAGE_CONFIG\n", "(default: 127.0.0.1:9092)", "(default: 30s)", "(default: 64)"} {
+		configtest.Help(t, help, "brokers", "decisions-topic", "workers", "embedded", "mask-key", "mask-key-file", "clickhouse")
+		for _, want := range []string{"(default: 127.0.0.1:9092)", "(default: 30s)", "(default: 64)", "PRECEDENCE"} {
 			if !strings.Contains(help, want) {
 				t.Errorf("%s: help lacks %q:\n%s", arg, want, help)
 			}
@@ -227,7 +146,7 @@ func TestHelp(t *testing.T) {
 func TestList(t *testing.T) {
 	def := []string{"d"}
 	got := def
-	l := NewList(&got)
+	l := config.NewList(&got)
 	if l.String() != "d" {
 		t.Fatalf("String() = %q before Set", l.String())
 	}
@@ -239,7 +158,7 @@ func TestList(t *testing.T) {
 	if !reflect.DeepEqual(got, []string{"a", "b", "c"}) || !reflect.DeepEqual(def, []string{"d"}) || l.String() != "a,b,c" {
 		t.Fatalf("got %v (default now %v)", got, def)
 	}
-	if (*List)(nil).String() != "" {
+	if (*config.List)(nil).String() != "" {
 		t.Fatal("nil List has a value")
 	}
 }
