@@ -10,8 +10,12 @@
 //	sampler --server http://127.0.0.1:8080/mcp --provider openai \
 //	        --base-url http://127.0.0.1:11434/v1 --model llama3.2     # Ollama
 //
-// Secrets come from the environment unless given as flags:
-// TRIAGE_SAMPLER_TOKEN (the consumer's bearer token), ANTHROPIC_API_KEY,
+// Every flag is also a TRIAGE_* environment variable and a key of the YAML
+// file given with --config (see --help); flags win over the environment,
+// which wins over the file. Secrets are best given in the environment:
+// TRIAGE_TOKEN (the consumer's bearer token; TRIAGE_SAMPLER_TOKEN, its
+// deprecated name, still applies when no source sets --token) and the
+// provider's key, TRIAGE_API_KEY or else ANTHROPIC_API_KEY or
 // OPENAI_API_KEY (may be empty for local OpenAI-compatible servers).
 package main
 
@@ -24,10 +28,10 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 	"time"
 
+	"github.com/triage-dev/triage/internal/config"
 	"github.com/triage-dev/triage/llm"
 	"github.com/triage-dev/triage/sampler"
 )
@@ -35,8 +39,12 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	os.Exit(run(ctx, os.Args[1:], os.Getenv, os.Stderr))
+	os.Exit(run(ctx, os.Args[1:], os.Stderr))
 }
+
+// deprecatedTokenEnv is the old name of TRIAGE_TOKEN, read when no source
+// sets --token.
+const deprecatedTokenEnv = "TRIAGE_SAMPLER_TOKEN"
 
 // options are the parsed flags, environment fallbacks applied.
 type options struct {
@@ -53,44 +61,30 @@ type options struct {
 	offlineLatency  time.Duration
 	logFormat       string
 	logLevel        slog.Level
+	// deprecatedToken is set when the token came from deprecatedTokenEnv.
+	deprecatedToken bool
 }
 
-// serverList is a repeatable, comma-separated flag.
-type serverList []string
-
-func (l *serverList) String() string { return strings.Join(*l, ",") }
-
-func (l *serverList) Set(v string) error {
-	for s := range strings.SplitSeq(v, ",") {
-		if s = strings.TrimSpace(s); s != "" {
-			*l = append(*l, s)
-		}
-	}
-	return nil
-}
-
-func parse(args []string, getenv func(string) string, stderr io.Writer) (options, error) {
+// parse layers args, TRIAGE_* variables and the --config file as
+// config.Parse does, then applies the fallbacks of --token and --api-key.
+func parse(args []string, stderr io.Writer) (options, error) {
 	var o options
 	fs := flag.NewFlagSet("sampler", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Var((*serverList)(&o.servers), "server", "consumer MCP endpoint, e.g. http://127.0.0.1:8080/mcp (repeatable or comma-separated)")
-	fs.StringVar(&o.token, "token", "", "bearer token for the consumers' /mcp (default $TRIAGE_SAMPLER_TOKEN)")
+	fs.Var(config.NewList(&o.servers), "server", "consumer MCP endpoint, e.g. http://127.0.0.1:8080/mcp (repeatable or comma-separated)")
+	fs.StringVar(&o.token, "token", "", "bearer token for the consumers' /mcp (empty: $"+deprecatedTokenEnv+", deprecated)")
 	fs.IntVar(&o.concurrency, "concurrency", sampler.DefaultConcurrency, "work calls in flight per server: items answered at once")
 	fs.IntVar(&o.waitMS, "wait-ms", 0, "long-poll wait per call in ms, 1..30000 (0: the server's default)")
 	fs.StringVar(&o.provider, "provider", "offline", "anthropic, openai (any OpenAI-compatible server) or offline (a deterministic scorer, not an LLM)")
 	fs.StringVar(&o.model, "model", "", "fixed model, overriding the provider's hint-to-model table")
 	fs.StringVar(&o.baseURL, "base-url", "", "provider endpoint, e.g. http://127.0.0.1:11434/v1 for Ollama (openai)")
-	fs.StringVar(&o.apiKey, "api-key", "", "provider API key (default $ANTHROPIC_API_KEY or $OPENAI_API_KEY)")
-	fs.StringVar(&o.protocolVersion, "protocol-version", "", `MCP protocol version to ask for ("": the newest, 2026-07-28; "2025-11-25" for legacy servers)`)
+	fs.StringVar(&o.apiKey, "api-key", "", "provider API key (empty: $ANTHROPIC_API_KEY or $OPENAI_API_KEY, by --provider)")
+	fs.StringVar(&o.protocolVersion, "protocol-version", "", `MCP protocol version to ask for (empty: the newest, 2026-07-28; "2025-11-25" for legacy servers)`)
 	fs.BoolVar(&o.pushOnly, "push-only", false, "do not pull; answer only sampling requests the server sends (legacy 2025-11-25 sessions; for testing push)")
 	fs.DurationVar(&o.offlineLatency, "offline-latency", 0, "offline provider only: simulated model latency per answer")
 	fs.StringVar(&o.logFormat, "log-format", "json", "json or text")
 	fs.TextVar(&o.logLevel, "log-level", slog.LevelInfo, "debug, info, warn or error")
-	if err := fs.Parse(args); err != nil {
+	if err := config.Parse(fs, args, stderr); err != nil {
 		return o, err
-	}
-	if fs.NArg() > 0 {
-		return o, fmt.Errorf("unexpected arguments: %q", fs.Args())
 	}
 	if len(o.servers) == 0 {
 		return o, errors.New("--server is required")
@@ -99,21 +93,22 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (options
 		return o, fmt.Errorf("--log-format %q: want json or text", o.logFormat)
 	}
 	if o.token == "" {
-		o.token = getenv("TRIAGE_SAMPLER_TOKEN")
+		o.token = os.Getenv(deprecatedTokenEnv)
+		o.deprecatedToken = o.token != ""
 	}
 	if o.apiKey == "" {
 		switch o.provider {
 		case "anthropic":
-			o.apiKey = getenv("ANTHROPIC_API_KEY")
+			o.apiKey = os.Getenv("ANTHROPIC_API_KEY")
 		case "openai":
-			o.apiKey = getenv("OPENAI_API_KEY")
+			o.apiKey = os.Getenv("OPENAI_API_KEY")
 		}
 	}
 	return o, nil
 }
 
-func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) int {
-	o, err := parse(args, getenv, stderr)
+func run(ctx context.Context, args []string, stderr io.Writer) int {
+	o, err := parse(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
@@ -125,6 +120,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	log := slog.New(slog.NewJSONHandler(stderr, hopts))
 	if o.logFormat == "text" {
 		log = slog.New(slog.NewTextHandler(stderr, hopts))
+	}
+	if o.deprecatedToken {
+		log.Warn(deprecatedTokenEnv + " is deprecated: set TRIAGE_TOKEN")
 	}
 
 	prov, err := llm.New(o.provider, llm.Options{APIKey: o.apiKey, BaseURL: o.baseURL, Model: o.model, Latency: o.offlineLatency})
