@@ -142,6 +142,9 @@ func NewSink(conn driver.Conn, opts SinkOptions) (*Sink, error) {
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		// Commits follow inserts, never polls.
 		kgo.DisableAutoCommit(),
+		// A rebalance waits until polled records are in the batch, so the
+		// revoke callback settles every record of the partitions it takes.
+		kgo.BlockRebalanceOnPoll(),
 		kgo.OnPartitionsRevoked(s.onRevoked),
 		kgo.OnPartitionsLost(s.onLost),
 		kgo.AllowAutoTopicCreation(),
@@ -181,6 +184,7 @@ func (s *Sink) Run(ctx context.Context) error {
 		fetches := s.cl.PollRecords(pollCtx, s.opts.BatchSize-n)
 		cancel()
 		if fetches.IsClientClosed() {
+			s.cl.AllowRebalance()
 			break
 		}
 		fetches.EachError(func(topic string, partition int32, err error) {
@@ -192,6 +196,11 @@ func (s *Sink) Run(ctx context.Context) error {
 		fetches.EachRecord(s.add)
 		s.opts.Metrics.setPending(s.pending.records)
 		s.mu.Unlock()
+		// The records are in the batch: from here a revoke settles them
+		// (flush or drop), so a rebalance may run, also while the batch is
+		// being inserted. Holding rebalances through an insert would get
+		// the member thrown out of the group during a ClickHouse outage.
+		s.cl.AllowRebalance()
 	}
 
 	// Shutdown: what was polled is inserted and committed on a context of
@@ -368,11 +377,14 @@ func (s *Sink) commit(ctx context.Context, offsets map[string]map[int32]kgo.Epoc
 	return nil
 }
 
-// onRevoked runs when partitions move to another member. It gives the
-// batch one bounded attempt, so that a rebalance in good weather replays
-// nothing; if ClickHouse is down, the revoked partitions' records leave the
-// batch uncommitted and their new owner reads them again. Setting this
-// callback turns off franz-go's own commit on revoke.
+// onRevoked runs when partitions move to another member, only between
+// polls (BlockRebalanceOnPoll): every record polled from them is in the
+// batch by then. It gives the batch one bounded attempt, so that a
+// rebalance in good weather replays nothing; if ClickHouse is down, the
+// revoked partitions' records leave the batch uncommitted and their new
+// owner reads them again. Either way no record of theirs stays behind to
+// be committed once they are gone. Setting this callback turns off
+// franz-go's own commit on revoke.
 func (s *Sink) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[string][]int32) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -13,6 +13,7 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/triage-dev/triage/audit"
@@ -35,6 +36,14 @@ func testLogger() *slog.Logger {
 
 func startBroker(t *testing.T) []string {
 	t.Helper()
+	_, addrs := startCluster(t)
+	return addrs
+}
+
+// startCluster starts an embedded broker and returns its kfake cluster, for
+// tests that watch or delay requests, with its addresses.
+func startCluster(t *testing.T) (*kfake.Cluster, []string) {
+	t.Helper()
 	b, err := embedded.Start(embedded.Config{Partitions: 4, Topics: []string{
 		"events.transactions", "events.documents", "decisions", "audit", "events.dlq",
 	}})
@@ -42,7 +51,7 @@ func startBroker(t *testing.T) []string {
 		t.Fatal(err)
 	}
 	t.Cleanup(b.Close)
-	return b.Addrs()
+	return b.Cluster(), b.Addrs()
 }
 
 // runSink starts a sink and returns it with a stop function that cancels it
