@@ -5,6 +5,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+
+	"github.com/triage-dev/triage/internal/pii"
 )
 
 // The offline scorer's features, as the package documentation lists them.
@@ -20,24 +22,37 @@ type pattern struct {
 	re     *regexp.Regexp
 }
 
-var piiPatterns = []pattern{
-	{"email", 0.7, regexp.MustCompile(`\[EMAIL\]|[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}`)},
-	{"iban", 0.7, regexp.MustCompile(`\[IBAN\]|\b[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]{4}){3,7}(?: ?[A-Z0-9]{1,3})?\b`)},
-	{"card number", 0.7, regexp.MustCompile(`\[CARD\]|\b[0-9]{4}(?:[ -]?[0-9]{4}){3}\b`)},
-	// International (+49 30 1234567, 0044 20 7946 0958) or North American
-	// (555-123-4567, (555) 123 4567) numbers.
-	{"phone", 0.6, regexp.MustCompile(`\[PHONE\]|(?:\+|\b00)[1-9][0-9]{0,3}(?:[ ./-]?\(?[0-9]{2,4}\)?){2,5}\b|(?:\(\d{3}\)\s?|\b\d{3}[ .-])\d{3}[ .-]\d{4}\b`)},
-	{"identity words", 0.35, regexp.MustCompile(`(?i)\b(passport|date of birth|social security|national id|driver'?s licen[cs]e|tax id)\b`)},
+// piiKinds are the personal data the scorer finds with triage's one set of
+// patterns (internal/pii, which the rules' pii mask applies too), raw or as
+// the placeholders the mask leaves, with each kind's feature name and
+// weight, in the order the reason lists them.
+var piiKinds = []struct {
+	kind   pii.Kind
+	name   string
+	weight float64
+}{
+	{pii.Email, "email", 0.7},
+	{pii.IBAN, "iban", 0.7},
+	{pii.Card, "card number", 0.7},
+	{pii.Phone, "phone", 0.6},
 }
+
+// identityWords are words that come with personal data the patterns cannot
+// see.
+var identityWords = pattern{"identity words", 0.35,
+	regexp.MustCompile(`(?i)\b(passport|date of birth|social security|national id|driver'?s licen[cs]e|tax id)\b`)}
 
 // piiFeatures finds personal data. A later pattern does not see what an
 // earlier one matched: the digits of an IBAN are not also a phone number.
 func piiFeatures(text string, add func(string, float64)) {
-	for _, p := range piiPatterns {
-		if p.re.MatchString(text) {
-			add(p.name, p.weight)
-			text = p.re.ReplaceAllLiteralString(text, " ")
+	found := pii.Kinds(text)
+	for _, k := range piiKinds {
+		if slices.Contains(found, k.kind) {
+			add(k.name, k.weight)
 		}
+	}
+	if identityWords.re.MatchString(text) {
+		add(identityWords.name, identityWords.weight)
 	}
 }
 
