@@ -99,17 +99,8 @@ func TestParseFlagsErrors(t *testing.T) {
 		{"empty brokers", []string{"--brokers", ""}, nil, "--brokers is empty"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			configtest.CleanEnv(t)
-			for k, v := range c.env {
-				t.Setenv(k, v)
-			}
-			args := append([]string(nil), c.args...)
-			for i, a := range args {
-				if content, ok := strings.CutPrefix(a, "FILE:"); ok {
-					args[i] = configtest.File(t, content)
-				}
-			}
-			if _, err := parse(args); err == nil || !strings.Contains(err.Error(), c.want) {
+			configtest.Env(t, c.env)
+			if _, err := parse(configtest.Files(t, c.args)); err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("err = %v, want it to mention %q", err, c.want)
 			}
 		})

@@ -89,10 +89,7 @@ func TestErrors(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			configtest.CleanEnv(t)
-			for k, v := range c.env {
-				t.Setenv(k, v)
-			}
+			configtest.Env(t, c.env)
 			args := c.args
 			if c.file != "" {
 				args = append([]string{"--config", configtest.File(t, c.file)}, args...)

@@ -46,6 +46,29 @@ func CleanEnv(t *testing.T) {
 	}
 }
 
+// Env empties every TRIAGE_* variable for the test, as CleanEnv does, then
+// sets the variables of env.
+func Env(t *testing.T, env map[string]string) {
+	t.Helper()
+	CleanEnv(t)
+	for k, v := range env {
+		t.Setenv(k, v)
+	}
+}
+
+// Files returns a copy of args in which each argument "FILE:content" is
+// replaced by the path of a YAML file holding content.
+func Files(t *testing.T, args []string) []string {
+	t.Helper()
+	out := append([]string(nil), args...)
+	for i, a := range out {
+		if content, ok := strings.CutPrefix(a, "FILE:"); ok {
+			out[i] = File(t, content)
+		}
+	}
+	return out
+}
+
 // File writes content to a YAML file in a temporary directory and returns
 // its path.
 func File(t *testing.T, content string) string {
@@ -116,10 +139,7 @@ func Precedence[T any](t *testing.T, parse Parse[T], base []string, name string,
 		{"flag beats env", []string{"--config", file, "--" + name, "flag"}, env, "flag"},
 	} {
 		t.Run(name+"/"+c.what, func(t *testing.T) {
-			CleanEnv(t)
-			for k, v := range c.env {
-				t.Setenv(k, v)
-			}
+			Env(t, c.env)
 			cfg, err := parse(append(c.args, base...))
 			if err != nil {
 				t.Fatal(err)
