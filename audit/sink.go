@@ -12,6 +12,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/triage-dev/triage/internal/kafka"
 )
 
 // SinkOptions configure a Sink. The zero value of every optional field
@@ -133,26 +135,19 @@ func NewSink(conn driver.Conn, opts SinkOptions) (*Sink, error) {
 		committed: make(chan struct{}),
 	}
 	s.pending.reset()
+	member := kafka.Member{
+		Brokers: opts.Brokers, Group: opts.Group, Topics: []string{opts.AuditTopic, opts.DecisionsTopic},
+		OnRevoked: s.onRevoked, OnLost: s.onLost, Logger: opts.Logger, LogPrefix: "sink: kafka: ",
+	}
 	kopts := []kgo.Opt{
-		kgo.SeedBrokers(opts.Brokers...),
-		kgo.ConsumerGroup(opts.Group),
-		kgo.ConsumeTopics(opts.AuditTopic, opts.DecisionsTopic),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		// Outputs of aborted pipeline transactions are not decisions.
 		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		// Commits follow inserts, never polls.
 		kgo.DisableAutoCommit(),
-		// A rebalance waits until polled records are in the batch, so the
-		// revoke callback settles every record of the partitions it takes.
-		kgo.BlockRebalanceOnPoll(),
-		kgo.OnPartitionsRevoked(s.onRevoked),
-		kgo.OnPartitionsLost(s.onLost),
-		kgo.AllowAutoTopicCreation(),
-		kgo.WithLogger(kgoLogger{opts.Logger}),
 	}
-	cl, err := kgo.NewClient(append(kopts, opts.ClientOpts...)...)
+	cl, err := kafka.NewClient(member, append(kopts, opts.ClientOpts...)...)
 	if err != nil {
-		return nil, fmt.Errorf("audit: sink: kafka client: %w", err)
+		return nil, fmt.Errorf("audit: sink: %w", err)
 	}
 	s.cl = cl
 	return s, nil
@@ -411,20 +406,4 @@ func (s *Sink) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int32)
 	s.pending.drop(lost)
 	s.opts.Metrics.setPending(s.pending.records)
 	s.log.Warn("sink: partitions lost", "partitions", lost)
-}
-
-// kgoLogger routes franz-go's warnings and errors to slog.
-type kgoLogger struct{ log *slog.Logger }
-
-func (l kgoLogger) Level() kgo.LogLevel { return kgo.LogLevelWarn }
-
-func (l kgoLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
-	switch level {
-	case kgo.LogLevelError:
-		l.log.Error("sink: kafka: "+msg, keyvals...)
-	case kgo.LogLevelWarn:
-		l.log.Warn("sink: kafka: "+msg, keyvals...)
-	default:
-		l.log.Debug("sink: kafka: "+msg, keyvals...)
-	}
 }

@@ -3,7 +3,6 @@ package pipeline
 import (
 	"context"
 	"fmt"
-	"log/slog"
 	"strconv"
 	"time"
 
@@ -122,22 +121,4 @@ func (p *Pipeline) fail(err error) {
 		p.failErr = err
 		close(p.failed)
 	})
-}
-
-// kgoLogger routes franz-go's logs to slog.
-type kgoLogger struct{ log *slog.Logger }
-
-func (l kgoLogger) Level() kgo.LogLevel { return kgo.LogLevelWarn }
-
-func (l kgoLogger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
-	switch level {
-	case kgo.LogLevelError:
-		l.log.Error(msg, keyvals...)
-	case kgo.LogLevelWarn:
-		l.log.Warn(msg, keyvals...)
-	case kgo.LogLevelInfo:
-		l.log.Info(msg, keyvals...)
-	default:
-		l.log.Debug(msg, keyvals...)
-	}
 }

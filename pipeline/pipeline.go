@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/triage-dev/triage/audit"
+	"github.com/triage-dev/triage/internal/kafka"
 	"github.com/triage-dev/triage/rules"
 )
 
@@ -156,32 +157,23 @@ func New(cfg Config) (*Pipeline, error) {
 		ready:   make(chan struct{}),
 		failed:  make(chan struct{}),
 	}
+	member := kafka.Member{
+		Brokers: cfg.Brokers, Group: cfg.Group, Topics: cfg.Topics,
+		OnRevoked: p.onRevoked, OnLost: p.onLost, Logger: cfg.Logger,
+	}
 	opts := []kgo.Opt{
-		kgo.SeedBrokers(cfg.Brokers...),
-		kgo.ConsumerGroup(cfg.Group),
-		kgo.ConsumeTopics(cfg.Topics...),
-		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
 		// Commit only what is done: offsets are marked by the completion
 		// watermark, never by what was polled.
 		kgo.AutoCommitMarks(),
 		kgo.AutoCommitInterval(time.Second),
-		kgo.BlockRebalanceOnPoll(),
 		// A partition resumed after backpressure joins the next fetch only
 		// when the one in flight returns; an idle fetch waits FetchMaxWait
 		// (5 s by default), which would stall the resumed partition.
 		kgo.FetchMaxWait(250 * time.Millisecond),
-		kgo.OnPartitionsRevoked(p.onRevoked),
-		kgo.OnPartitionsLost(p.onLost),
-		kgo.AllowAutoTopicCreation(),
-		// A DLQ record carries the original bytes, which may be as large as
-		// the biggest record the source topic accepted.
-		kgo.ProducerBatchMaxBytes(16 << 20),
-		kgo.WithLogger(kgoLogger{cfg.Logger}),
 	}
-	opts = append(opts, cfg.ClientOpts...)
-	cl, err := kgo.NewClient(opts...)
+	cl, err := kafka.NewClient(member, append(opts, cfg.ClientOpts...)...)
 	if err != nil {
-		return nil, fmt.Errorf("pipeline: kafka client: %w", err)
+		return nil, fmt.Errorf("pipeline: %w", err)
 	}
 	p.cl = cl
 	return p, nil

@@ -1,0 +1,106 @@
+// Package kafka is triage's one franz-go client setup: the options every
+// consumer-group member of triage shares (the pipeline and the audit sink)
+// and the adapter that sends franz-go's log lines to slog. Components add
+// their own commit mode and tuning; a user's options (TLS, SASL) come last.
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+)
+
+// MaxBatchBytes bounds a produced batch. A dead letter carries its
+// original's bytes, which may be as large as the biggest record a source
+// topic accepted, so producers allow more than franz-go's 1 MB default.
+const MaxBatchBytes = 16 << 20
+
+// Member describes one member of a consumer group.
+type Member struct {
+	// Brokers are the seed brokers. Required.
+	Brokers []string
+	// Group is the consumer group. Required.
+	Group string
+	// Topics are consumed from their start when the group has no commit.
+	// Required.
+	Topics []string
+	// OnRevoked and OnLost settle the records of partitions that leave
+	// this member. Required: setting OnRevoked turns off franz-go's own
+	// commit on revoke, so the member commits what it finished there.
+	OnRevoked, OnLost func(context.Context, *kgo.Client, map[string][]int32)
+	// Logger receives franz-go's warnings and errors. Default slog.Default().
+	Logger *slog.Logger
+	// LogPrefix is put before each franz-go message, e.g. "sink: kafka: ".
+	// Default none.
+	LogPrefix string
+}
+
+// NewClient creates the member's client. Every member blocks rebalances
+// while it holds polled records (kgo.BlockRebalanceOnPoll): it must call
+// AllowRebalance after every poll, once the records are handed on, and the
+// revoke and lost callbacks only ever run between polls, so that no record
+// polled before a rebalance is committed for a partition the member no
+// longer owns. opts follow the shared options: the member's commit mode
+// and tuning, then the user's.
+func NewClient(m Member, opts ...kgo.Opt) (*kgo.Client, error) {
+	switch {
+	case len(m.Brokers) == 0:
+		return nil, errors.New("kafka: no brokers configured")
+	case m.Group == "":
+		return nil, errors.New("kafka: no consumer group")
+	case len(m.Topics) == 0:
+		return nil, errors.New("kafka: no topics to consume")
+	case m.OnRevoked == nil || m.OnLost == nil:
+		return nil, errors.New("kafka: a group member must settle revoked and lost partitions")
+	}
+	base := []kgo.Opt{
+		kgo.SeedBrokers(m.Brokers...),
+		kgo.ConsumerGroup(m.Group),
+		kgo.ConsumeTopics(m.Topics...),
+		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.BlockRebalanceOnPoll(),
+		kgo.OnPartitionsRevoked(m.OnRevoked),
+		kgo.OnPartitionsLost(m.OnLost),
+		kgo.AllowAutoTopicCreation(),
+		kgo.ProducerBatchMaxBytes(MaxBatchBytes),
+		kgo.WithLogger(Logger(m.Logger, m.LogPrefix)),
+	}
+	cl, err := kgo.NewClient(append(base, opts...)...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka: client for group %s: %w", m.Group, err)
+	}
+	return cl, nil
+}
+
+// Logger adapts log to franz-go: warnings and errors go to slog at the same
+// level with prefix before the message; franz-go's info and debug lines are
+// not asked for. A nil log means slog.Default().
+func Logger(log *slog.Logger, prefix string) kgo.Logger {
+	if log == nil {
+		log = slog.Default()
+	}
+	return logger{log, prefix}
+}
+
+type logger struct {
+	log    *slog.Logger
+	prefix string
+}
+
+func (l logger) Level() kgo.LogLevel { return kgo.LogLevelWarn }
+
+func (l logger) Log(level kgo.LogLevel, msg string, keyvals ...any) {
+	switch level {
+	case kgo.LogLevelError:
+		l.log.Error(l.prefix+msg, keyvals...)
+	case kgo.LogLevelWarn:
+		l.log.Warn(l.prefix+msg, keyvals...)
+	case kgo.LogLevelInfo:
+		l.log.Info(l.prefix+msg, keyvals...)
+	default:
+		l.log.Debug(l.prefix+msg, keyvals...)
+	}
+}
