@@ -24,6 +24,8 @@
 //	        when: event.amount >= params.large_amount
 //	        action: sample
 //	        reason: large amount
+//	    sampling:
+//	      fields: [amount]
 //
 // The flow for one event is: look the type up with [Set.Type], check and
 // normalise the event with [Type.Validate] (a [*FieldError] names the DLQ
@@ -31,15 +33,19 @@
 // [ActionSample] is ambiguous and goes on to sampling; any other action is a
 // final outcome.
 //
-// A type's optional sampling: block says how an ambiguous event is put to
-// an LLM: the system prompt, an allow-list of the fields the LLM may see,
+// A type's sampling: block says how an ambiguous event is put to an LLM:
+// the system prompt, an allow-list of the fields the LLM may see,
 // a mask per field (hash, redact, or pii to replace e-mail addresses,
 // IBANs, phone and card numbers in text), a text/template for the user
 // message, MCP model preferences (per rule if need be), temperature,
 // max_tokens, stop sequences and a timeout. [Type.Prompt] renders the
 // request for one event; the template is compiled and dry-run at load, so a
-// template that reads a field outside the allow-list fails the file. A type
-// without the block gets a generic prompt over all its declared fields.
+// template that reads a field outside the allow-list fails the file. There
+// is no default allow-list: a type that can be sampled (its default or a
+// rule samples, or it has a rule at all, since a condition that fails at
+// run time samples its event) without a block that lists its fields fails
+// the file, naming the type and its line. Without a template the block gets
+// a generic one: a "name: value" line per allow-listed field.
 //
 // Conditions are CEL expressions (https://cel.dev) over two variables,
 // `event` and `params`, both map(string, dyn). They are compiled once, when

@@ -108,6 +108,8 @@ types:
         when: >-
           params.big.all(a, params.big.all(b, params.big.all(c, params.big.all(d, a + b + c + d >= 0))))
         action: bad
+    sampling:
+      fields: [note]
 `
 
 func TestEvalRuleErrorSamples(t *testing.T) {

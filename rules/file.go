@@ -222,7 +222,7 @@ func (p *parser) typ(name string, nameNode, n *yaml.Node) *Type {
 	if v := nodes["rules"]; v != nil {
 		p.rules(t, v)
 	}
-	p.sampling(t, nodes["sampling"])
+	p.sampling(t, nameNode, nodes["sampling"])
 	return t
 }
 

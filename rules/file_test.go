@@ -11,7 +11,8 @@ import (
 )
 
 // ruleFile is a valid file with one rule whose condition and action the
-// tests fill in; the `when` is on line 15.
+// tests fill in; the `when` is on line 15. A rule can sample (when its
+// condition fails at run time), so the type has a sampling: block.
 const ruleFile = `types:
   t:
     key: id
@@ -28,6 +29,8 @@ const ruleFile = `types:
       - id: r1
         when: %s
         action: %s
+    sampling:
+      fields: [n]
 `
 
 func TestParseErrors(t *testing.T) {
@@ -211,6 +214,8 @@ types:
       - id: catch_all
         when: true
         action: deny
+    sampling:
+      fields: [n]
   b:
     key: id
     fields: {id: {type: string, required: true}}

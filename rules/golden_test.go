@@ -25,7 +25,7 @@ func TestPromptGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	tickets := mustParse(t, "tickets.yaml", data)
-	probe := mustParse(t, "probe.yaml", []byte(strings.Replace(probeFile, "default: ok", "default: sample", 1)))
+	probe := mustParse(t, "probe.yaml", []byte(sampledProbe))
 	cases := []struct {
 		name     string
 		set      *Set

@@ -20,7 +20,7 @@ const maxEcho = 256
 
 // ErrPrompt is wrapped by the error of [Type.Prompt]: the type's template
 // could not render this event (a comparison on a value of another type, an
-// empty message). Retrying will not help; decide the event with the type's
+// empty message), or the type has no sampling: block. Retrying will not help; decide the event with the type's
 // fallback and put the error in the audit record.
 var ErrPrompt = errors.New("cannot render the sampling prompt")
 
@@ -63,6 +63,11 @@ type Prompt struct {
 // concurrent use.
 func (t *Type) Prompt(ev map[string]any, ruleID string) (Prompt, error) {
 	s := &t.Sampling
+	if s.tmpl == nil {
+		// Parse requires a sampling: block of every type that can be
+		// sampled; without one, nothing may reach an LLM.
+		return Prompt{}, fmt.Errorf("rules: %s prompt: %w: the type has no sampling: block", t.Name, ErrPrompt)
+	}
 	ctx := make(map[string]any, len(s.Fields))
 	data := make(map[string]any, len(s.Fields))
 	for _, name := range s.Fields {

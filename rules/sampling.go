@@ -41,8 +41,9 @@ type ModelPrefs struct {
 
 // Sampling is how an event type asks an LLM to decide an ambiguous event:
 // the request's fixed parts, and the template its user message is rendered
-// from. A type's section sets it with a sampling: block; [Type.Sampling] is
-// always set, with defaults filled in. Build a request with [Type.Prompt].
+// from. A type's section sets it with a sampling: block, which every type
+// that can be sampled must have (see Fields); what the block leaves out has
+// the defaults below. Build a request with [Type.Prompt].
 type Sampling struct {
 	// Timeout bounds one sampling attempt (DefaultSamplingTimeout unless
 	// the file sets timeout, at most 5m).
@@ -51,8 +52,9 @@ type Sampling struct {
 	// event." by default. Prompt appends the answer-format instruction.
 	System string
 	// Fields is the allow-list: the only fields that reach the template,
-	// the LLM, and Prompt.Context. By default every declared field (not
-	// the envelope), in file order.
+	// the LLM, and Prompt.Context, as the block's fields: lists them. There
+	// is no default: a type that can be sampled must list at least one, and
+	// a type that cannot has none (its Prompt always fails).
 	Fields []string
 	// Mask maps an allow-listed field to how it is masked before it reaches
 	// the template: MaskHash, MaskRedact or MaskPII. Fields not in the map
@@ -86,29 +88,34 @@ type Sampling struct {
 var samplingKeys = []string{"timeout", "system", "fields", "mask", "template", "model", "rule_models",
 	"temperature", "max_tokens", "stop"}
 
-// sampling parses a type's sampling: block (n may be nil: all defaults).
-// It runs after fields and rules, which the allow-list and rule_models
-// refer to.
-func (p *parser) sampling(t *Type, n *yaml.Node) {
+// sampling parses a type's sampling: block, n, which may be nil. It runs
+// after fields and rules, which the allow-list and rule_models refer to.
+// There is no default allow-list: a type that can be sampled must have the
+// block and the block must list its fields, so that a field reaches an LLM
+// only because the file says so.
+func (p *parser) sampling(t *Type, nameNode, n *yaml.Node) {
 	s := &t.Sampling
 	*s = Sampling{Timeout: DefaultSamplingTimeout, MaxTokens: DefaultMaxTokens}
 	w := where{typ: t.Name}
+	if n == nil {
+		if why := t.sampledBy(); why != "" {
+			p.fail(nameNode, w, "%s, but the type has no sampling: block: add one whose fields: "+
+				"lists what the LLM may see (there is no default allow-list)", why)
+		}
+		return // never sampled: Prompt refuses, and nothing is compiled
+	}
 	nodes := map[string]*yaml.Node{}
-	if n != nil {
-		p.mapping(n, w, samplingKeys, func(key string, _, v *yaml.Node) {
-			nodes[key] = v
-			p.samplingKey(t, key, v)
-		})
+	p.mapping(n, w, samplingKeys, func(key string, _, v *yaml.Node) {
+		nodes[key] = v
+		p.samplingKey(t, key, v)
+	})
+	if deref(n).Kind == yaml.MappingNode && nodes["fields"] == nil {
+		p.fail(n, w, "sampling.fields: missing: list the fields the LLM may see (there is no default allow-list)")
 	}
 	if s.System == "" {
 		s.System = "Decide the " + t.Name + " event."
 	}
 	s.system = strings.TrimRight(s.System, " \t\r\n") + "\n\n" + t.answerFormat()
-	if nodes["fields"] == nil {
-		for _, f := range t.Fields[len(envelopeNames):] {
-			s.Fields = append(s.Fields, f.Name)
-		}
-	}
 	if v := nodes["mask"]; v != nil {
 		p.mask(t, v)
 	}
@@ -116,6 +123,8 @@ func (p *parser) sampling(t *Type, n *yaml.Node) {
 		p.ruleModels(t, v)
 	}
 	switch {
+	case len(s.Fields) == 0:
+		return // reported above; a template over nothing proves nothing
 	case nodes["template"] == nil:
 		s.Template = defaultTemplate(t)
 	case s.Template == "":
@@ -128,6 +137,27 @@ func (p *parser) sampling(t *Type, n *yaml.Node) {
 		}
 		p.fail(at, w, "sampling.template: %w", err)
 	}
+}
+
+// sampledBy says why events of the type can reach sampling, or "" if none
+// can: the type's default samples, a rule's action is sample, or the type
+// has a rule at all, since Eval samples the event when a condition fails at
+// run time (a missing optional field, the cost limit) and whether one can
+// fail is not decidable from the file.
+func (t *Type) sampledBy() string {
+	if t.Default == ActionSample {
+		return fmt.Sprintf("its default is %q", ActionSample)
+	}
+	for _, r := range t.Rules {
+		if r.Action == ActionSample {
+			return fmt.Sprintf("rule %q (line %d) has action %q", r.ID, r.Line, ActionSample)
+		}
+	}
+	if len(t.Rules) > 0 {
+		r := t.Rules[0]
+		return fmt.Sprintf("its events are sampled when a rule's condition fails at run time (rule %q, line %d)", r.ID, r.Line)
+	}
+	return ""
 }
 
 // samplingKey parses one key of a sampling: block; mask, rule_models and

@@ -67,8 +67,13 @@ func TestParseSampling(t *testing.T) {
 	}
 }
 
+// sampledProbe is probeFile with a sampling default and a sampling: block
+// that only allow-lists every field, leaving the rest to the defaults.
+var sampledProbe = strings.Replace(probeFile, "default: ok", "default: sample", 1) +
+	"    sampling:\n      fields: [id, n, big, x, s, code, kind, flag, at, tags, meta]\n"
+
 func TestParseSamplingDefaults(t *testing.T) {
-	set := mustParse(t, "probe.yaml", []byte(probeFile))
+	set := mustParse(t, "probe.yaml", []byte(sampledProbe))
 	typ, _ := set.Type("probe")
 	s := typ.Sampling
 	if s.Timeout != DefaultSamplingTimeout || s.MaxTokens != DefaultMaxTokens || s.System != "Decide the probe event." ||
@@ -78,17 +83,73 @@ func TestParseSamplingDefaults(t *testing.T) {
 	}
 	want := []string{"id", "n", "big", "x", "s", "code", "kind", "flag", "at", "tags", "meta"}
 	if !reflect.DeepEqual(s.Fields, want) {
-		t.Errorf("Fields = %v, want the declared fields %v", s.Fields, want)
+		t.Errorf("Fields = %v, want %v", s.Fields, want)
 	}
 	ev := validated(t, set, "probe", map[string]any{"id": "p-1", "n": 0, "x": 0, "flag": false}, nil)
 	p, err := typ.Prompt(ev, DefaultRuleID)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// Optional fields the event lacks are left out; zero values are not.
+	// The generated template: optional fields the event lacks are left
+	// out; zero values are not.
 	if want := "id: p-1\nn: 0\nx: 0\nflag: false"; p.User != want {
 		t.Errorf("User = %q, want %q", p.User, want)
 	}
+}
+
+// TestParseSamplingNoBlock checks that a type that is never sampled needs
+// no sampling: block, and that without one nothing can be sent.
+func TestParseSamplingNoBlock(t *testing.T) {
+	set := mustParse(t, "probe.yaml", []byte(probeFile))
+	typ, _ := set.Type("probe")
+	if typ.Sampling.Fields != nil || typ.Sampling.Template != "" {
+		t.Errorf("Sampling = %+v, want no allow-list and no template", typ.Sampling)
+	}
+	ev := validated(t, set, "probe", map[string]any{"id": "p-1", "s": "abc"}, nil)
+	if p, err := typ.Prompt(ev, DefaultRuleID); !errors.Is(err, ErrPrompt) ||
+		!strings.Contains(err.Error(), "no sampling: block") || p.User != "" || p.Context != nil {
+		t.Errorf("Prompt = %+v, %v; want ErrPrompt and nothing to send", p, err)
+	}
+}
+
+// TestParseSamplingRequired checks that a type that can be sampled without
+// an allow-list fails the file, naming the type and its line.
+func TestParseSamplingRequired(t *testing.T) {
+	noBlock := samplingFile[:strings.Index(samplingFile, "    sampling:\n")]
+	tests := []struct {
+		name     string
+		file     string
+		wantLine int
+		want     string
+	}{
+		{"default samples", noBlock, 2,
+			`test.yaml:2: t: its default is "sample", but the type has no sampling: block: ` +
+				"add one whose fields: lists what the LLM may see (there is no default allow-list)"},
+		{"a rule samples", strings.Replace(noBlock, "default: sample", "default: ok", 1), 2,
+			`test.yaml:2: t: rule "r1" (line 13) has action "sample", but the type has no sampling: block`},
+		{"a rule can fail", strings.NewReplacer("default: sample", "default: ok", "action: sample", "action: ok").Replace(noBlock), 2,
+			`test.yaml:2: t: its events are sampled when a rule's condition fails at run time (rule "r1", line 13), ` +
+				"but the type has no sampling: block"},
+		{"a block without fields", strings.Replace(samplingFile, "      fields: [id, n, note]\n", "", 1), 16,
+			"test.yaml:16: t: sampling.fields: missing: list the fields the LLM may see (there is no default allow-list)"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Parse("test.yaml", []byte(tt.file))
+			var pe *ParseError
+			if !errors.As(err, &pe) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("Parse = %v, want a *ParseError containing %q", err, tt.want)
+			}
+			if pe.Line != tt.wantLine || pe.Type != "t" {
+				t.Errorf("first ParseError at line %d type %q, want line %d type t", pe.Line, pe.Type, tt.wantLine)
+			}
+		})
+	}
+	// Without rules and with a deciding default, nothing is ever sampled.
+	file := strings.NewReplacer("default: sample", "default: ok", "    rules:\n", "    rules: []\n",
+		"      - {id: r1, when: 'has(event.n) && event.n > 5.0', action: sample}\n", "",
+		"      - {id: r2, when: 'false', action: bad}\n", "").Replace(noBlock)
+	mustParse(t, "test.yaml", []byte(file))
 }
 
 // TestParseSamplingFieldNames checks that the generated default template is
@@ -105,6 +166,8 @@ func TestParseSamplingFieldNames(t *testing.T) {
     outcomes: [ok]
     fallback: ok
     default: sample
+    sampling:
+      fields: [id, ip-country, "{{.id}}", "a\"b"]
 `
 	set := mustParse(t, "names.yaml", []byte(file))
 	typ, _ := set.Type("t")

@@ -52,9 +52,10 @@ type Type struct {
 	Params map[string]any
 	// Rules are the ordered rules; the first that matches decides.
 	Rules []Rule
-	// Sampling is how an ambiguous event of the type is put to an LLM:
-	// always set, with defaults filled in where the file has no sampling:
-	// block. Build a request with Prompt.
+	// Sampling is how an ambiguous event of the type is put to an LLM, as
+	// the type's sampling: block says, with defaults filled in. A type
+	// without the block (one Parse proved is never sampled) has an empty
+	// allow-list. Build a request with Prompt.
 	Sampling Sampling
 
 	fieldIndex map[string]int // name -> index in Fields
