@@ -5,12 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math"
-	"slices"
 	"strconv"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/triage-dev/triage/internal/latency"
 )
 
 // MeasureOptions controls Measure. The zero value reads the default topics
@@ -55,9 +55,12 @@ type Measurement struct {
 	// anything else. It is zero when the consumer runs the default policy;
 	// under another policy it is information, not a failure.
 	Misrouted int
-	// Latency percentiles over decided events: the decision record's
-	// timestamp minus Sent.ProducedAt, so millisecond resolution.
-	LatencyP50, LatencyP90, LatencyP99, LatencyMax time.Duration
+	// Latency is the distribution over decided events of the decision
+	// record's timestamp minus Sent.ProducedAt, so of millisecond
+	// resolution; a decision timestamped before its event (clock skew) counts
+	// as 0 and in Latency.Clamped. Never nil in a Measurement that Measure
+	// returns.
+	Latency *latency.Histogram
 	// ByPath and ByOutcome count decisions; ByReason counts DLQ records by
 	// their triage.dlq.reason header.
 	ByPath, ByOutcome, ByReason map[string]int
@@ -131,7 +134,6 @@ type measurer struct {
 	byPos   map[position]int
 	state   []settled
 	pending int
-	lats    []time.Duration
 	m       Measurement
 }
 
@@ -197,7 +199,10 @@ func newMeasurer(o MeasureOptions) *measurer {
 	ms := &measurer{
 		o: o, byID: make(map[string]int, len(o.Sent)), byPos: make(map[position]int, len(o.Sent)),
 		state: make([]settled, len(o.Sent)), pending: len(o.Sent),
-		m: Measurement{Tracked: len(o.Sent), ByPath: map[string]int{}, ByOutcome: map[string]int{}, ByReason: map[string]int{}},
+		m: Measurement{
+			Tracked: len(o.Sent), Latency: &latency.Histogram{},
+			ByPath: map[string]int{}, ByOutcome: map[string]int{}, ByReason: map[string]int{},
+		},
 	}
 	for i, s := range o.Sent {
 		ms.byID[s.EventID] = i
@@ -231,7 +236,7 @@ func (ms *measurer) decision(r *kgo.Record) {
 	ms.m.Decided++
 	ms.m.ByPath[d.Path]++
 	ms.m.ByOutcome[d.Outcome]++
-	ms.lats = append(ms.lats, max(0, r.Timestamp.Sub(s.ProducedAt)))
+	ms.m.Latency.Record(r.Timestamp.Sub(s.ProducedAt))
 	if s.Bad != "" {
 		ms.mismatch(fmt.Sprintf("%s: malformed (%s) but decided %q by %s", s.EventID, s.Bad, d.Outcome, d.Path))
 	}
@@ -303,20 +308,5 @@ func (ms *measurer) finish(elapsed time.Duration) Measurement {
 			m.MissingIDs = append(m.MissingIDs, ms.o.Sent[i].EventID)
 		}
 	}
-	lats := slices.Clone(ms.lats)
-	slices.Sort(lats)
-	m.LatencyP50, m.LatencyP90, m.LatencyP99 = percentile(lats, 0.50), percentile(lats, 0.90), percentile(lats, 0.99)
-	if len(lats) > 0 {
-		m.LatencyMax = lats[len(lats)-1]
-	}
 	return m
-}
-
-// percentile returns the nearest-rank percentile of sorted durations.
-func percentile(sorted []time.Duration, p float64) time.Duration {
-	if len(sorted) == 0 {
-		return 0
-	}
-	i := int(math.Ceil(p*float64(len(sorted)))) - 1
-	return sorted[min(max(i, 0), len(sorted)-1)]
 }

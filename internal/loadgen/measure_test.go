@@ -10,6 +10,8 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/triage-dev/triage/internal/latency"
 )
 
 // produceTracked produces n events and returns what was acknowledged.
@@ -52,7 +54,7 @@ func TestMeasureAccountsForEveryEvent(t *testing.T) {
 	// Play the consumer: decide valid events d ms after they were produced,
 	// DLQ the malformed ones, and get a few things wrong on purpose.
 	var recs []*kgo.Record
-	var lats []time.Duration
+	var lats latency.Histogram // what the decisions below make
 	var missing string
 	var valid, bad int
 	for i, s := range sent {
@@ -73,7 +75,7 @@ func TestMeasureAccountsForEveryEvent(t *testing.T) {
 			continue
 		}
 		d := time.Duration(1+i%100) * time.Millisecond
-		lats = append(lats, d)
+		lats.Record(d)
 		path := map[bool]string{true: "sampled", false: "rule"}[s.Ambiguous]
 		if valid == 2 {
 			path = "cache"
@@ -97,22 +99,24 @@ func TestMeasureAccountsForEveryEvent(t *testing.T) {
 	if err != nil {
 		t.Fatalf("Measure: %v", err)
 	}
-	slices.Sort(lats)
 	want := Measurement{
 		Tracked: len(sent), Decided: valid - 1, DLQ: bad, Missing: 1, MissingIDs: []string{missing},
 		Duplicates: 1, Mismatched: 1, Misrouted: 1,
-		LatencyP50: percentile(lats, 0.5), LatencyP90: percentile(lats, 0.9), LatencyP99: percentile(lats, 0.99),
-		LatencyMax: lats[len(lats)-1],
 	}
 	if m.Tracked != want.Tracked || m.Decided != want.Decided || m.DLQ != want.DLQ || m.Missing != want.Missing ||
 		!slices.Equal(m.MissingIDs, want.MissingIDs) || m.Duplicates != want.Duplicates ||
 		m.Mismatched != want.Mismatched || m.Misrouted != want.Misrouted {
 		t.Errorf("counts:\n got %+v\nwant %+v", m, want)
 	}
-	if m.LatencyP50 != want.LatencyP50 || m.LatencyP90 != want.LatencyP90 || m.LatencyP99 != want.LatencyP99 ||
-		m.LatencyMax != want.LatencyMax || m.LatencyP50 == 0 {
-		t.Errorf("latency p50/p90/p99/max = %v/%v/%v/%v, want %v/%v/%v/%v", m.LatencyP50, m.LatencyP90,
-			m.LatencyP99, m.LatencyMax, want.LatencyP50, want.LatencyP90, want.LatencyP99, want.LatencyMax)
+	// The duplicate and the earlier run's decision must not be recorded.
+	if m.Latency.Count() != lats.Count() || m.Latency.Max() != lats.Max() || m.Latency.Clamped() != 0 {
+		t.Errorf("latency count %d, max %v, clamped %d; want %d, %v, 0",
+			m.Latency.Count(), m.Latency.Max(), m.Latency.Clamped(), lats.Count(), lats.Max())
+	}
+	for _, q := range []float64{0.5, 0.9, 0.99} {
+		if got, want := m.Latency.Quantile(q), lats.Quantile(q); got != want || got == 0 {
+			t.Errorf("latency quantile %v = %v, want %v", q, got, want)
+		}
 	}
 	if m.ByOutcome["allow"] != valid-1 || m.ByPath["rule"]+m.ByPath["sampled"]+m.ByPath["cache"] != valid-1 ||
 		m.ByReason["invalid_value_or_so"] != 1 || len(m.Mismatches) != 1 {
@@ -166,24 +170,5 @@ func TestMeasureRejectsClientsThatCannotMeasure(t *testing.T) {
 	}
 	if _, err := Measure(t.Context(), nil, opts); err == nil {
 		t.Error("nil client accepted")
-	}
-}
-
-func TestPercentile(t *testing.T) {
-	var d []time.Duration
-	for i := 1; i <= 100; i++ {
-		d = append(d, time.Duration(i))
-	}
-	tests := []struct {
-		p    float64
-		want time.Duration
-	}{{0.5, 50}, {0.9, 90}, {0.99, 99}, {1, 100}, {0, 1}}
-	for _, tt := range tests {
-		if got := percentile(d, tt.p); got != tt.want {
-			t.Errorf("percentile(%v) = %v, want %v", tt.p, got, tt.want)
-		}
-	}
-	if percentile(nil, 0.5) != 0 {
-		t.Error("empty percentile must be 0")
 	}
 }

@@ -42,10 +42,13 @@ func (m Measurement) WriteTable(w io.Writer) error {
 	row(tw, "duplicates", m.Duplicates)
 	row(tw, "mismatched", m.Mismatched)
 	row(tw, "misrouted", m.Misrouted)
-	row(tw, "latency p50", m.LatencyP50)
-	row(tw, "latency p90", m.LatencyP90)
-	row(tw, "latency p99", m.LatencyP99)
-	row(tw, "latency max", m.LatencyMax)
+	row(tw, "latency p50", m.Latency.Quantile(0.50))
+	row(tw, "latency p90", m.Latency.Quantile(0.90))
+	row(tw, "latency p99", m.Latency.Quantile(0.99))
+	row(tw, "latency max", m.Latency.Max())
+	if n := m.Latency.Clamped(); n > 0 {
+		row(tw, "latency clamped", n)
+	}
 	row(tw, "measured for", m.Elapsed.Round(time.Millisecond))
 	counts(tw, "path", m.ByPath)
 	counts(tw, "outcome", m.ByOutcome)
