@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/cenkalti/backoff/v5"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -38,10 +39,12 @@ type SinkOptions struct {
 	// waits for an attempt in progress, so it must stay well under the
 	// group's rebalance timeout (60 s by default). Default 30 s.
 	InsertTimeout time.Duration
-	// MinBackoff and MaxBackoff bound the wait between failed inserts; it
-	// doubles after each failure. While inserts fail, fetching is paused
-	// and the batch is kept: nothing is dropped and nothing is committed,
-	// however long ClickHouse is away. Defaults 200 ms and 10 s.
+	// MinBackoff and MaxBackoff bound the wait between failed inserts: it
+	// starts at MinBackoff and doubles after each failure up to
+	// MaxBackoff, and each wait is jittered by ±20% so that sinks that
+	// failed together do not retry in step. While inserts fail, fetching
+	// is paused and the batch is kept: nothing is dropped and nothing is
+	// committed, however long ClickHouse is away. Defaults 200 ms and 10 s.
 	MinBackoff, MaxBackoff time.Duration
 	// ShutdownTimeout bounds the final insert and commit when Run's context
 	// ends; records not inserted by then stay uncommitted and are read
@@ -255,9 +258,9 @@ func (s *Sink) add(r *kgo.Record) {
 
 // flush inserts and commits the batch, retrying with backoff until it
 // succeeds or ctx ends. Fetching is paused from the first failure until
-// the batch is stored, so the backlog waits in Kafka, not in memory.
+// the batch is stored, so the backlog waits in Kafka, not in memory. When
+// ctx ends first, flush returns the last attempt's error.
 func (s *Sink) flush(ctx context.Context) error {
-	backoff := s.opts.MinBackoff
 	paused := false
 	defer func() {
 		if paused {
@@ -265,35 +268,49 @@ func (s *Sink) flush(ctx context.Context) error {
 			s.opts.Metrics.setPaused(false)
 		}
 	}()
-	for attempt := 1; ; attempt++ {
+	attempts := 0
+	var last error
+	_, err := backoff.Retry(ctx, func() (struct{}, error) {
+		attempts++
 		s.mu.Lock()
-		err := s.flushLocked(ctx)
+		last = s.flushLocked(ctx)
 		s.mu.Unlock()
-		if err == nil {
-			if paused {
-				s.log.Info("sink: insert succeeded again; fetching resumes", "attempts", attempt)
+		return struct{}{}, last
+	},
+		backoff.WithBackOff(s.retryBackOff()),
+		backoff.WithMaxElapsedTime(0), // ClickHouse may be away for long: nothing is dropped
+		backoff.WithNotify(func(err error, wait time.Duration) {
+			if !paused {
+				s.cl.PauseFetchTopics(s.opts.AuditTopic, s.opts.DecisionsTopic)
+				s.opts.Metrics.setPaused(true)
+				paused = true
 			}
-			return nil
-		}
-		if ctx.Err() != nil {
-			return err
-		}
-		if !paused {
-			s.cl.PauseFetchTopics(s.opts.AuditTopic, s.opts.DecisionsTopic)
-			s.opts.Metrics.setPaused(true)
-			paused = true
-		}
-		s.log.Warn("sink: insert failed; fetching paused, retrying", "attempt", attempt, "backoff", backoff, "err", err)
-		t := time.NewTimer(backoff)
-		select {
-		case <-t.C:
-		case <-ctx.Done():
-			t.Stop()
-			return err
-		}
-		backoff = min(2*backoff, s.opts.MaxBackoff)
+			s.log.Warn("sink: insert failed; fetching paused, retrying", "attempt", attempts, "backoff", wait, "err", err)
+		}),
+	)
+	if err != nil {
+		return last // Retry answers ctx's error once ctx ends; the attempt's says why
+	}
+	if paused {
+		s.log.Info("sink: insert succeeded again; fetching resumes", "attempts", attempts)
+	}
+	return nil
+}
+
+// retryBackOff is the wait between failed flush attempts: MinBackoff, doubling
+// up to MaxBackoff, each wait jittered by ±backoffJitter.
+func (s *Sink) retryBackOff() *backoff.ExponentialBackOff {
+	return &backoff.ExponentialBackOff{
+		InitialInterval:     s.opts.MinBackoff,
+		RandomizationFactor: backoffJitter,
+		Multiplier:          2,
+		MaxInterval:         s.opts.MaxBackoff,
 	}
 }
+
+// backoffJitter spreads retries so that sinks which failed together (one
+// ClickHouse outage) do not retry in step.
+const backoffJitter = 0.2
 
 // flushLocked makes one attempt to insert what the batch has not inserted
 // yet and to commit its offsets; s.mu is held. A table once inserted is not
