@@ -60,50 +60,43 @@ func (h *Histogram) hist() *hdrhistogram.Histogram {
 // 99th percentile, 1 the maximum): the largest value in the HDR bucket that
 // holds the q-th value, but never more than Max. It is 0 when nothing was
 // recorded.
-func (h *Histogram) Quantile(q float64) time.Duration {
-	if h == nil {
-		return 0
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.h == nil {
-		return 0
-	}
-	return min(time.Duration(h.h.ValueAtPercentile(100*q))*Resolution, h.max)
+func (h *Histogram) Quantile(q float64) (d time.Duration) {
+	h.read(func(hh *hdrhistogram.Histogram) {
+		d = min(time.Duration(hh.ValueAtPercentile(100*q))*Resolution, h.max)
+	})
+	return d
 }
 
 // Count returns how many durations were recorded.
-func (h *Histogram) Count() int64 {
-	if h == nil {
-		return 0
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	if h.h == nil {
-		return 0
-	}
-	return h.h.TotalCount()
+func (h *Histogram) Count() (n int64) {
+	h.read(func(hh *hdrhistogram.Histogram) { n = hh.TotalCount() })
+	return n
 }
 
 // Max returns the largest duration recorded, exactly (after clamping), or
 // 0 when nothing was recorded.
-func (h *Histogram) Max() time.Duration {
-	if h == nil {
-		return 0
-	}
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	return h.max
+func (h *Histogram) Max() (d time.Duration) {
+	h.read(func(*hdrhistogram.Histogram) { d = h.max })
+	return d
 }
 
 // Clamped returns how many recorded durations were outside [0, Highest].
-func (h *Histogram) Clamped() int64 {
+func (h *Histogram) Clamped() (n int64) {
+	h.read(func(*hdrhistogram.Histogram) { n = h.clamped })
+	return n
+}
+
+// read calls f with h locked, unless h is nil or nothing was recorded (so
+// every reading of an empty histogram is zero).
+func (h *Histogram) read(f func(*hdrhistogram.Histogram)) {
 	if h == nil {
-		return 0
+		return
 	}
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	return h.clamped
+	if h.h != nil {
+		f(h.h)
+	}
 }
 
 // Merge adds everything recorded in from to h. from may be nil or h itself.
