@@ -47,6 +47,11 @@
 // the file, naming the type and its line. Without a template the block gets
 // a generic one: a "name: value" line per allow-listed field.
 //
+// The hash mask is a keyed pseudonym (HMAC-SHA256), so the caller passes
+// the secret: Parse, Load and Watch take [WithMaskKey], and a file that
+// uses hash fails to load without one ([ErrNoMaskKey]) rather than hash
+// guessable ids with no key. Watch reloads with the same key.
+//
 // Conditions are CEL expressions (https://cel.dev) over two variables,
 // `event` and `params`, both map(string, dyn). They are compiled once, when
 // the file is parsed; a file with a bad condition, an unknown action, a

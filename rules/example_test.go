@@ -11,8 +11,10 @@ import (
 
 // Example shows the path of one event: decode with UseNumber, look up its
 // type, validate (which normalises numbers and timestamps), and evaluate.
+// The default policy hashes device ids, so it needs a mask key; a random
+// one does for an example (see ExampleWithMaskKey for a configured one).
 func Example() {
-	set, err := rules.Parse("default.yaml", rules.Default)
+	set, err := rules.Parse("default.yaml", rules.Default, rules.WithMaskKey(rules.RandomMaskKey()))
 	if err != nil {
 		fmt.Println(err)
 		return
@@ -50,7 +52,7 @@ func Example() {
 // ExampleType_Validate shows the error an event that breaks the schema gets:
 // its Reason is the DLQ reason.
 func ExampleType_Validate() {
-	set, _ := rules.Parse("default.yaml", rules.Default)
+	set, _ := rules.Parse("default.yaml", rules.Default, rules.WithMaskKey(rules.RandomMaskKey()))
 	typ, _ := set.Type("document")
 	ev := map[string]any{
 		"event_id": "ev-1", "type": "document", "tenant_id": "acme",
@@ -71,7 +73,7 @@ func ExampleType_Validate() {
 // rules sent to sampling: only the allow-listed fields reach the LLM, and
 // the text's e-mail address and phone number are masked.
 func ExampleType_Prompt() {
-	set, _ := rules.Parse("default.yaml", rules.Default)
+	set, _ := rules.Parse("default.yaml", rules.Default, rules.WithMaskKey(rules.RandomMaskKey()))
 	typ, _ := set.Type("document")
 	ev := map[string]any{
 		"event_id": "ev-7", "type": "document", "tenant_id": "acme",
@@ -98,4 +100,47 @@ func ExampleType_Prompt() {
 	// <<<
 	// Call Jo on [PHONE] or [EMAIL].
 	// >>>
+}
+
+// ExampleWithMaskKey loads the default policy with a configured mask key:
+// the transaction's device id reaches the LLM as a keyed pseudonym, the
+// same for the same device under the same key. A deployment reads the
+// secret from a file or the environment, never from source code.
+func ExampleWithMaskKey() {
+	secret := []byte("read me from --mask-key-file, not from code") // at least 32 random bytes
+	key, err := rules.NewMaskKey(secret)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	set, err := rules.Parse("default.yaml", rules.Default, rules.WithMaskKey(key))
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	typ, _ := set.Type("transaction")
+	ev := map[string]any{
+		"event_id": "ev-8", "type": "transaction", "tenant_id": "acme",
+		"occurred_at": "2026-03-01T12:00:00Z", "account_id": "acct-7", "user_id": "u-7",
+		"amount": json.Number("7200.50"), "currency": "EUR", "country": "DE", "ip_country": "BR",
+		"merchant": "Electro", "mcc": "5732", "channel": "ecommerce", "device_id": "d-9",
+		"txn_count_24h": json.Number("2"), "avg_amount_30d": json.Number("80"),
+		"account_age_days": json.Number("900"), "chargebacks_90d": json.Number("0"),
+	}
+	if err := typ.Validate(ev); err != nil {
+		fmt.Println(err)
+		return
+	}
+	p, err := typ.Prompt(ev, set.Eval(typ.Name, ev).RuleID)
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	fmt.Println(p.Context["device_id"])
+
+	_, err = rules.Parse("default.yaml", rules.Default) // no key: fails closed
+	fmt.Println(errors.Is(err, rules.ErrNoMaskKey))
+	// Output:
+	// h:d4c6cab98db7998babed76856b12f88e
+	// true
 }

@@ -63,13 +63,14 @@ func (e *ParseError) Error() string {
 // Unwrap returns the underlying problem, such as a yaml or regexp error.
 func (e *ParseError) Unwrap() error { return e.Err }
 
-// Load reads and parses the rules file at path; errors name the file by path.
-func Load(path string) (*Set, error) {
+// Load reads and parses the rules file at path, with Parse's options;
+// errors name the file by path.
+func Load(path string, opts ...Option) (*Set, error) {
 	data, err := readFile(path)
 	if err != nil {
 		return nil, err
 	}
-	return Parse(path, data)
+	return Parse(path, data, opts...)
 }
 
 func readFile(path string) ([]byte, error) {
@@ -91,13 +92,14 @@ func readFile(path string) ([]byte, error) {
 // Parse parses and compiles a rules file; name is used in errors. The whole
 // file is checked and every problem reported (up to a limit), each as a
 // *ParseError carrying the line, type, rule id and, for conditions, the CEL
-// error. A file with any problem yields no Set.
-func Parse(name string, data []byte) (*Set, error) {
+// error. A file with any problem yields no Set. A file that uses the hash
+// mask needs WithMaskKey.
+func Parse(name string, data []byte, opts ...Option) (*Set, error) {
 	var doc yaml.Node
 	if err := yaml.Unmarshal(data, &doc); err != nil {
 		return nil, &ParseError{File: name, Err: err}
 	}
-	p := &parser{file: name}
+	p := &parser{file: name, maskKey: newOptions(opts).maskKey}
 	s := p.set(&doc)
 	if len(p.errs) > 0 {
 		// Problems are found section by section; report them in file order.
@@ -118,8 +120,9 @@ func Parse(name string, data []byte) (*Set, error) {
 type where struct{ typ, rule, field string }
 
 type parser struct {
-	file string
-	errs []error
+	file    string
+	maskKey MaskKey
+	errs    []error
 }
 
 func (p *parser) fail(n *yaml.Node, w where, format string, args ...any) {

@@ -173,7 +173,7 @@ func TestLoad(t *testing.T) {
 	if err := os.WriteFile(good, Default, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	set, err := Load(good)
+	set, err := Load(good, WithMaskKey(testKey))
 	if err != nil {
 		t.Fatal(err)
 	}

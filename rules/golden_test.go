@@ -62,7 +62,8 @@ func TestPromptGolden(t *testing.T) {
 		}, DefaultRuleID},
 	}
 	var got bytes.Buffer
-	got.WriteString("Sampling prompts rendered by rules.Type.Prompt. Regenerate with\n" +
+	got.WriteString("Sampling prompts rendered by rules.Type.Prompt, pseudonyms under the tests'\n" +
+		"fixed mask key (testKey). Regenerate with\n" +
 		"go test ./rules -run TestPromptGolden -update, and review the diff.\n")
 	for _, c := range cases {
 		ev := validated(t, c.set, c.typ, c.ev, nil)

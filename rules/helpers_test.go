@@ -7,10 +7,14 @@ import (
 	"testing"
 )
 
-// mustParse parses a rules file or fails the test.
+// testKey is the fixed mask key of the tests and the golden prompts, so
+// that pseudonyms are the same on every run.
+var testKey = newMaskKey([]byte("triage rules test key, not secret"))
+
+// mustParse parses a rules file with testKey or fails the test.
 func mustParse(tb testing.TB, name string, data []byte) *Set {
 	tb.Helper()
-	s, err := Parse(name, data)
+	s, err := Parse(name, data, WithMaskKey(testKey))
 	if err != nil {
 		tb.Fatalf("Parse(%s): %v", name, err)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,6 +25,7 @@ const debounce = 100 * time.Millisecond
 // so a bad edit never takes the pipeline's policy away.
 type Live struct {
 	path string
+	opts []Option // Parse's, for every reload
 	log  *slog.Logger
 	cur  atomic.Pointer[Set]
 	done chan struct{}
@@ -39,10 +41,11 @@ type Live struct {
 // until ctx ends, reloading after each burst of changes. It watches the
 // file's directory rather than the file, so editors' write-to-temp-and-
 // rename and Kubernetes ConfigMap symlink swaps (..data) are seen. log
-// receives one line per reload; nil discards them.
+// receives one line per reload; nil discards them. opts are Parse's, used
+// for the first load and every reload, so the mask key stays the same.
 //
 // The watching goroutine ends when ctx does; Done reports when.
-func Watch(ctx context.Context, path string, log *slog.Logger) (*Live, error) {
+func Watch(ctx context.Context, path string, log *slog.Logger, opts ...Option) (*Live, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -55,12 +58,12 @@ func Watch(ctx context.Context, path string, log *slog.Logger) (*Live, error) {
 		w.Close()
 		return nil, fmt.Errorf("rules: watch %s: %w", path, err)
 	}
-	s, err := Load(path)
+	s, err := Load(path, opts...)
 	if err != nil {
 		w.Close()
 		return nil, err
 	}
-	l := &Live{path: path, log: log, done: make(chan struct{}), changed: make(chan struct{})}
+	l := &Live{path: path, opts: slices.Clone(opts), log: log, done: make(chan struct{}), changed: make(chan struct{})}
 	l.cur.Store(s)
 	go l.watch(ctx, w)
 	return l, nil
@@ -166,7 +169,7 @@ func (l *Live) reload() error {
 	data, err := readFile(l.path)
 	var s *Set
 	if err == nil && sha256.Sum256(data) != old.sum {
-		s, err = Parse(l.path, data)
+		s, err = Parse(l.path, data, l.opts...)
 	}
 	l.lastErr = err
 	switch {

@@ -2,6 +2,7 @@ package rules
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -97,6 +98,43 @@ func TestWatchReloadsOnChange(t *testing.T) {
 	}
 	if ok, failed := l.Reloads(); ok != 2 || failed == 0 {
 		t.Errorf("Reloads = %d ok, %d failed; want 2 ok and some failed", ok, failed)
+	}
+}
+
+// TestWatchKeepsMaskKey checks that a reload parses with Watch's mask key:
+// a file that hashes reloads, and its pseudonyms stay the same.
+func TestWatchKeepsMaskKey(t *testing.T) {
+	hashed := func(action string) []byte { return append(ruleVersion(action), "      mask: {n: hash}\n"...) }
+	pseudonym := func(l *Live) any {
+		typ, _ := l.Current().Type("t")
+		p, err := typ.Prompt(validated(t, l.Current(), "t", map[string]any{"id": "x", "n": 7}, nil), "r1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p.Context["n"]
+	}
+	path := filepath.Join(t.TempDir(), "rules.yaml")
+	writeFile(t, path, hashed("bad"), false)
+	if _, err := Watch(t.Context(), path, nil); !errors.Is(err, ErrNoMaskKey) {
+		t.Fatalf("Watch without a key = %v, want ErrNoMaskKey", err)
+	}
+	l, err := Watch(t.Context(), path, nil, WithMaskKey(testKey))
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := pseudonym(l)
+	if before != MaskValue(MaskHash, 7.0, testKey) {
+		t.Fatalf("pseudonym = %v, want the test key's", before)
+	}
+	writeFile(t, path, hashed("ok"), false)
+	if err := l.Reload(); err != nil {
+		t.Fatalf("Reload = %v", err)
+	}
+	if got := action(l); got != "ok" {
+		t.Errorf("action after reload = %s, want ok", got)
+	}
+	if got := pseudonym(l); got != before {
+		t.Errorf("pseudonym after reload = %v, want %v as before", got, before)
 	}
 }
 

@@ -77,7 +77,7 @@ func (t *Type) Prompt(ev map[string]any, ruleID string) (Prompt, error) {
 			continue
 		}
 		if kind, masked := s.Mask[name]; masked {
-			v = MaskValue(kind, v)
+			v = MaskValue(kind, v, s.key)
 		}
 		ctx[name] = v
 		data[name] = display(v)

@@ -57,8 +57,8 @@ type Sampling struct {
 	// a type that cannot has none (its Prompt always fails).
 	Fields []string
 	// Mask maps an allow-listed field to how it is masked before it reaches
-	// the template: MaskHash, MaskRedact or MaskPII. Fields not in the map
-	// are passed as they are.
+	// the template: MaskHash (keyed by the mask key Parse was given),
+	// MaskRedact or MaskPII. Fields not in the map are passed as they are.
 	Mask map[string]string
 	// Model is the type's model preferences.
 	Model ModelPrefs
@@ -83,6 +83,7 @@ type Sampling struct {
 
 	tmpl   *template.Template // Template, compiled with missingkey=error
 	system string             // System and the answer-format instruction
+	key    MaskKey            // keys MaskHash
 }
 
 var samplingKeys = []string{"timeout", "system", "fields", "mask", "template", "model", "rule_models",
@@ -95,7 +96,7 @@ var samplingKeys = []string{"timeout", "system", "fields", "mask", "template", "
 // only because the file says so.
 func (p *parser) sampling(t *Type, nameNode, n *yaml.Node) {
 	s := &t.Sampling
-	*s = Sampling{Timeout: DefaultSamplingTimeout, MaxTokens: DefaultMaxTokens}
+	*s = Sampling{Timeout: DefaultSamplingTimeout, MaxTokens: DefaultMaxTokens, key: p.maskKey}
 	w := where{typ: t.Name}
 	if n == nil {
 		if why := t.sampledBy(); why != "" {
@@ -249,6 +250,8 @@ func (p *parser) mask(t *Type, n *yaml.Node) {
 			p.fail(v, w, "sampling.mask: unknown mask %q: want %s", kind, strings.Join(maskKinds, ", "))
 		case kind == MaskPII && declared && f.Type != FieldString && f.Type != FieldList && f.Type != FieldObject:
 			p.fail(v, w, "sampling.mask: pii scrubs text, and this is a %s field: use hash or redact", f.Type)
+		case kind == MaskHash && p.maskKey.s == nil:
+			p.fail(v, w, "sampling.mask: %w", ErrNoMaskKey)
 		default:
 			s.Mask[name] = kind
 		}

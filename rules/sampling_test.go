@@ -2,6 +2,7 @@ package rules
 
 import (
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -57,6 +58,7 @@ func TestParseSampling(t *testing.T) {
 		MaxTokens:   100,
 		Stop:        []string{"END"},
 		Template:    "n={{.n}} note={{.note}}",
+		key:         testKey,
 	}
 	if s.tmpl == nil {
 		t.Fatal("template not compiled")
@@ -275,5 +277,30 @@ func TestParseSamplingRuleModelsDefault(t *testing.T) {
 	if _, err := Parse("test.yaml", []byte(file)); err == nil || !strings.Contains(err.Error(),
 		`test.yaml:26: t rule "default": sampling.rule_models: the type's default is "ok", not "sample"`) {
 		t.Errorf("Parse = %v, want the default's error", err)
+	}
+}
+
+// TestParseNeedsMaskKey checks that a file using the hash mask fails closed
+// without a mask key, naming the type, field and line, and that a file
+// without hash needs none.
+func TestParseNeedsMaskKey(t *testing.T) {
+	_, err := Parse("default.yaml", Default)
+	line := 1 + strings.Count(string(Default[:strings.Index(string(Default), "device_id: hash")]), "\n")
+	want := fmt.Sprintf(`rules: default.yaml:%d: transaction field "device_id": sampling.mask: `+
+		"mask hash needs a mask key (--mask-key-file / TRIAGE_MASK_KEY)", line)
+	var pe *ParseError
+	if !errors.Is(err, ErrNoMaskKey) || !errors.As(err, &pe) || err.Error() != want {
+		t.Fatalf("Parse without a key = %v, want ErrNoMaskKey:\n%s", err, want)
+	}
+	if pe.Type != "transaction" || pe.Field != "device_id" || pe.Line != line {
+		t.Errorf("ParseError = %+v", pe)
+	}
+	for _, key := range []MaskKey{{}, testKey} {
+		if _, err := Parse("test.yaml", []byte(samplingFile), WithMaskKey(key)); err != nil {
+			t.Errorf("a file without hash, key %v: %v", key, err)
+		}
+	}
+	if _, err := Parse("default.yaml", Default, WithMaskKey(RandomMaskKey())); err != nil {
+		t.Errorf("Parse with a random key: %v", err)
 	}
 }

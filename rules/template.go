@@ -37,7 +37,7 @@ func (t *Type) compileTemplate() error {
 		f, _ := t.Field(name)
 		v := zeroValue(f.Type)
 		if kind, ok := s.Mask[name]; ok {
-			v = MaskValue(kind, v)
+			v = MaskValue(kind, v, s.key)
 		}
 		zero[name] = display(v)
 		absent[name] = zero[name]
