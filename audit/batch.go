@@ -13,12 +13,22 @@ type topicPartition struct {
 
 func partitionOf(r *kgo.Record) topicPartition { return topicPartition{r.Topic, r.Partition} }
 
+// deadLetter is the dead letter of a polled record that cannot be stored.
+type deadLetter struct {
+	rec    *kgo.Record // to the DLQ topic
+	reason string
+}
+
 // batch is what the sink has polled and not yet committed.
 type batch struct {
 	rows rows
 	// auditFrom and decisionsFrom are the source partitions of rows.audit
 	// and rows.decisions, index for index.
 	auditFrom, decisionsFrom []topicPartition
+	// dead are the dead letters not yet acknowledged by the broker, and
+	// deadFrom their source partitions, index for index.
+	dead     []deadLetter
+	deadFrom []topicPartition
 	// offsets are the next offsets to commit, per partition.
 	offsets                  map[string]map[int32]kgo.EpochOffset
 	records                  int       // polled records, bad ones included
@@ -39,7 +49,7 @@ func (b *batch) advance(r *kgo.Record) {
 	parts[r.Partition] = kgo.EpochOffset{Epoch: r.LeaderEpoch, Offset: r.Offset + 1}
 }
 
-// drop removes the rows and offsets of the given partitions.
+// drop removes the rows, dead letters and offsets of the given partitions.
 func (b *batch) drop(parts map[string][]int32) {
 	gone := map[topicPartition]bool{}
 	for t, ps := range parts {
@@ -54,25 +64,26 @@ func (b *batch) drop(parts map[string][]int32) {
 	if len(gone) == 0 {
 		return
 	}
-	audit, auditFrom := b.rows.audit[:0], b.auditFrom[:0]
-	for i, tp := range b.auditFrom {
-		if !gone[tp] {
-			audit, auditFrom = append(audit, b.rows.audit[i]), append(auditFrom, tp)
-		}
-	}
-	decisions, decisionsFrom := b.rows.decisions[:0], b.decisionsFrom[:0]
-	for i, tp := range b.decisionsFrom {
-		if !gone[tp] {
-			decisions, decisionsFrom = append(decisions, b.rows.decisions[i]), append(decisionsFrom, tp)
-		}
-	}
-	b.rows.audit, b.auditFrom = audit, auditFrom
-	b.rows.decisions, b.decisionsFrom = decisions, decisionsFrom
+	b.rows.audit, b.auditFrom = keep(b.rows.audit, b.auditFrom, func(i int) bool { return !gone[b.auditFrom[i]] })
+	b.rows.decisions, b.decisionsFrom = keep(b.rows.decisions, b.decisionsFrom, func(i int) bool { return !gone[b.decisionsFrom[i]] })
+	b.dead, b.deadFrom = keep(b.dead, b.deadFrom, func(i int) bool { return !gone[b.deadFrom[i]] })
 	if len(b.offsets) == 0 {
 		b.reset()
 		return
 	}
-	// The count drives batching only: skipped records of the partitions
-	// left are no longer counted, but their offsets still commit.
-	b.records = max(b.rows.len(), 1)
+	// The count drives batching only: records of the partitions left that
+	// need no row are no longer counted, but their offsets still commit.
+	b.records = max(b.rows.len()+len(b.dead), 1)
+}
+
+// keep filters items, whose source partitions are from (index for index),
+// to those whose index ok accepts, in place.
+func keep[T any](items []T, from []topicPartition, ok func(i int) bool) ([]T, []topicPartition) {
+	kept, keptFrom := items[:0], from[:0]
+	for i := range items {
+		if ok(i) {
+			kept, keptFrom = append(kept, items[i]), append(keptFrom, from[i])
+		}
+	}
+	return kept, keptFrom
 }

@@ -27,20 +27,44 @@ var (
 	maxTime = time.Date(2105, 12, 31, 0, 0, 0, 0, time.UTC)
 )
 
-// errBadRecord marks a topic record that cannot be stored.
-var errBadRecord = errors.New("bad record")
+// Reasons a topic record cannot be stored: its dead letter's
+// triage.dlq.reason, in the pipeline's vocabulary.
+const (
+	reasonInvalidJSON     = "invalid_json"
+	reasonWrongType       = "wrong_type"
+	reasonMissingField    = "missing_field"
+	reasonOutOfRange      = "out_of_range"
+	reasonUnexpectedTopic = "unexpected_topic"
+)
+
+// badRecordError is a topic record that cannot be stored.
+type badRecordError struct {
+	reason string // a stable code, see the reason constants
+	detail string
+}
+
+func (e *badRecordError) Error() string { return "bad record: " + e.reason + ": " + e.detail }
+
+// badJSON classifies a json.Unmarshal error.
+func badJSON(err error) *badRecordError {
+	var typeErr *json.UnmarshalTypeError
+	if errors.As(err, &typeErr) {
+		return &badRecordError{reasonWrongType, err.Error()}
+	}
+	return &badRecordError{reasonInvalidJSON, err.Error()}
+}
 
 // decodeAudit reads an audit topic record's value.
 func decodeAudit(value []byte) (Record, error) {
 	var r Record
 	if err := json.Unmarshal(value, &r); err != nil {
-		return r, fmt.Errorf("%w: %v", errBadRecord, err)
+		return r, badJSON(err)
 	}
 	switch {
 	case r.AuditID == "":
-		return r, fmt.Errorf("%w: no audit_id", errBadRecord)
+		return r, &badRecordError{reasonMissingField, "no audit_id"}
 	case r.At.Before(minTime) || r.At.After(maxTime):
-		return r, fmt.Errorf("%w: at %v outside 1970..2105", errBadRecord, r.At)
+		return r, &badRecordError{reasonOutOfRange, fmt.Sprintf("at %v outside 1970..2105", r.At)}
 	}
 	return r, nil
 }
@@ -49,13 +73,13 @@ func decodeAudit(value []byte) (Record, error) {
 func decodeDecision(value []byte) (Decision, error) {
 	var d Decision
 	if err := json.Unmarshal(value, &d); err != nil {
-		return d, fmt.Errorf("%w: %v", errBadRecord, err)
+		return d, badJSON(err)
 	}
 	switch {
 	case d.EventID == "":
-		return d, fmt.Errorf("%w: no event_id", errBadRecord)
+		return d, &badRecordError{reasonMissingField, "no event_id"}
 	case d.DecidedAt.Before(minTime) || d.DecidedAt.After(maxTime):
-		return d, fmt.Errorf("%w: decided_at %v outside 1970..2105", errBadRecord, d.DecidedAt)
+		return d, &badRecordError{reasonOutOfRange, fmt.Sprintf("decided_at %v outside 1970..2105", d.DecidedAt)}
 	}
 	return d, nil
 }

@@ -11,6 +11,7 @@ import (
 type SinkMetrics struct {
 	consumedTotal *prometheus.CounterVec
 	badTotal      *prometheus.CounterVec
+	deadTotal     *prometheus.CounterVec
 	rowsTotal     *prometheus.CounterVec
 	insertErrors  *prometheus.CounterVec
 	commitErrors  prometheus.Counter
@@ -26,8 +27,11 @@ func NewSinkMetrics(reg prometheus.Registerer) (*SinkMetrics, error) {
 			Name: "triage_sink_records_consumed_total", Help: "Records the ClickHouse sink read, by topic.",
 		}, []string{"topic"}),
 		badTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "triage_sink_bad_records_total", Help: "Records the ClickHouse sink skipped because they cannot be stored (not valid JSON of their topic), by topic.",
+			Name: "triage_sink_bad_records_total", Help: "Records the ClickHouse sink cannot store (not valid JSON of their topic) and dead-letters, by topic.",
 		}, []string{"topic"}),
+		deadTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "triage_sink_dead_letters_total", Help: "Dead letters the ClickHouse sink wrote to its DLQ topic and the broker acknowledged, by reason (replays included).",
+		}, []string{"reason"}),
 		rowsTotal: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "triage_sink_rows_inserted_total", Help: "Rows inserted into ClickHouse, by table (replays included).",
 		}, []string{"table"}),
@@ -48,7 +52,7 @@ func NewSinkMetrics(reg prometheus.Registerer) (*SinkMetrics, error) {
 			Name: "triage_sink_paused", Help: "1 while fetching is paused because inserts fail.",
 		}),
 	}
-	for _, c := range []prometheus.Collector{m.consumedTotal, m.badTotal, m.rowsTotal, m.insertErrors, m.commitErrors, m.insertSeconds, m.pending, m.paused} {
+	for _, c := range []prometheus.Collector{m.consumedTotal, m.badTotal, m.deadTotal, m.rowsTotal, m.insertErrors, m.commitErrors, m.insertSeconds, m.pending, m.paused} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -65,6 +69,12 @@ func (m *SinkMetrics) consumed(topic string) {
 func (m *SinkMetrics) bad(topic string) {
 	if m != nil {
 		m.badTotal.WithLabelValues(topic).Inc()
+	}
+}
+
+func (m *SinkMetrics) deadLettered(reason string) {
+	if m != nil {
+		m.deadTotal.WithLabelValues(reason).Inc()
 	}
 }
 

@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +15,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/triage-dev/triage/internal/deadletter"
 	"github.com/triage-dev/triage/internal/kafka"
 )
 
@@ -27,6 +29,14 @@ type SinkOptions struct {
 	Group string
 	// AuditTopic and DecisionsTopic default to "audit" and "decisions".
 	AuditTopic, DecisionsTopic string
+	// DLQTopic receives the records of either topic that cannot be stored
+	// (not valid JSON of their topic): each with its original key, bytes
+	// and headers, and the headers triage.dlq.{reason,error,topic,
+	// partition,offset} (see internal/deadletter). A record's offset is
+	// committed only once the broker has acknowledged its dead letter; a
+	// rebalance or crash in between may write a dead letter twice. Default
+	// "audit.dlq".
+	DLQTopic string
 
 	// BatchSize is how many records are buffered before they are inserted.
 	// Default 5000.
@@ -70,6 +80,9 @@ func (o *SinkOptions) setDefaults() {
 	if o.DecisionsTopic == "" {
 		o.DecisionsTopic = "decisions"
 	}
+	if o.DLQTopic == "" {
+		o.DLQTopic = "audit.dlq"
+	}
 	if o.BatchSize <= 0 {
 		o.BatchSize = 5000
 	}
@@ -101,7 +114,7 @@ func (o *SinkOptions) setDefaults() {
 // records below them are inserted, and the tables are built so that a record
 // stored twice never counts twice (see the migrations and the dashboard
 // queries). Records that are not valid JSON of their topic cannot be stored;
-// they are logged, counted and skipped.
+// they are logged, counted and dead-lettered to DLQTopic, never dropped.
 type Sink struct {
 	opts  SinkOptions
 	conn  driver.Conn
@@ -222,8 +235,8 @@ func (s *Sink) Run(ctx context.Context) error {
 }
 
 // add decodes one polled record into the batch; a record that cannot be
-// stored is logged, counted and skipped, but its offset is committed with
-// the batch. s.mu is held.
+// stored is logged and counted, and its dead letter joins the batch, to be
+// acknowledged before the batch's offsets are committed. s.mu is held.
 func (s *Sink) add(r *kgo.Record) {
 	b := &s.pending
 	if b.records == 0 {
@@ -247,12 +260,15 @@ func (s *Sink) add(r *kgo.Record) {
 			b.decisionsFrom = append(b.decisionsFrom, partitionOf(r))
 		}
 	default:
-		err = fmt.Errorf("%w: unexpected topic", errBadRecord)
+		err = &badRecordError{reasonUnexpectedTopic, "the sink reads " + s.opts.AuditTopic + " and " + s.opts.DecisionsTopic}
 	}
-	if err != nil {
+	var bad *badRecordError
+	if errors.As(err, &bad) {
 		s.opts.Metrics.bad(r.Topic)
-		s.log.Warn("sink: skipping a record that cannot be stored",
+		s.log.Warn("sink: a record that cannot be stored goes to the DLQ", "dlq", s.opts.DLQTopic,
 			"topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "err", err)
+		b.dead = append(b.dead, deadLetter{deadletter.New(s.opts.DLQTopic, r, bad.reason, bad.detail), bad.reason})
+		b.deadFrom = append(b.deadFrom, partitionOf(r))
 	}
 }
 
@@ -313,8 +329,9 @@ func (s *Sink) retryBackOff() *backoff.ExponentialBackOff {
 const backoffJitter = 0.2
 
 // flushLocked makes one attempt to insert what the batch has not inserted
-// yet and to commit its offsets; s.mu is held. A table once inserted is not
-// inserted again when the other table or the commit fails.
+// yet, to write its dead letters and to commit its offsets; s.mu is held. A
+// table once inserted, or a dead letter once acknowledged, is not written
+// again when another step or the commit fails.
 func (s *Sink) flushLocked(ctx context.Context) error {
 	b := &s.pending
 	if !b.auditDone {
@@ -332,6 +349,9 @@ func (s *Sink) flushLocked(ctx context.Context) error {
 			return err
 		}
 		b.decisionsDone = true
+	}
+	if err := s.deadLetter(ctx, b); err != nil {
+		return err
 	}
 	if err := s.commit(ctx, b.offsets); err != nil {
 		s.opts.Metrics.commitFailed()
@@ -358,6 +378,44 @@ func (s *Sink) insert(ctx context.Context, table string, n int, do func(context.
 		return err
 	}
 	s.opts.Metrics.inserted(table, n, time.Since(start))
+	return nil
+}
+
+// deadLetter writes the batch's dead letters and waits for the broker: the
+// acknowledged ones leave the batch, so a retry sends only the rest. A dead
+// letter the DLQ topic refuses as too large is sent once more, truncated.
+// s.mu is held.
+func (s *Sink) deadLetter(ctx context.Context, b *batch) error {
+	if len(b.dead) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.opts.InsertTimeout)
+	defer cancel()
+	recs := make([]*kgo.Record, len(b.dead))
+	index := make(map[*kgo.Record]int, len(b.dead))
+	for i, d := range b.dead {
+		recs[i], index[d.rec] = d.rec, i
+	}
+	failed := map[int]bool{}
+	var first error
+	for _, res := range s.cl.ProduceSync(ctx, recs...) {
+		i, err := index[res.Record], res.Err
+		if short := deadletter.Truncated(res.Record, err); short != nil {
+			s.log.Warn("sink: the DLQ refused a dead letter as too large; sending it truncated",
+				"dlq", s.opts.DLQTopic, "bytes", len(res.Record.Value), "err", err)
+			err = s.cl.ProduceSync(ctx, short).FirstErr()
+		}
+		if err != nil {
+			failed[i] = true
+			first = cmp.Or(first, err)
+			continue
+		}
+		s.opts.Metrics.deadLettered(b.dead[i].reason)
+	}
+	b.dead, b.deadFrom = keep(b.dead, b.deadFrom, func(i int) bool { return failed[i] })
+	if first != nil {
+		return fmt.Errorf("audit: sink: dead letters to %s: %d of %d not written: %w", s.opts.DLQTopic, len(b.dead), len(recs), first)
+	}
 	return nil
 }
 

@@ -13,12 +13,15 @@ import (
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/triage-dev/triage/audit"
 	"github.com/triage-dev/triage/deploy"
 	"github.com/triage-dev/triage/internal/chtest"
+	"github.com/triage-dev/triage/internal/deadletter"
 	"github.com/triage-dev/triage/internal/embedded"
 	"github.com/triage-dev/triage/internal/kafkatest"
 	"github.com/triage-dev/triage/internal/loadgen"
@@ -428,39 +431,105 @@ func TestSinkSurvivesClickHouseOutage(t *testing.T) {
 	}
 }
 
-// TestSinkSkipsBadRecords: records that cannot be stored are counted and
-// skipped, their offsets committed with the good ones.
-func TestSinkSkipsBadRecords(t *testing.T) {
+// TestSinkDeadLettersBadRecords: records that cannot be stored go to the
+// sink's DLQ topic with their original key, bytes and headers and headers
+// saying why and where from; their offsets are committed with the good
+// ones, and not before the broker has acknowledged the dead letters.
+func TestSinkDeadLettersBadRecords(t *testing.T) {
 	conn, _ := audit.MigratedDB(t)
-	brokers := startBroker(t)
+	cluster, brokers := startCluster(t)
 	recs := audit.LinkedRecords(2, 50)
 	produceAudit(t, brokers, recs[:50])
-	bad := []*kgo.Record{
-		{Topic: "audit", Value: []byte("not json")},
-		{Topic: "audit", Value: []byte(`{"kind":"decision"}`)}, // no audit_id
-		{Topic: "audit", Value: []byte(`{"audit_id":"x","at":"1900-01-01T00:00:00Z"}`)},
-		{Topic: "decisions", Value: []byte(`[1,2,3]`)},
-		{Topic: "decisions", Value: []byte(`{"outcome":"allow"}`)}, // no event_id
+	origin := kgo.RecordHeader{Key: "origin", Value: []byte("hand-made")}
+	bad := []struct {
+		rec    *kgo.Record
+		reason string
+	}{
+		{&kgo.Record{Topic: "audit", Key: []byte("garbage"), Value: []byte("not json"), Headers: []kgo.RecordHeader{origin}}, "invalid_json"},
+		{&kgo.Record{Topic: "audit", Value: []byte(`{"kind":"decision"}`)}, "missing_field"}, // no audit_id
+		{&kgo.Record{Topic: "audit", Value: []byte(`{"audit_id":"x","at":"1900-01-01T00:00:00Z"}`)}, "out_of_range"},
+		{&kgo.Record{Topic: "decisions", Value: []byte(`[1,2,3]`)}, "wrong_type"},
+		{&kgo.Record{Topic: "decisions", Value: []byte(`{"outcome":"allow"}`)}, "missing_field"}, // no event_id
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), audit.WaitTimeout)
 	defer cancel()
-	if err := kafkatest.Client(t, brokers).ProduceSync(ctx, bad...).FirstErr(); err != nil {
-		t.Fatal(err)
+	for _, b := range bad {
+		if err := kafkatest.Client(t, brokers).ProduceSync(ctx, b.rec).FirstErr(); err != nil {
+			t.Fatal(err)
+		}
 	}
 	produceAudit(t, brokers, recs[50:])
+
+	// From here only the sink produces: its dead letters. The first
+	// produce waits until the test has looked at the group's commits.
+	held, release := make(chan struct{}), make(chan struct{})
+	var holdOnce sync.Once
+	cluster.ControlKey(int16(kmsg.Produce), func(kmsg.Request) (kmsg.Response, error, bool) {
+		cluster.KeepControl()
+		holdOnce.Do(func() {
+			close(held)
+			cluster.SleepControl(func() { <-release })
+		})
+		return nil, nil, false
+	})
 
 	reg := prometheus.NewRegistry()
 	metrics, err := audit.NewSinkMetrics(reg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, stop := runSink(t, conn, audit.SinkOptions{Brokers: brokers, Metrics: metrics})
+	s, stop := runSink(t, conn, audit.SinkOptions{Brokers: brokers, Metrics: metrics, FlushInterval: 50 * time.Millisecond})
+	select {
+	case <-held:
+	case <-time.After(audit.WaitTimeout):
+		t.Fatalf("no dead letter produced in %s", audit.WaitTimeout)
+	}
+	offs, err := kadm.NewClient(kafkatest.Client(t, brokers)).FetchOffsets(ctx, "triage-clickhouse")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range bad {
+		if o, ok := offs.Lookup(b.rec.Topic, b.rec.Partition); ok && o.At > b.rec.Offset {
+			t.Errorf("%s/%d committed at %d, past the bad record at %d, before its dead letter was acknowledged",
+				b.rec.Topic, b.rec.Partition, o.At, b.rec.Offset)
+		}
+	}
+	close(release)
 	waitCaughtUp(t, s) // the bad records' offsets are committed too
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
+
 	if got := gauge(t, reg, "triage_sink_bad_records_total"); got != float64(len(bad)) {
 		t.Errorf("%v bad records counted, want %d", got, len(bad))
+	}
+	if got := gauge(t, reg, "triage_sink_dead_letters_total"); got != float64(len(bad)) {
+		t.Errorf("%v dead letters counted, want %d", got, len(bad))
+	}
+	dlq := kafkatest.ReadTopic(t, brokers, "audit.dlq")
+	if len(dlq) != len(bad) {
+		t.Fatalf("%d dead letters, want %d", len(dlq), len(bad))
+	}
+	for _, b := range bad {
+		var dead *kgo.Record
+		for _, d := range dlq {
+			if kafkatest.Header(d, deadletter.HeaderTopic) == b.rec.Topic &&
+				kafkatest.Header(d, deadletter.HeaderPartition) == strconv.Itoa(int(b.rec.Partition)) &&
+				kafkatest.Header(d, deadletter.HeaderOffset) == strconv.FormatInt(b.rec.Offset, 10) {
+				dead = d
+			}
+		}
+		switch {
+		case dead == nil:
+			t.Errorf("no dead letter for %s/%d/%d %q", b.rec.Topic, b.rec.Partition, b.rec.Offset, b.rec.Value)
+		case !bytes.Equal(dead.Value, b.rec.Value) || !bytes.Equal(dead.Key, b.rec.Key):
+			t.Errorf("dead letter %q/%q, want the original %q/%q", dead.Key, dead.Value, b.rec.Key, b.rec.Value)
+		case kafkatest.Header(dead, deadletter.HeaderReason) != b.reason || kafkatest.Header(dead, deadletter.HeaderError) == "":
+			t.Errorf("dead letter of %q: reason %q (%s), want %q", b.rec.Value,
+				kafkatest.Header(dead, deadletter.HeaderReason), kafkatest.Header(dead, deadletter.HeaderError), b.reason)
+		case len(b.rec.Headers) > 0 && kafkatest.Header(dead, origin.Key) != string(origin.Value):
+			t.Errorf("dead letter of %q lost the original's headers: %v", b.rec.Value, dead.Headers)
+		}
 	}
 	auditRows, decisions, err := countStored(conn)
 	if err != nil {

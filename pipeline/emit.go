@@ -1,8 +1,6 @@
 package pipeline
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,25 +9,26 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/triage-dev/triage/audit"
+	"github.com/triage-dev/triage/internal/deadletter"
 )
 
-// DLQ record headers. The value is the original record's bytes and the key
-// its original key, so a DLQ record can be fixed and replayed as it was.
+// DLQ record headers (see internal/deadletter). The value is the original
+// record's bytes and the key its original key, so a DLQ record can be fixed
+// and replayed as it was.
 const (
-	HeaderDLQReason    = "triage.dlq.reason"
-	HeaderDLQError     = "triage.dlq.error"
-	HeaderDLQTopic     = "triage.dlq.topic"
-	HeaderDLQPartition = "triage.dlq.partition"
-	HeaderDLQOffset    = "triage.dlq.offset"
+	HeaderDLQReason    = deadletter.HeaderReason
+	HeaderDLQError     = deadletter.HeaderError
+	HeaderDLQTopic     = deadletter.HeaderTopic
+	HeaderDLQPartition = deadletter.HeaderPartition
+	HeaderDLQOffset    = deadletter.HeaderOffset
 	// HeaderDLQTruncated and HeaderDLQSHA256 are set only on a dead letter
 	// that its topic refused as too large and that was sent truncated: the
 	// original size in bytes and the SHA-256 of the original value.
-	HeaderDLQTruncated = "triage.dlq.truncated"
-	HeaderDLQSHA256    = "triage.dlq.sha256"
+	HeaderDLQTruncated = deadletter.HeaderTruncated
+	HeaderDLQSHA256    = deadletter.HeaderSHA256
 )
 
 // Result describes one consumed record once all its outputs are durable.
@@ -154,44 +153,13 @@ func (p *Pipeline) fillAudit(a *audit.Record, ev Event, user string) {
 // emitDLQ dead-letters a record that is not a valid event.
 func (p *Pipeline) emitDLQ(r *kgo.Record, derr *DecodeError, t *Ticket) {
 	p.log.Debug("dead-lettered", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "reason", derr.Reason, "detail", derr.Detail)
-	rec := &kgo.Record{
-		Topic: p.cfg.DLQTopic,
-		Key:   r.Key,
-		Value: r.Value,
-		Headers: append(append([]kgo.RecordHeader(nil), r.Headers...),
-			kgo.RecordHeader{Key: HeaderDLQReason, Value: []byte(derr.Reason)},
-			kgo.RecordHeader{Key: HeaderDLQError, Value: []byte(derr.Detail)},
-			kgo.RecordHeader{Key: HeaderDLQTopic, Value: []byte(r.Topic)},
-			kgo.RecordHeader{Key: HeaderDLQPartition, Value: strconv.AppendInt(nil, int64(r.Partition), 10)},
-			kgo.RecordHeader{Key: HeaderDLQOffset, Value: strconv.AppendInt(nil, r.Offset, 10)},
-		),
-	}
+	rec := deadletter.New(p.cfg.DLQTopic, r, derr.Reason, derr.Detail)
 	result := func(latency time.Duration) Result {
 		return Result{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, DLQReason: derr.Reason, Latency: latency}
 	}
 	p.produceOne(rec, t, result, r.Timestamp, func(err error) *kgo.Record {
-		if !tooLarge(err) {
-			return nil
-		}
-		// The DLQ topic takes smaller records than the source topic did:
-		// keep a bounded prefix with the original's size and digest. The
-		// whole original stays in the source topic at the offset the
-		// headers name.
-		sum := sha256.Sum256(r.Value)
-		short := *rec
-		short.Value = r.Value[:min(len(r.Value), dlqTruncateTo)]
-		short.Headers = append(append([]kgo.RecordHeader(nil), rec.Headers...),
-			kgo.RecordHeader{Key: HeaderDLQTruncated, Value: strconv.AppendInt(nil, int64(len(r.Value)), 10)},
-			kgo.RecordHeader{Key: HeaderDLQSHA256, Value: []byte(hex.EncodeToString(sum[:]))})
-		return &short
+		return deadletter.Truncated(rec, err)
 	})
-}
-
-// dlqTruncateTo bounds a dead letter that its topic refused as too large.
-const dlqTruncateTo = 64 << 10
-
-func tooLarge(err error) bool {
-	return errors.Is(err, kerr.MessageTooLarge) || errors.Is(err, kerr.RecordListTooLarge)
 }
 
 // produce writes recs and completes t once the broker acknowledged all of
