@@ -117,7 +117,7 @@ func (p *Pipeline) emitDecision(ev Event, d Decision, attempts []audit.Record, t
 	}
 	dec := &audit.Record{
 		AuditID: audit.ID(ev.ID, audit.KindDecision, 0), Kind: audit.KindDecision,
-		Path: d.Path, RuleID: d.RuleID, Outcome: d.Outcome, Reason: d.Reason, Status: audit.StatusOK,
+		Path: d.Path, RuleID: d.RuleID, Outcome: d.Outcome, Reason: d.Reason, Status: decisionStatus(d),
 		ModelAnswered: d.Model, LatencyMS: d.LatencyMS, At: d.DecidedAt,
 	}
 	p.fillAudit(dec, ev, user)
@@ -143,6 +143,26 @@ func (p *Pipeline) emitDecision(ev Event, d Decision, attempts []audit.Record, t
 			return Result{Topic: ev.Topic, Partition: ev.Partition, Offset: ev.Offset, Decision: &d, AuditRecords: len(trail), SamplingAttempts: len(attempts), Latency: latency}
 		}, ev.Produced)
 	})
+}
+
+// decisionStatus is the status of a decision's audit record: ok for a
+// rule, sampled or cached decision; for a fallback, why sampling did not
+// decide, from the fallback reason.
+func decisionStatus(d Decision) audit.Status {
+	if d.Path != PathFallback {
+		return audit.StatusOK
+	}
+	switch d.Reason {
+	case FallbackTimeout, "lease_expired": // lease_expired: samplers took the item and never answered
+		return audit.StatusTimeout
+	case FallbackInvalid:
+		return audit.StatusInvalidAnswer
+	case string(audit.StatusRateLimited), string(audit.StatusBudgetExceeded), string(audit.StatusDenied):
+		// A guard refused the request; the reason is the status.
+		return audit.Status(d.Reason)
+	default: // no_sampler, error and a Decider's other reasons
+		return audit.StatusError
+	}
 }
 
 func (p *Pipeline) fillAudit(a *audit.Record, ev Event, user string) {
