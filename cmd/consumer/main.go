@@ -14,6 +14,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -82,7 +83,6 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	go reloadOnSIGHUP(ctx, live, log)
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -136,6 +136,10 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		defer stopStage()
 		return p.Run(pctx)
 	})
+	g.Go(func() error {
+		reloadOnSIGHUP(pctx, live, log)
+		return nil
+	})
 	if ch != nil {
 		g.Go(func() error { return ch.sink.Run(pctx) })
 	}
@@ -167,50 +171,25 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if stage.builtin != nil {
 		g.Go(func() error { return stage.builtin.Run(sctx) })
 	}
-	var report demo.Report
 	if summary != nil {
+		opts := demo.Options{
+			Brokers: brokers, Events: cfg.Demo, Seed: cfg.DemoSeed, Rate: cfg.DemoRate,
+			Mix: cfg.DemoMix, Ambiguous: cfg.DemoAmbiguous, Bad: cfg.DemoBad, Logger: log,
+			Ready: p.Ready(), AuditTopic: cfg.AuditTopic, Sampler: stage.label, Out: os.Stdout, SummaryJSON: cfg.SummaryJSON,
+		}
+		if ch != nil {
+			opts.CatchUp = ch.waitCaughtUp
+			opts.Dashboards = func(ctx context.Context, w io.Writer) error {
+				return printReport(ctx, ch.conn, map[string]string{}, w)
+			}
+		}
 		g.Go(func() error {
 			defer cancelPipeline()
-			select {
-			case <-p.Ready():
-			case <-gctx.Done():
-				return nil
-			}
-			err := demo.Run(gctx, demo.Options{
-				Brokers: brokers, Events: cfg.Demo, Seed: cfg.DemoSeed, Rate: cfg.DemoRate,
-				Mix: cfg.DemoMix, Ambiguous: cfg.DemoAmbiguous, Bad: cfg.DemoBad,
-				Logger: log,
-			}, summary)
-			report = summary.Report(stage.label)
-			if err == nil && ch != nil {
-				err = ch.waitCaughtUp(gctx)
-			}
+			_, err := demo.Run(gctx, opts, summary)
 			return err
 		})
 	}
-	if err := g.Wait(); err != nil {
-		return err
-	}
-	if summary == nil {
-		return nil
-	}
-	if err := report.WriteTable(os.Stdout); err != nil {
-		return err
-	}
-	if cfg.SummaryJSON != "" {
-		if err := report.WriteJSON(cfg.SummaryJSON); err != nil {
-			return err
-		}
-	}
-	if ch != nil {
-		if err := printReport(ctx, ch.conn, map[string]string{}, os.Stdout); err != nil {
-			return err
-		}
-	}
-	if !report.Complete || !report.AuditComplete {
-		return errors.New("demo: not every event was accounted for")
-	}
-	return nil
+	return g.Wait()
 }
 
 func loadRules(ctx context.Context, path string, log *slog.Logger) (*rules.Live, error) {

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/triage-dev/triage/internal/config/configtest"
 	"github.com/triage-dev/triage/internal/demo"
 )
 
@@ -76,8 +77,30 @@ func testDemo(t *testing.T, extra, paths []string) {
 	}
 }
 
-func TestBadFlagExits2(t *testing.T) {
-	if code := run(context.Background(), []string{"--workers", "zero"}); code != 2 {
-		t.Fatalf("exit code %d, want 2", code)
+// TestConfigExitCodes runs the binary's entry point with configuration
+// from each source; internal/config's tests cover the layering itself.
+func TestConfigExitCodes(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		args []string
+		env  map[string]string
+		code int
+	}{
+		{"help", []string{"--help"}, nil, 0},
+		{"sink help", []string{"sink", "-h"}, nil, 0},
+		{"report help", []string{"report", "--help"}, nil, 0},
+		{"bad flag value", []string{"--workers", "zero"}, nil, 2},
+		{"bad env value", nil, map[string]string{"TRIAGE_WORKERS": "zero"}, 2},
+		{"unknown key in file", []string{"--config", "FILE:grup: typo\n"}, nil, 2},
+		{"bad value in file", []string{"--config", "FILE:workers: 0\n"}, nil, 2},
+		{"both mask keys", []string{"--mask-key", "k", "--mask-key-file", "/k"}, nil, 2},
+		{"report: unknown key in file", []string{"report", "--config", "FILE:clickhouse: clickhouse://x\nevent: e\n"}, nil, 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			configtest.Env(t, tc.env)
+			if code := run(context.Background(), configtest.Files(t, tc.args)); code != tc.code {
+				t.Fatalf("exit code %d, want %d", code, tc.code)
+			}
+		})
 	}
 }

@@ -1,11 +1,15 @@
-// Package demo runs the one-command demonstration: it feeds the load
-// generator's synthetic events into a running pipeline, waits until every
-// event has a decision or a DLQ record, and summarises what happened.
+// Package demo runs the one-command demonstration: once the pipeline is
+// ready it feeds the load generator's synthetic events into it, waits until
+// every event has a decision or a DLQ record (and, with an audit sink, until
+// the sink has stored them), reports what happened, and says whether every
+// event was accounted for. cmd/consumer builds the parts and runs Run beside
+// the pipeline.
 package demo
 
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"time"
 
@@ -14,7 +18,8 @@ import (
 	"github.com/triage-dev/triage/internal/loadgen"
 )
 
-// Options configure Run. Zero values mean the load generator's defaults.
+// Options configure Run. Zero values of the generator's fields mean the
+// load generator's defaults.
 type Options struct {
 	Brokers []string
 	// Events is how many events to produce.
@@ -28,13 +33,33 @@ type Options struct {
 	Bad float64
 	// Grace is how long to wait without progress before giving up on
 	// events that have no outcome yet. Default 60 s.
-	Grace  time.Duration
+	Grace time.Duration
+	// Logger receives progress. Nil: no progress is logged.
 	Logger *slog.Logger
+
+	// Ready is closed once the pipeline consumes; Run produces nothing
+	// before. Nil: the pipeline is ready.
+	Ready <-chan struct{}
+	// CatchUp, when set, waits until the audit sink has stored everything
+	// the pipeline wrote; Run reports only after it returns nil.
+	CatchUp func(context.Context) error
+	// AuditTopic is the topic the pipeline writes audit records to; Run
+	// reads this run's back to check them. Default "audit".
+	AuditTopic string
+	// Sampler names what decides ambiguous events, for the report.
+	Sampler string
+	// Out receives the report as a table. Nil: the table is not written.
+	Out io.Writer
+	// SummaryJSON, when set, is the file Run writes the report to as JSON.
+	SummaryJSON string
+	// Dashboards, when set, writes more to Out after the table: the
+	// consumer passes the ClickHouse dashboard report.
+	Dashboards func(ctx context.Context, w io.Writer) error
 }
 
-// Run produces the events and waits until the summary accounts for each of
-// them (or Grace passes without progress).
-func Run(ctx context.Context, o Options, s *Summary) error {
+// feed produces the events and waits until the summary accounts for each
+// of them (or Grace passes without progress).
+func feed(ctx context.Context, o Options, s *Summary) error {
 	gcfg := loadgen.Config{Seed: o.Seed, Bad: o.Bad}
 	var err error
 	if o.Mix != "" {
@@ -54,6 +79,9 @@ func Run(ctx context.Context, o Options, s *Summary) error {
 	if o.Grace <= 0 {
 		o.Grace = 60 * time.Second
 	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
 	cl, err := kgo.NewClient(append(loadgen.ProducerClientOpts(), kgo.SeedBrokers(o.Brokers...))...)
 	if err != nil {
 		return fmt.Errorf("demo: kafka client: %w", err)
@@ -61,22 +89,24 @@ func Run(ctx context.Context, o Options, s *Summary) error {
 	defer cl.Close()
 
 	s.Restart()
+	// Track: the check matches each acknowledged event with its result.
 	rep, err := loadgen.Produce(ctx, cl, gen, loadgen.ProduceOptions{
 		Events: o.Events,
 		Rate:   o.Rate,
+		Track:  true,
 		Progress: func(p loadgen.Progress) {
 			o.Logger.Info("demo: producing", "sent", p.Sent, "acked", p.Acked)
 		},
 	})
-	s.SetEventsIn(rep.Acked)
+	s.SetProduced(rep.Produced)
 	if err != nil {
 		return fmt.Errorf("demo: produce: %w", err)
 	}
-	o.Logger.Info("demo: produced", "events", rep.Acked, "rate", fmt.Sprintf("%.0f/s", rep.Rate))
-	return await(ctx, s, rep.Acked, o.Grace)
+	o.Logger.Info("demo: produced", "events", len(rep.Produced), "rate", fmt.Sprintf("%.0f/s", rep.Rate))
+	return await(ctx, s, len(rep.Produced), o.Grace)
 }
 
-// await waits until n records are accounted for. It gives up only when no
+// await waits until n events are accounted for. It gives up only when no
 // record completes for a whole grace period, so slow machines are not
 // mistaken for lost events.
 func await(ctx context.Context, s *Summary, n int, grace time.Duration) error {
