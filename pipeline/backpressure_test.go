@@ -2,6 +2,8 @@ package pipeline_test
 
 import (
 	"context"
+	"math/rand/v2"
+	"sync"
 	"testing"
 	"time"
 
@@ -69,6 +71,107 @@ func TestQueueFullPausesOnlyTheStalledPartition(t *testing.T) {
 		t.Fatalf("%d sampled decisions after release, want 10", sampled)
 	}
 	waitFor(t, "fetching to resume", func() bool { return len(p.Paused()) == 0 })
+	if err := stop(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// stepper is a Decider that reports each item it is given and holds it
+// until one release is sent for it.
+type stepper struct {
+	entered chan string // event ids, in the order the items reach Decide
+	release chan struct{}
+}
+
+func newStepper(n int) *stepper {
+	return &stepper{entered: make(chan string, n), release: make(chan struct{}, n)}
+}
+
+func (s *stepper) Decide(ctx context.Context, it pipeline.Item) (pipeline.Verdict, error) {
+	s.entered <- it.Event.ID
+	select {
+	case <-s.release:
+		return pipeline.Verdict{Outcome: it.Type.Outcomes[0], Model: "stepper"}, nil
+	case <-ctx.Done():
+		return pipeline.Verdict{}, ctx.Err()
+	}
+}
+
+// expect waits for the next item to reach the decider and checks it is the
+// i-th ambiguous event.
+func (s *stepper) expect(t *testing.T, i int, what string) {
+	t.Helper()
+	select {
+	case id := <-s.entered:
+		if want := eventID(i, "amb"); id != want {
+			t.Fatalf("%s: decider got %s, want %s", what, id, want)
+		}
+	case <-time.After(waitTimeout):
+		t.Fatalf("%s: %s did not reach the decider within %s", what, eventID(i, "amb"), waitTimeout)
+	}
+}
+
+// TestStalledPartitionResumesWhileFetchesRaceTheWorker: with one worker and
+// a queue of one, every slot the worker frees must move the stalled event
+// into the queue, even when the slot is freed while the poll loop is busy
+// with records of another topic. Each round releases one decision while a
+// burst of rule-decided documents is being consumed, waits until the burst
+// is done (after that nothing else arrives to wake the poll loop), then
+// releases the next decision: the stalled event must reach the decider.
+// Before the wake goroutine was joined, a goroutine left over from an
+// earlier poll could take the worker's signal, and the partition stayed
+// paused.
+func TestStalledPartitionResumesWhileFetchesRaceTheWorker(t *testing.T) {
+	const rounds, burst = 20, 8
+	brokers := startBroker(t)
+	n := 2*rounds + 3
+	var amb []*kgo.Record
+	for i := range n {
+		r := record("events.transactions", txn(eventID(i, "amb"), 9000, "NG", "NG"))
+		r.Key = []byte("one-account") // one partition
+		amb = append(amb, r)
+	}
+	produce(t, brokers, amb)
+
+	s := newStepper(n)
+	res := newResults()
+	var mu sync.Mutex
+	trigger := "" // the document whose decision releases the decider
+	onResult := func(r pipeline.Result) {
+		if r.Decision != nil {
+			mu.Lock()
+			if r.Decision.EventID == trigger {
+				s.release <- struct{}{}
+			}
+			mu.Unlock()
+		}
+		res.add(r)
+	}
+	p, stop := startPipeline(t, pipeline.Config{Brokers: brokers, Group: "wake", Decider: s, Workers: 1, QueueSize: 1, OnResult: onResult})
+	s.expect(t, 0, "start")
+	waitFor(t, "a paused partition", func() bool { return len(p.Paused()) == 1 })
+
+	// Invariant at the start of round r: the worker holds event 2r, the
+	// queue holds 2r+1 and 2r+2 is stalled.
+	cl := newClient(t, brokers)
+	docs := 0
+	for r := range rounds {
+		i := 2 * r
+		mu.Lock()
+		trigger = eventID(docs+rand.IntN(burst), "clear")
+		mu.Unlock()
+		for range burst {
+			d := record("events.documents", doc(eventID(docs, "clear"), "payslip_v1", "Salary"))
+			if err := cl.ProduceSync(t.Context(), d).FirstErr(); err != nil {
+				t.Fatalf("round %d: produce: %v", r, err)
+			}
+			docs++
+		}
+		s.expect(t, i+1, "released during the burst")
+		res.waitFor(t, docs+i+1)
+		s.release <- struct{}{}
+		s.expect(t, i+2, "released after the burst (the stalled event)")
+	}
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}

@@ -91,19 +91,33 @@ func (p *Pipeline) poll(ctx context.Context) {
 // wakeOnSpace returns a poll context that also ends when a worker frees a
 // queue slot, so that stalled partitions are retried without waiting for
 // new records from the partitions still fetching.
-func (p *Pipeline) wakeOnSpace(ctx context.Context) (context.Context, context.CancelFunc) {
+//
+// stop ends the wake goroutine and waits for it. The join is what keeps the
+// wake-up from being lost: a goroutine that outlived its poll could take a
+// signal sent after that poll's retryStalled had looked at the queue, and
+// the next poll, whose goroutine never sees that signal, would wait for
+// records that may never come (the stalled partition itself is paused).
+// Joined, a signal the goroutine took was sent before stop returned, so
+// the retryStalled that follows sees the slot; a later signal stays in
+// p.space for the next poll.
+func (p *Pipeline) wakeOnSpace(ctx context.Context) (pollCtx context.Context, stop func()) {
 	if p.stalled.len() == 0 {
 		return ctx, func() {}
 	}
 	pctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
 	go func() {
+		defer close(done)
 		select {
 		case <-p.space:
 			cancel()
 		case <-pctx.Done():
 		}
 	}()
-	return pctx, cancel
+	return pctx, func() {
+		cancel()
+		<-done
+	}
 }
 
 // take handles a partition's polled records in order, stalling the
