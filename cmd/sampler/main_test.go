@@ -92,13 +92,7 @@ func TestParse(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			env(t, c.env...)
-			args := append([]string(nil), c.args...)
-			for i, a := range args {
-				if content, ok := strings.CutPrefix(a, "FILE:"); ok {
-					args[i] = configtest.File(t, content)
-				}
-			}
-			got, err := parse(args, &bytes.Buffer{})
+			got, err := parse(configtest.Files(t, c.args), &bytes.Buffer{})
 			if c.err != "" {
 				if err == nil || !strings.Contains(err.Error(), c.err) {
 					t.Fatalf("err = %v, want it to mention %q", err, c.err)
