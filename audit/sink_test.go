@@ -100,7 +100,7 @@ func (sampler) Decide(_ context.Context, it pipeline.Item) (pipeline.Verdict, er
 // results by event_id.
 func decide(t *testing.T, brokers []string, n int) map[string]pipeline.Result {
 	t.Helper()
-	set, err := rules.Parse("default.yaml", rules.Default)
+	set, err := rules.Parse("default.yaml", rules.Default, rules.WithMaskKey(rules.RandomMaskKey()))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -45,7 +45,7 @@ func testLogger(t *testing.T) *slog.Logger {
 
 func defaultRules(t *testing.T) *rules.Live {
 	t.Helper()
-	set, err := rules.Parse("default.yaml", rules.Default)
+	set, err := rules.Parse("default.yaml", rules.Default, rules.WithMaskKey(rules.RandomMaskKey()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -161,4 +161,4 @@ func decodeDecision(t *testing.T, r *kgo.Record) pipeline.Decision {
 
 func header(r *kgo.Record, key string) string { return kafkatest.Header(r, key) }
 
-func loadDefault() (*rules.Set, error) { return rules.Parse("default.yaml", rules.Default) }
+func loadDefault() (*rules.Set, error) { return rules.Parse("default.yaml", rules.Default, rules.WithMaskKey(rules.RandomMaskKey())) }
