@@ -141,16 +141,6 @@ func (s *Summary) Add(r pipeline.Result) {
 	s.changed = make(chan struct{})
 }
 
-// SetEventsIn records how many events were produced for the run.
-//
-// Deprecated: a count cannot say which events are missing, so a summary
-// given only a count reports Complete false; use SetProduced.
-func (s *Summary) SetEventsIn(n int) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.eventsIn = n
-}
-
 // SetProduced records the events the generator produced for the run and
 // whose produce the broker acknowledged: loadgen.Report.Produced of a run
 // with ProduceOptions.Track. Each must end up with exactly one decision or
