@@ -7,18 +7,27 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/cenkalti/backoff/v5"
+
 	"github.com/triage-dev/triage/audit"
 	"github.com/triage-dev/triage/llm"
 	"github.com/triage-dev/triage/pipeline"
+	"github.com/triage-dev/triage/sampling/internal/retry"
 )
 
 // DirectOptions configure Direct. Zero values mean the defaults in comments.
 type DirectOptions struct {
-	// Retries bounds the retries of a transient provider error (429, 5xx,
-	// network), each after Backoff doubled per retry. Default 2.
+	// Retries bounds the retries of transient provider errors (429, 5xx,
+	// network) per item. Default 2; negative means none.
 	Retries int
-	// Backoff is the first retry's wait. Default 100 ms.
+	// Backoff is the first retry's wait, doubled (with jitter) per retry up
+	// to BackoffMax. Default 100 ms.
 	Backoff time.Duration
+	// BackoffMax caps the wait between retries. A provider's Retry-After
+	// replaces the back-off; one longer than BackoffMax is not waited for,
+	// and the item gets the fallback at once rather than hold a pipeline
+	// worker. Default 10 s (as cmd/sampler's), and never below Backoff.
+	BackoffMax time.Duration
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 	// Metrics, when not nil, counts attempts.
@@ -44,6 +53,10 @@ func NewDirect(provider llm.Provider, opts DirectOptions) *Direct {
 	if opts.Backoff <= 0 {
 		opts.Backoff = 100 * time.Millisecond
 	}
+	if opts.BackoffMax <= 0 {
+		opts.BackoffMax = 10 * time.Second
+	}
+	opts.BackoffMax = max(opts.BackoffMax, opts.Backoff)
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
@@ -52,7 +65,9 @@ func NewDirect(provider llm.Provider, opts DirectOptions) *Direct {
 
 // Decide implements pipeline.Decider. Each attempt is bounded by the type's
 // sampling timeout; a timed-out attempt is final (retrying would multiply the
-// item's latency), while fast transient errors (429, 5xx, resets) are retried.
+// item's latency), while fast transient errors (429, 5xx, resets) are
+// retried after the back-off or the provider's Retry-After, as cmd/sampler
+// does (package sampling/internal/retry).
 func (d *Direct) Decide(ctx context.Context, it pipeline.Item) (pipeline.Verdict, error) {
 	pr, err := it.Type.Prompt(it.Event.Fields, it.Rule.RuleID)
 	if err != nil {
@@ -60,38 +75,39 @@ func (d *Direct) Decide(ctx context.Context, it pipeline.Item) (pipeline.Verdict
 	}
 	conv := newConversation(it, pr)
 	var attempts []audit.Record
-	record := func(started time.Time, status audit.Status, r *reply, reason string) {
+	record := func(started time.Time, status audit.Status, r *llm.Response, reason string) {
 		attempts = append(attempts, attemptRecord(conv, ModeDirect, d.provider.Name(), started, status, r, reason))
 		d.opts.Metrics.attempt(ModeDirect, status, time.Since(started))
 	}
-	retries, backoff, corrected := 0, d.opts.Backoff, false
+	retries, corrected := d.opts.Retries, false
 	for {
-		started := time.Now()
-		actx, cancel := context.WithTimeout(ctx, pr.Timeout)
-		resp, err := d.provider.Complete(actx, conv.llmRequest())
-		timedOut := errors.Is(actx.Err(), context.DeadlineExceeded)
-		cancel()
+		var started time.Time
+		failed := 0
+		r, err := retry.Provider(ctx, retries+1, retry.NewBackOff(d.opts.Backoff, d.opts.BackoffMax), d.opts.BackoffMax,
+			func() (llm.Response, error) {
+				started = time.Now()
+				actx, cancel := context.WithTimeout(ctx, pr.Timeout)
+				defer cancel()
+				resp, err := d.provider.Complete(actx, conv.llmRequest())
+				if err == nil {
+					return resp, nil
+				}
+				failed++
+				if errors.Is(actx.Err(), context.DeadlineExceeded) {
+					err = fmt.Errorf("%w (%v)", context.DeadlineExceeded, err)
+					record(started, audit.StatusTimeout, nil, clip(err.Error(), 500))
+					return resp, backoff.Permanent(err)
+				}
+				record(started, audit.StatusError, nil, clip(err.Error(), 500))
+				return resp, err
+			})
+		retries -= failed
 		if err != nil {
-			status := audit.StatusError
-			if timedOut {
-				status = audit.StatusTimeout
-				err = fmt.Errorf("%w (%v)", context.DeadlineExceeded, err)
-			}
-			record(started, status, nil, clip(err.Error(), 500))
 			if ctx.Err() != nil {
 				return pipeline.Verdict{Attempts: attempts}, ctx.Err()
 			}
-			if !llm.IsRetryable(err) || retries >= d.opts.Retries {
-				return pipeline.Verdict{Attempts: attempts}, fmt.Errorf("sampling: %s: %w", d.provider.Name(), err)
-			}
-			retries++
-			if err := wait(ctx, backoff); err != nil {
-				return pipeline.Verdict{Attempts: attempts}, err
-			}
-			backoff *= 2
-			continue
+			return pipeline.Verdict{Attempts: attempts}, fmt.Errorf("sampling: %s: %w", d.provider.Name(), err)
 		}
-		r := replyFromLLM(resp)
 		a, perr := ParseAnswer(r.Text, it.Type.Outcomes)
 		if perr == nil {
 			record(started, audit.StatusOK, &r, "")
@@ -103,16 +119,5 @@ func (d *Direct) Decide(ctx context.Context, it pipeline.Item) (pipeline.Verdict
 		}
 		corrected = true
 		conv.correct(r.Text, perr)
-	}
-}
-
-func wait(ctx context.Context, d time.Duration) error {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-ctx.Done():
-		return ctx.Err()
-	case <-t.C:
-		return nil
 	}
 }

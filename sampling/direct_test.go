@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/triage-dev/triage/audit"
 	"github.com/triage-dev/triage/llm"
@@ -24,8 +25,11 @@ type chatServer struct {
 	mu      sync.Mutex
 	script  []reply
 	bodies  []map[string]any
+	times   []time.Time // when each request arrived
 	srv     *httptest.Server
 	reqSeen int
+	// retryAfter, if set, is the Retry-After header of every error reply.
+	retryAfter string
 }
 
 type reply struct {
@@ -45,14 +49,19 @@ func newChatServer(t *testing.T, script ...reply) *chatServer {
 		_ = json.Unmarshal(body, &m)
 		c.mu.Lock()
 		c.bodies = append(c.bodies, m)
+		c.times = append(c.times, time.Now())
 		rep := c.script[min(c.reqSeen, len(c.script)-1)]
 		c.reqSeen++
+		retryAfter := c.retryAfter
 		c.mu.Unlock()
 		if rep.status == 0 {
 			<-r.Context().Done()
 			return
 		}
 		w.Header().Set("Content-Type", "application/json")
+		if retryAfter != "" && rep.status != http.StatusOK {
+			w.Header().Set("Retry-After", retryAfter)
+		}
 		w.WriteHeader(rep.status)
 		if rep.status != http.StatusOK {
 			fmt.Fprintf(w, `{"error":{"message":"scripted %d","type":"test","code":null}}`, rep.status)
@@ -133,5 +142,54 @@ func TestDirectCancelled(t *testing.T) {
 	cancel()
 	if _, err := d.Decide(ctx, item(t, paymentType(t), 1)); !errors.Is(err, context.Canceled) {
 		t.Fatalf("err = %v", err)
+	}
+}
+
+// TestDirectHonoursRetryAfter: a 429 with Retry-After is retried no sooner
+// than the provider asked, however short the back-off; a Retry-After beyond
+// BackoffMax is not waited for, and the item falls back at once.
+func TestDirectHonoursRetryAfter(t *testing.T) {
+	typ := paymentType(t)
+	valid := reply{http.StatusOK, `{"outcome":"allow"}`}
+	for _, c := range []struct {
+		name       string
+		retryAfter string
+		max        time.Duration
+		requests   int
+		statuses   []audit.Status
+	}{
+		{"waited for", "1", 0, 2, []audit.Status{audit.StatusError, audit.StatusOK}},
+		{"beyond BackoffMax", "60", time.Second, 1, []audit.Status{audit.StatusError}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			srv := newChatServer(t, reply{http.StatusTooManyRequests, ""}, valid)
+			srv.retryAfter = c.retryAfter
+			d := sampling.NewDirect(srv.provider(t), sampling.DirectOptions{Backoff: time.Nanosecond, BackoffMax: c.max, Logger: testLogger()})
+			v, err := d.Decide(context.Background(), item(t, typ, 1))
+			if c.requests == 2 && (err != nil || v.Outcome != "allow") {
+				t.Fatalf("got %+v, %v; want the retry to decide", v, err)
+			}
+			if c.requests == 1 && pipeline.FallbackReason(err) != "error" {
+				t.Fatalf("err = %v, want the fallback at once", err)
+			}
+			if len(v.Attempts) != len(c.statuses) {
+				t.Fatalf("attempts %+v, want statuses %v", v.Attempts, c.statuses)
+			}
+			for i, a := range v.Attempts {
+				if a.Status != c.statuses[i] {
+					t.Fatalf("attempt %d: %s, want %s", i, a.Status, c.statuses[i])
+				}
+			}
+			srv.mu.Lock()
+			defer srv.mu.Unlock()
+			if len(srv.times) != c.requests {
+				t.Fatalf("%d requests, want %d", len(srv.times), c.requests)
+			}
+			if c.requests == 2 {
+				if gap := srv.times[1].Sub(srv.times[0]); gap < time.Second {
+					t.Fatalf("retried %v after the 429, before its Retry-After of 1s", gap)
+				}
+			}
+		})
 	}
 }

@@ -2,12 +2,14 @@
 //
 // [Pool] is an MCP server and the pipeline's Decider: ambiguous items wait
 // in a queue (bounded by the pipeline's workers, each blocked in Decide) and
-// are leased to samplers, which pull them through the [WorkTool] as
+// are leased to samplers, which pull them through the work tool as
 // multi round-trip input requests (protocol 2026-07-28, or through the SDK's
 // server-side middleware for older clients), or get them pushed with
 // sampling/createMessage when they are legacy hosts that do not pull. A
 // lease that is not answered in the type's timeout goes back to the queue
-// once, then falls back; an item is decided exactly once.
+// once, then falls back; an item is decided exactly once. The wire contract
+// with samplers is package [work]; triage's own sampler is package
+// sampling/client, which this package does not import.
 //
 // [Direct] decides by calling an LLM provider API itself, the migration path
 // for when MCP sampling goes away (SEP-2577).

@@ -10,6 +10,7 @@ import (
 	"github.com/triage-dev/triage/pipeline"
 	"github.com/triage-dev/triage/rules"
 	"github.com/triage-dev/triage/sampling"
+	"github.com/triage-dev/triage/sampling/work"
 )
 
 func ExampleParseAnswer() {
@@ -59,7 +60,7 @@ func Example_pull() {
 	}
 	defer cs.Close()
 	go func() { // one pull: take the item, answer it
-		_, _ = cs.CallTool(ctx, &mcp.CallToolParams{Name: sampling.WorkTool})
+		_, _ = cs.CallTool(ctx, &mcp.CallToolParams{Name: work.ToolName})
 	}()
 
 	v, err := pool.Decide(ctx, pipeline.Item{

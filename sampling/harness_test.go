@@ -18,6 +18,7 @@ import (
 	"github.com/triage-dev/triage/pipeline"
 	"github.com/triage-dev/triage/rules"
 	"github.com/triage-dev/triage/sampling"
+	"github.com/triage-dev/triage/sampling/work"
 )
 
 const waitTimeout = 60 * time.Second
@@ -72,7 +73,7 @@ func outcomeAnswer(outcome string) answerFunc {
 		return &mcp.CreateMessageResult{
 			Role: "assistant", Model: "fake-model", StopReason: "endTurn",
 			Content: &mcp.TextContent{Text: fmt.Sprintf(`{"outcome":%q,"reason":"test","score":0.8}`, outcome)},
-			Meta:    mcp.Meta{sampling.UsageMetaKey: map[string]any{"inputTokens": 12, "outputTokens": 7}},
+			Meta:    mcp.Meta{work.UsageMetaKey: map[string]any{"inputTokens": 12, "outputTokens": 7}},
 		}, nil
 	}
 }
@@ -141,16 +142,16 @@ func (c *client) pull(ctx context.Context, t testing.TB, n int) *sync.WaitGroup 
 	for range n {
 		wg.Go(func() {
 			for ctx.Err() == nil {
-				res, err := c.cs.CallTool(ctx, &mcp.CallToolParams{Name: sampling.WorkTool, Arguments: map[string]any{"wait_ms": 200}})
-				status := "error"
+				res, err := c.cs.CallTool(ctx, &mcp.CallToolParams{Name: work.ToolName, Arguments: map[string]any{"wait_ms": 200}})
+				status := work.Status("error")
 				if err == nil {
-					var nr sampling.NextResult
+					var nr work.Result
 					b, _ := json.Marshal(res.StructuredContent)
 					_ = json.Unmarshal(b, &nr)
 					status = nr.Status
 				}
 				c.mu.Lock()
-				c.stats[status]++
+				c.stats[string(status)]++
 				c.mu.Unlock()
 			}
 		})

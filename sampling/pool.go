@@ -14,8 +14,9 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/triage-dev/triage/audit"
+	"github.com/triage-dev/triage/llm"
 	"github.com/triage-dev/triage/pipeline"
-	"github.com/triage-dev/triage/sampler"
+	"github.com/triage-dev/triage/sampling/work"
 )
 
 // Options configure a Pool. Zero values mean the defaults in the comments.
@@ -78,13 +79,16 @@ type Pool struct {
 	log    *slog.Logger
 	server *mcp.Server
 
-	mu      sync.Mutex
-	queue   []*job
-	notify  chan struct{} // closed and replaced when an item is queued
-	leases  map[string]*lease
-	pullers map[string]bool // session ids that called the work tool
+	mu       sync.Mutex
+	queue    []*job
+	notify   chan struct{} // closed and replaced when an item is queued
+	leases   map[string]*lease
+	sessions map[*mcp.ServerSession]*session // live legacy sessions (session.go)
 
-	ctx    context.Context // ends when the pool closes
+	// ctx ends when the pool closes. It is cancelled with mu held, so that
+	// a push worker is started (wg.Go, under mu) only before Close begins
+	// to wait for the workers, never concurrently with that wait.
+	ctx    context.Context
 	cancel context.CancelFunc
 	wg     sync.WaitGroup // push workers
 }
@@ -114,6 +118,12 @@ type job struct {
 
 // lease is one sampler's hold on a job, named by an unguessable token that
 // only the pool knows, so a RequestState cannot be forged or replayed.
+//
+// The lease owns the attempt's deadline: its timer (the type's timeout,
+// restarted for the corrective round) expires it, and ending it for any
+// reason cancels ctx, which bounds every request the pool sends on it
+// (push, the legacy corrective round). So a hung request always ends as an
+// expired lease, never in a race between two timers.
 type lease struct {
 	token   string
 	job     *job
@@ -121,6 +131,8 @@ type lease struct {
 	session string
 	started time.Time
 	timer   *time.Timer
+	ctx     context.Context // ends with the lease, or when the pool closes
+	end     context.CancelFunc
 }
 
 // NewPool creates a pool and its MCP server. Close it to stop pushing.
@@ -129,7 +141,7 @@ func NewPool(opts Options) *Pool {
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &Pool{
 		opts: opts, log: opts.Logger,
-		notify: make(chan struct{}), leases: map[string]*lease{}, pullers: map[string]bool{},
+		notify: make(chan struct{}), leases: map[string]*lease{}, sessions: map[*mcp.ServerSession]*session{},
 		ctx: ctx, cancel: cancel,
 	}
 	p.server = p.newServer()
@@ -137,8 +149,11 @@ func NewPool(opts Options) *Pool {
 }
 
 // Close stops push workers and fails every waiting item with ErrClosed.
+// No push worker starts once Close has begun.
 func (p *Pool) Close() error {
+	p.mu.Lock()
 	p.cancel()
+	p.mu.Unlock()
 	p.wg.Wait()
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -223,8 +238,7 @@ func (p *Pool) finishLocked(j *job, v pipeline.Verdict, err error) {
 		j.queueTimer.Stop()
 	}
 	if l := j.lease; l != nil && p.leases[l.token] == l {
-		l.timer.Stop()
-		delete(p.leases, l.token)
+		p.endLeaseLocked(l)
 	}
 	j.state = finished
 	v.Attempts = j.attempts
@@ -267,10 +281,34 @@ func (p *Pool) leaseLocked(j *job, mode, session string) *lease {
 	var b [16]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
 	l := &lease{token: hex.EncodeToString(b[:]), job: j, mode: mode, session: session, started: time.Now()}
+	l.ctx, l.end = context.WithCancel(p.ctx)
 	l.timer = time.AfterFunc(j.conv.prompt.Timeout, func() { p.leaseExpired(l) })
 	p.leases[l.token] = l
 	j.lease = l
 	return l
+}
+
+// endLeaseLocked ends l, which must be current: its timer stops, its token
+// is forgotten, and requests sent on it are cancelled.
+func (p *Pool) endLeaseLocked(l *lease) {
+	l.timer.Stop()
+	delete(p.leases, l.token)
+	l.end()
+}
+
+// leaseContext returns a context for a request the pool sends on the lease
+// named token: it ends when ctx does or when the lease ends (expired,
+// answered, failed). ok is false when the lease has already ended.
+func (p *Pool) leaseContext(ctx context.Context, token string) (context.Context, context.CancelFunc, bool) {
+	p.mu.Lock()
+	l := p.leases[token]
+	p.mu.Unlock()
+	if l == nil {
+		return nil, nil, false
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	stop := context.AfterFunc(l.ctx, cancel)
+	return rctx, func() { stop(); cancel() }, true
 }
 
 // giveBack returns an item leased to a caller that has gone (its long poll
@@ -282,8 +320,7 @@ func (p *Pool) giveBack(l *lease) {
 	if p.leases[l.token] != l {
 		return
 	}
-	l.timer.Stop()
-	delete(p.leases, l.token)
+	p.endLeaseLocked(l)
 	l.job.leases--
 	p.enqueueLocked(l.job, true)
 }
@@ -295,7 +332,7 @@ func (p *Pool) leaseExpired(l *lease) {
 	if p.leases[l.token] != l {
 		return
 	}
-	delete(p.leases, l.token)
+	p.endLeaseLocked(l)
 	j := l.job
 	j.attempts = append(j.attempts, attemptRecord(j.conv, l.mode, l.session, l.started, audit.StatusTimeout, nil, "lease expired"))
 	p.opts.Metrics.attempt(l.mode, audit.StatusTimeout, time.Since(l.started))
@@ -306,28 +343,23 @@ func (p *Pool) leaseExpired(l *lease) {
 	p.finishLocked(j, pipeline.Verdict{}, ErrLeaseExpired)
 }
 
-// Status values of an answered lease, as the work tool reports them (the
-// sampler package defines them for both sides); correcting never leaves the
-// pool.
-const (
-	statusDecided    = sampler.StatusDecided
-	statusCorrecting = "correcting"
-	statusFallback   = sampler.StatusFallback
-	statusExpired    = sampler.StatusExpired
-)
+// reasonExpired is the work tool's reason for an answer on a lease that has
+// ended.
+const reasonExpired = "the lease is unknown or expired"
 
 // answer completes the lease with a sampler's reply. When the reply does not
 // fit the decision schema and no correction was asked yet, it returns the
-// corrective request to send on the same lease.
-func (p *Pool) answer(token string, r reply) (next *mcp.CreateMessageParams, status, eventID string) {
+// corrective request to send on the same lease; otherwise next is nil and
+// res is the work tool's final result.
+func (p *Pool) answer(token string, r llm.Response) (next *mcp.CreateMessageParams, res work.Result) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	l := p.leases[token]
 	if l == nil {
-		return nil, statusExpired, ""
+		return nil, work.Result{Status: work.StatusExpired, Reason: reasonExpired}
 	}
 	j := l.job
-	eventID = j.conv.item.Event.ID
+	res.EventID = j.conv.item.Event.ID
 	a, err := ParseAnswer(r.Text, j.conv.item.Type.Outcomes)
 	if err != nil {
 		j.attempts = append(j.attempts, attemptRecord(j.conv, l.mode, l.session, l.started, audit.StatusInvalidAnswer, &r, err.Error()))
@@ -337,38 +369,43 @@ func (p *Pool) answer(token string, r reply) (next *mcp.CreateMessageParams, sta
 			j.conv.correct(r.Text, err)
 			l.started = time.Now()
 			l.timer.Reset(j.conv.prompt.Timeout)
-			return j.conv.mcpParams(), statusCorrecting, eventID
+			return j.conv.mcpParams(), work.Result{}
 		}
 		p.finishLocked(j, pipeline.Verdict{}, fmt.Errorf("%w: %v", ErrInvalidAnswer, err))
-		return nil, statusFallback, eventID
+		res.Status, res.Reason = work.StatusFallback, "the answer does not fit the decision schema: "+err.Error()
+		return nil, res
 	}
 	j.attempts = append(j.attempts, attemptRecord(j.conv, l.mode, l.session, l.started, audit.StatusOK, &r, ""))
 	p.opts.Metrics.attempt(l.mode, audit.StatusOK, time.Since(l.started))
 	p.finishLocked(j, pipeline.Verdict{Outcome: a.Outcome, Reason: a.Reason, Model: r.Model, Path: pipeline.PathSampled}, nil)
-	return nil, statusDecided, eventID
+	res.Status, res.Outcome, res.Reason = work.StatusDecided, a.Outcome, a.Reason
+	return nil, res
 }
 
 // failLease records a sampler error. The item goes back to the queue once
-// (another sampler may do better) and otherwise falls back.
-func (p *Pool) failLease(token string, cause error) {
+// (another sampler may do better) and otherwise falls back. res is the
+// work tool's final result for the call that failed.
+func (p *Pool) failLease(token string, cause error) (res work.Result) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	l := p.leases[token]
 	if l == nil {
-		return
+		return work.Result{Status: work.StatusExpired, Reason: reasonExpired}
 	}
-	l.timer.Stop()
-	delete(p.leases, token)
+	p.endLeaseLocked(l)
 	j := l.job
 	status := audit.StatusError
 	if errors.Is(cause, context.DeadlineExceeded) {
 		status = audit.StatusTimeout
 	}
-	j.attempts = append(j.attempts, attemptRecord(j.conv, l.mode, l.session, l.started, status, nil, clip(cause.Error(), 500)))
+	reason := clip(cause.Error(), 500)
+	j.attempts = append(j.attempts, attemptRecord(j.conv, l.mode, l.session, l.started, status, nil, reason))
 	p.opts.Metrics.attempt(l.mode, status, time.Since(l.started))
+	res = work.Result{Status: work.StatusFallback, EventID: j.conv.item.Event.ID, Reason: reason}
 	if j.leases <= p.opts.Requeues {
 		p.enqueueLocked(j, true)
-		return
+		return res
 	}
 	p.finishLocked(j, pipeline.Verdict{}, fmt.Errorf("sampling: sampler failed: %w", cause))
+	return res
 }

@@ -255,9 +255,10 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 	testrun.Until(t, what, waitTimeout, 5*time.Millisecond, cond)
 }
 
-// TestPushTimeoutCancelsClient: a pushed request that outlives the type's
-// timeout is cancelled on the client too (notifications/cancelled), and the
-// item ends in the fallback after its one re-queue.
+// TestPushTimeoutCancelsClient: a pushed request that outlives its lease
+// (the type's timeout) is cancelled on the client too
+// (notifications/cancelled), and the item ends in the fallback after its
+// one re-queue.
 func TestPushTimeoutCancelsClient(t *testing.T) {
 	pool := newPool(t, sampling.Options{PushGrace: 10 * time.Millisecond})
 	var cancelled atomic.Int32
@@ -267,10 +268,7 @@ func TestPushTimeoutCancelsClient(t *testing.T) {
 		return nil, ctx.Err()
 	})
 	v, err := pool.Decide(context.Background(), item(t, paymentType(t), 1))
-	// The request's deadline and the lease's expire together; either names
-	// the fallback.
-	reason := pipeline.FallbackReason(err)
-	if (reason != "timeout" && reason != "lease_expired") || len(v.Attempts) != 2 || v.Attempts[1].Mode != sampling.ModePush {
+	if pipeline.FallbackReason(err) != "lease_expired" || len(v.Attempts) != 2 || v.Attempts[1].Mode != sampling.ModePush {
 		t.Fatalf("got %+v, %v (reason %q)", v, err, pipeline.FallbackReason(err))
 	}
 	waitUntil(t, "both pushed requests to be cancelled on the client", func() bool { return cancelled.Load() == 2 })

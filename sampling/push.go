@@ -2,9 +2,12 @@ package sampling
 
 import (
 	"context"
+	"sync"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+
+	"github.com/triage-dev/triage/sampling/work"
 )
 
 // pushWait bounds one wait for work by a push worker, so that it notices a
@@ -23,39 +26,35 @@ func (p *Pool) onInitialized(_ context.Context, req *mcp.InitializedRequest) {
 		return
 	}
 	name := sessionName(ss, "")
-	p.wg.Go(func() {
-		ctx, cancel := context.WithCancel(p.ctx)
-		defer cancel()
-		go func() { // ends when the session does, or with cancel on return
-			_ = ss.Wait()
-			cancel()
-		}()
-		select {
-		case <-time.After(p.opts.PushGrace):
-		case <-ctx.Done():
-			return
-		}
-		if p.isPuller(ss.ID()) {
-			return
-		}
-		p.log.Info("pushing sampling requests to a session that does not pull", "session", name)
-		done := make(chan struct{}, p.opts.PushInFlight)
-		for range p.opts.PushInFlight {
-			go func() {
-				defer func() { done <- struct{}{} }()
-				p.pushLoop(ctx, ss, name)
-			}()
-		}
-		for range p.opts.PushInFlight {
-			<-done
-		}
-	})
-}
-
-func (p *Pool) isPuller(id string) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return id != "" && p.pullers[id]
+	if p.ctx.Err() != nil { // closing: Close may already wait for the workers
+		return
+	}
+	ctx := p.sessionLocked(ss).ctx
+	p.wg.Go(func() { p.push(ctx, ss, name) })
+}
+
+// push is a session's push worker: after PushGrace, unless the session
+// pulls, it runs PushInFlight push loops until ctx ends (the session or the
+// pool does).
+func (p *Pool) push(ctx context.Context, ss *mcp.ServerSession, name string) {
+	grace := time.NewTimer(p.opts.PushGrace)
+	defer grace.Stop()
+	select {
+	case <-grace.C:
+	case <-ctx.Done():
+		return
+	}
+	if p.isPuller(ss) {
+		return
+	}
+	p.log.Info("pushing sampling requests to a session that does not pull", "session", name)
+	var loops sync.WaitGroup
+	for range p.opts.PushInFlight {
+		loops.Go(func() { p.pushLoop(ctx, ss, name) })
+	}
+	loops.Wait()
 }
 
 // pushLoop is one in-flight slot of a push session: it takes the next item
@@ -63,7 +62,7 @@ func (p *Pool) isPuller(id string) bool {
 // completes the lease with the answer.
 func (p *Pool) pushLoop(ctx context.Context, ss *mcp.ServerSession, name string) {
 	for ctx.Err() == nil {
-		if p.isPuller(ss.ID()) {
+		if p.isPuller(ss) {
 			return
 		}
 		l := p.take(ctx, pushWait, ModePush, name)
@@ -72,18 +71,28 @@ func (p *Pool) pushLoop(ctx context.Context, ss *mcp.ServerSession, name string)
 		}
 		p.mu.Lock()
 		params := l.job.conv.mcpParams()
-		timeout := l.job.conv.prompt.Timeout
 		p.mu.Unlock()
 		for params != nil {
-			cctx, cancel := context.WithTimeout(ctx, timeout)
-			res, err := ss.CreateMessage(cctx, params)
-			cancel()
-			if err != nil {
-				p.failLease(l.token, err)
-				break
-			}
-			r, _ := replyFromMCP(res)
-			params, _, _ = p.answer(l.token, r)
+			params = p.send(ctx, ss, l.token, params)
 		}
 	}
+}
+
+// send sends one sampling request on the lease named token, bounded by the
+// lease (see lease), and completes the lease with the answer. It returns
+// the corrective request to send next, if the answer asks for one.
+func (p *Pool) send(ctx context.Context, ss *mcp.ServerSession, token string, params *mcp.CreateMessageParams) *mcp.CreateMessageParams {
+	lctx, cancel, ok := p.leaseContext(ctx, token)
+	if !ok {
+		return nil
+	}
+	defer cancel()
+	res, err := ss.CreateMessage(lctx, params)
+	if err != nil {
+		p.failLease(token, err)
+		return nil
+	}
+	r, _ := work.ResponseFromMCP(res)
+	next, _ := p.answer(token, r)
+	return next
 }

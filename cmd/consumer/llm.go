@@ -12,8 +12,8 @@ import (
 	"github.com/triage-dev/triage/internal/config"
 	"github.com/triage-dev/triage/llm"
 	"github.com/triage-dev/triage/pipeline"
-	"github.com/triage-dev/triage/sampler"
 	"github.com/triage-dev/triage/sampling"
+	"github.com/triage-dev/triage/sampling/client"
 )
 
 // llmStage is the decider for ambiguous events and what it needs running:
@@ -21,9 +21,9 @@ import (
 // provider.
 type llmStage struct {
 	decider pipeline.Decider
-	label   string           // what decides ambiguous events, for the demo summary
-	pool    *sampling.Pool   // nil in direct mode
-	builtin *sampler.Sampler // nil unless --sampler builtin
+	label   string          // what decides ambiguous events, for the demo summary
+	pool    *sampling.Pool  // nil in direct mode
+	builtin *client.Sampler // nil unless --sampler builtin
 }
 
 func newLLMStage(cfg config.Config, log *slog.Logger, reg prometheus.Registerer) (*llmStage, error) {
@@ -65,7 +65,7 @@ func newLLMStage(cfg config.Config, log *slog.Logger, reg prometheus.Registerer)
 		// The builtin sampler is a real go-sdk client on the SDK's
 		// in-memory transport, pulling through the work tool, so embedded
 		// runs exercise the same MCP round trips as remote samplers.
-		st.builtin, err = sampler.New(sampler.Config{
+		st.builtin, err = client.New(client.Config{
 			Servers:     []string{"in-memory"},
 			Provider:    prov,
 			Concurrency: calls,

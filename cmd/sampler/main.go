@@ -33,7 +33,7 @@ import (
 
 	"github.com/triage-dev/triage/internal/config"
 	"github.com/triage-dev/triage/llm"
-	"github.com/triage-dev/triage/sampler"
+	"github.com/triage-dev/triage/sampling/client"
 )
 
 func main() {
@@ -72,7 +72,7 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	fs := flag.NewFlagSet("sampler", flag.ContinueOnError)
 	fs.Var(config.NewList(&o.servers), "server", "consumer MCP endpoint, e.g. http://127.0.0.1:8080/mcp (repeatable or comma-separated)")
 	fs.StringVar(&o.token, "token", "", "bearer token for the consumers' /mcp (empty: $"+deprecatedTokenEnv+", deprecated)")
-	fs.IntVar(&o.concurrency, "concurrency", sampler.DefaultConcurrency, "work calls in flight per server: items answered at once")
+	fs.IntVar(&o.concurrency, "concurrency", client.DefaultConcurrency, "work calls in flight per server: items answered at once")
 	fs.IntVar(&o.waitMS, "wait-ms", 0, "long-poll wait per call in ms, 1..30000 (0: the server's default)")
 	fs.StringVar(&o.provider, "provider", "offline", "anthropic, openai (any OpenAI-compatible server) or offline (a deterministic scorer, not an LLM)")
 	fs.StringVar(&o.model, "model", "", "fixed model, overriding the provider's hint-to-model table")
@@ -130,7 +130,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "sampler:", err)
 		return 2
 	}
-	s, err := sampler.New(sampler.Config{
+	s, err := client.New(client.Config{
 		Servers:         o.servers,
 		Token:           o.token,
 		Provider:        prov,

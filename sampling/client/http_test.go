@@ -1,4 +1,4 @@
-package sampler_test
+package client_test
 
 import (
 	"context"
@@ -14,7 +14,8 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
-	"github.com/triage-dev/triage/sampler"
+	"github.com/triage-dev/triage/sampling/client"
+	"github.com/triage-dev/triage/sampling/work"
 )
 
 // transports are the two ways a consumer serves /mcp: stateless for
@@ -26,7 +27,7 @@ var transports = []struct {
 	legacy    bool
 }{
 	{"stateless 2026-07-28", true, "", false},
-	{"stateful 2025-11-25", false, sampler.LegacyProtocolVersion, true},
+	{"stateful 2025-11-25", false, work.ProtocolLegacy, true},
 }
 
 // authorized serves h to requests bearing token, and 401 to the rest; it
@@ -63,11 +64,11 @@ func TestHTTPBearer(t *testing.T) {
 			ts := httptest.NewServer(auth)
 			defer ts.Close()
 
-			s, stop := start(t, sampler.Config{
+			s, stop := start(t, client.Config{
 				Servers: []string{ts.URL + "/mcp"}, Token: "s3cret", Provider: offline(t),
 				Concurrency: 2, ProtocolVersion: tc.version,
 			})
-			await(t, s, "all items decided", func(st sampler.Stats) bool { return st.Decided == n })
+			await(t, s, "all items decided", func(st client.Stats) bool { return st.Decided == n })
 			// End the long polls first. On a stateful session the client's
 			// closing DELETE makes go-sdk's ServerSession.Close wait for
 			// in-flight handlers, and the cancellation notice of the sampler's
@@ -98,11 +99,11 @@ func TestHTTPWrongToken(t *testing.T) {
 	ts := httptest.NewServer(auth)
 	defer ts.Close()
 
-	s, stop := start(t, sampler.Config{
+	s, stop := start(t, client.Config{
 		Servers: []string{ts.URL + "/mcp"}, Token: "wrong", Provider: offline(t),
 		BackoffMin: time.Millisecond, BackoffMax: 4 * time.Millisecond,
 	})
-	st := await(t, s, "three failed reconnects", func(st sampler.Stats) bool { return st.Reconnects >= 3 && st.Errors >= 4 })
+	st := await(t, s, "three failed reconnects", func(st client.Stats) bool { return st.Reconnects >= 3 && st.Errors >= 4 })
 	stop()
 	if st.Connects != 0 || st.Calls != 0 || auth.ok.Load() != 0 {
 		t.Errorf("stats %+v, %d requests authorized", st, auth.ok.Load())
@@ -154,20 +155,20 @@ func TestHTTPReconnect(t *testing.T) {
 			rs := &restartable{t: t, addr: "127.0.0.1:0"}
 			rs.start(mcpHandler(first.mcpServer(nil), tc.stateless))
 
-			s, stop := start(t, sampler.Config{
+			s, stop := start(t, client.Config{
 				Servers: []string{"http://" + rs.addr + "/mcp"}, Provider: offline(t), ProtocolVersion: tc.version,
 				Concurrency: 2, BackoffMin: time.Millisecond, BackoffMax: 20 * time.Millisecond,
 			})
-			await(t, s, "first item decided", func(st sampler.Stats) bool { return st.Decided == 1 })
+			await(t, s, "first item decided", func(st client.Stats) bool { return st.Decided == 1 })
 
 			rs.stop()
 			close(first.stop)
-			await(t, s, "calls failing", func(st sampler.Stats) bool { return st.Errors >= 2 })
+			await(t, s, "calls failing", func(st client.Stats) bool { return st.Errors >= 2 })
 
 			second := newWorkServer(item{id: "after", text: "amount: 5", outcomes: []string{"allow", "block"}})
 			rs.start(mcpHandler(second.mcpServer(nil), tc.stateless))
 			defer rs.stop()
-			st := await(t, s, "item decided after the restart", func(st sampler.Stats) bool { return st.Decided == 2 })
+			st := await(t, s, "item decided after the restart", func(st client.Stats) bool { return st.Decided == 2 })
 			close(second.stop)
 			stop()
 			if !tc.stateless && (st.Connects < 2 || st.Reconnects < 1) {
@@ -193,7 +194,7 @@ func TestPushOnly(t *testing.T) {
 	ts := httptest.NewServer(auth)
 	defer ts.Close()
 
-	s, stop := start(t, sampler.Config{
+	s, stop := start(t, client.Config{
 		Servers: []string{ts.URL + "/mcp"}, Token: "s3cret", Provider: offline(t), PushOnly: true,
 	})
 	var ss *mcp.ServerSession
@@ -202,8 +203,8 @@ func TestPushOnly(t *testing.T) {
 	case <-time.After(failsafe):
 		t.Fatal("no session")
 	}
-	if v := ss.InitializeParams().ProtocolVersion; v != sampler.LegacyProtocolVersion {
-		t.Errorf("protocol %q, want %q", v, sampler.LegacyProtocolVersion)
+	if v := ss.InitializeParams().ProtocolVersion; v != work.ProtocolLegacy {
+		t.Errorf("protocol %q, want %q", v, work.ProtocolLegacy)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), failsafe)
 	defer cancel()
@@ -215,7 +216,7 @@ func TestPushOnly(t *testing.T) {
 		if !strings.Contains(res.Model, "not an LLM") || !strings.Contains(textContent(res.Content), `"outcome"`) {
 			t.Errorf("push %d: %+v", i, res)
 		}
-		if _, _, ok := sampler.UsageFromMeta(res.Meta); !ok {
+		if _, _, ok := work.UsageFromMeta(res.Meta); !ok {
 			t.Errorf("push %d: no usage in %v", i, res.Meta)
 		}
 	}
@@ -249,11 +250,11 @@ func TestHTTPConnectTimeout(t *testing.T) {
 	}))
 	defer ts.Close()
 	defer close(release)
-	s, stop := start(t, sampler.Config{
+	s, stop := start(t, client.Config{
 		Servers: []string{ts.URL + "/mcp"}, Provider: offline(t), ConnectTimeout: 20 * time.Millisecond,
 		BackoffMin: time.Millisecond, BackoffMax: 2 * time.Millisecond,
 	})
-	st := await(t, s, "two timed-out attempts", func(st sampler.Stats) bool { return st.Errors >= 2 && st.Reconnects >= 1 })
+	st := await(t, s, "two timed-out attempts", func(st client.Stats) bool { return st.Errors >= 2 && st.Reconnects >= 1 })
 	stop()
 	if st.Connects != 0 || hung.Load() < 2 {
 		t.Errorf("stats %+v, %d requests", st, hung.Load())

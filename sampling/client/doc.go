@@ -1,13 +1,16 @@
-// Package sampler owns triage's MCP client side: a sampler connects to one
-// or more consumers' /mcp endpoints, pulls ambiguous items from their
-// triage_next work tool, and answers the sampling requests that come with
-// them using an [llm.Provider]. cmd/sampler wires it; the consumer's direct
-// mode and tests reuse its converters ([RequestFromMCP], [ResultToMCP],
-// [UsageFromMeta]).
+// Package client is triage's MCP sampler, the client side of its LLM
+// stage: a [Sampler] connects to one or more consumers' /mcp endpoints,
+// pulls ambiguous items from their triage_next work tool, and answers the
+// sampling requests that come with them using an [llm.Provider].
+// cmd/sampler is its binary, and the consumer's builtin sampler runs it on
+// the in-memory transport. The wire contract it speaks, and the converters
+// between MCP and package llm, are in package [work]; the server side is
+// package sampling, which does not import this one.
 //
 // # How an item travels
 //
-// A pull loop calls the tool "triage_next" with {"wait_ms": Config.WaitMS}.
+// A pull loop calls the tool [work.ToolName] with {"wait_ms":
+// Config.WaitMS, "sampler": Config.Name} ([work.Args]).
 // The server long-polls; with no work it answers {"status":"idle"}. With
 // work it answers with an input request carrying a
 // *mcp.CreateMessageParams and an opaque RequestState (the item's lease).
@@ -32,8 +35,9 @@
 // when the session is lost. A failed call that leaves the session usable (a
 // JSON-RPC error, a tool error, a refused connection on a stateless server,
 // a provider failure) backs off that loop only. Retryable provider errors
-// ([llm.IsRetryable]) are retried a bounded number of times before the
-// answer fails; a failed or abandoned answer leaves the item's lease to
+// ([llm.IsRetryable]) are retried a bounded number of times, after the
+// back-off or the provider's Retry-After (up to BackoffMax; a longer one
+// fails the answer at once), before the answer fails; a failed or abandoned answer leaves the item's lease to
 // expire on the server, which then re-queues it or falls back.
 //
 // Cancelling Run's context ends every loop at once, in-flight calls
@@ -42,9 +46,9 @@
 //
 // # Wire details
 //
-// Token usage travels in the result's _meta under [UsageMetaKey] as
+// Token usage travels in the result's _meta under [work.UsageMetaKey] as
 // {"inputTokens": n, "outputTokens": m}. go-sdk's CreateMessageParams
 // encodes temperature and the model priorities with omitempty, so a
 // requested 0 is indistinguishable from "unset" and reaches the provider as
 // unset (its default).
-package sampler
+package client

@@ -1,61 +1,20 @@
-package sampler
+package work
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"log/slog"
 	"math"
-	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/triage-dev/triage/llm"
 )
 
-// UsageMetaKey is the _meta key under which a sampler reports token usage in
-// a CreateMessageResult: {"inputTokens": n, "outputTokens": m}.
-const UsageMetaKey = "dev.triage/usage"
-
 // ErrUnsupported is wrapped by conversion errors for requests a sampler
 // cannot answer (non-text content, unknown roles, malformed preferences).
 // Retrying such a request cannot help.
 var ErrUnsupported = errors.New("unsupported sampling request")
-
-// Handler returns a sampling handler for mcp.ClientOptions.CreateMessageHandler
-// that answers each request with p: it converts the request with
-// [RequestFromMCP], calls p.Complete, and converts the response with
-// [ResultToMCP]. Errors are wrapped with context; the go-sdk sends them to
-// the server as the request's JSON-RPC error. log may be nil (no logging).
-//
-// Handler does not retry; [Sampler] wraps it with a bounded retry of
-// retryable provider errors.
-func Handler(p llm.Provider, log *slog.Logger) func(context.Context, *mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error) {
-	if log == nil {
-		log = slog.New(slog.DiscardHandler)
-	}
-	return func(ctx context.Context, req *mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error) {
-		if req == nil || req.Params == nil {
-			return nil, fmt.Errorf("sampler: %w: no params", ErrUnsupported)
-		}
-		lreq, err := RequestFromMCP(req.Params)
-		if err != nil {
-			return nil, err
-		}
-		start := time.Now()
-		resp, err := p.Complete(ctx, lreq)
-		if err != nil {
-			log.Warn("sampler: provider failed", "provider", p.Name(), "event_id", lreq.Metadata["event_id"],
-				"retryable", llm.IsRetryable(err), "err", err)
-			return nil, fmt.Errorf("sampler: %s: %w", p.Name(), err)
-		}
-		log.Debug("sampler: answered", "provider", p.Name(), "model", resp.Model, "event_id", lreq.Metadata["event_id"],
-			"stop_reason", resp.StopReason, "input_tokens", resp.InputTokens, "output_tokens", resp.OutputTokens,
-			"latency", time.Since(start))
-		return ResultToMCP(resp), nil
-	}
-}
 
 // RequestFromMCP converts MCP sampling parameters into a provider-neutral
 // request. Only text content is supported; any other content type, a role
@@ -67,7 +26,7 @@ func Handler(p llm.Provider, log *slog.Logger) func(context.Context, *mcp.Create
 // omits them from the wire when zero, so they cannot be told apart.
 func RequestFromMCP(p *mcp.CreateMessageParams) (llm.Request, error) {
 	if p == nil {
-		return llm.Request{}, fmt.Errorf("sampler: %w: no params", ErrUnsupported)
+		return llm.Request{}, fmt.Errorf("work: %w: no params", ErrUnsupported)
 	}
 	req := llm.Request{
 		System: p.SystemPrompt,
@@ -75,19 +34,19 @@ func RequestFromMCP(p *mcp.CreateMessageParams) (llm.Request, error) {
 	}
 	for i, m := range p.Messages {
 		if m == nil {
-			return llm.Request{}, fmt.Errorf("sampler: %w: message %d is null", ErrUnsupported, i)
+			return llm.Request{}, fmt.Errorf("work: %w: message %d is null", ErrUnsupported, i)
 		}
 		if m.Role != llm.RoleUser && m.Role != llm.RoleAssistant {
-			return llm.Request{}, fmt.Errorf("sampler: %w: message %d has role %q (want user or assistant)", ErrUnsupported, i, m.Role)
+			return llm.Request{}, fmt.Errorf("work: %w: message %d has role %q (want user or assistant)", ErrUnsupported, i, m.Role)
 		}
 		text, ok := m.Content.(*mcp.TextContent)
 		if !ok || text == nil {
-			return llm.Request{}, fmt.Errorf("sampler: %w: message %d has %s content (only text is supported)", ErrUnsupported, i, contentKind(m.Content))
+			return llm.Request{}, fmt.Errorf("work: %w: message %d has %s content (only text is supported)", ErrUnsupported, i, contentKind(m.Content))
 		}
 		req.Messages = append(req.Messages, llm.Message{Role: string(m.Role), Text: text.Text})
 	}
 	if len(req.Messages) == 0 {
-		return llm.Request{}, fmt.Errorf("sampler: %w: no messages", ErrUnsupported)
+		return llm.Request{}, fmt.Errorf("work: %w: no messages", ErrUnsupported)
 	}
 	var err error
 	if req.Preferences, err = preferencesFromMCP(p.ModelPreferences); err != nil {
@@ -95,12 +54,12 @@ func RequestFromMCP(p *mcp.CreateMessageParams) (llm.Request, error) {
 	}
 	switch {
 	case p.Temperature < 0 || math.IsNaN(p.Temperature) || math.IsInf(p.Temperature, 0):
-		return llm.Request{}, fmt.Errorf("sampler: %w: temperature %v", ErrUnsupported, p.Temperature)
+		return llm.Request{}, fmt.Errorf("work: %w: temperature %v", ErrUnsupported, p.Temperature)
 	case p.Temperature > 0:
 		req.Temperature = &p.Temperature
 	}
 	if p.MaxTokens < 0 || p.MaxTokens > math.MaxInt32 {
-		return llm.Request{}, fmt.Errorf("sampler: %w: maxTokens %d", ErrUnsupported, p.MaxTokens)
+		return llm.Request{}, fmt.Errorf("work: %w: maxTokens %d", ErrUnsupported, p.MaxTokens)
 	}
 	req.MaxTokens = int(p.MaxTokens)
 	if req.Metadata, err = metadataFromMCP(p.Metadata); err != nil {
@@ -142,6 +101,41 @@ func UsageFromMeta(m mcp.Meta) (in, out int64, ok bool) {
 	return in, out, okIn || okOut
 }
 
+// ResponseFromMCP reads a sampling answer as the server receives it in the
+// retry's inputResponses[InputKey] or from sampling/createMessage: a
+// *mcp.CreateMessageResult (what a client sends on 2026-07-28, and the
+// result of a pushed request) or a *mcp.CreateMessageWithToolsResult (what
+// go-sdk's server-side middleware delivers for older clients). The text is
+// the concatenation of the text contents; usage comes from [UsageFromMeta].
+// ok is false for anything else, including a nil result.
+func ResponseFromMCP(v any) (r llm.Response, ok bool) {
+	var meta mcp.Meta
+	var contents []mcp.Content
+	switch res := v.(type) {
+	case *mcp.CreateMessageResult:
+		if res == nil {
+			return r, false
+		}
+		r.Model, r.StopReason, meta = res.Model, res.StopReason, res.Meta
+		contents = []mcp.Content{res.Content}
+	case *mcp.CreateMessageWithToolsResult:
+		if res == nil {
+			return r, false
+		}
+		r.Model, r.StopReason, meta = res.Model, res.StopReason, res.Meta
+		contents = res.Content
+	default:
+		return r, false
+	}
+	for _, c := range contents {
+		if t, ok := c.(*mcp.TextContent); ok {
+			r.Text += t.Text
+		}
+	}
+	r.InputTokens, r.OutputTokens, _ = UsageFromMeta(meta)
+	return r, true
+}
+
 func tokenCount(v any) (int64, bool) {
 	switch n := v.(type) {
 	case int64:
@@ -180,7 +174,7 @@ func preferencesFromMCP(mp *mcp.ModelPreferences) (llm.Preferences, error) {
 		{"intelligencePriority", mp.IntelligencePriority, &prefs.IntelligencePriority},
 	} {
 		if !(f.v >= 0 && f.v <= 1) { // also rejects NaN
-			return prefs, fmt.Errorf("sampler: %w: %s %v is outside 0..1", ErrUnsupported, f.name, f.v)
+			return prefs, fmt.Errorf("work: %w: %s %v is outside 0..1", ErrUnsupported, f.name, f.v)
 		}
 		if f.v > 0 {
 			v := f.v
@@ -202,11 +196,11 @@ func metadataFromMCP(v any) (map[string]any, error) {
 	}
 	b, err := json.Marshal(v)
 	if err != nil {
-		return nil, fmt.Errorf("sampler: %w: metadata: %v", ErrUnsupported, err)
+		return nil, fmt.Errorf("work: %w: metadata: %v", ErrUnsupported, err)
 	}
 	var m map[string]any
 	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, fmt.Errorf("sampler: %w: metadata is not a JSON object", ErrUnsupported)
+		return nil, fmt.Errorf("work: %w: metadata is not a JSON object", ErrUnsupported)
 	}
 	return m, nil
 }

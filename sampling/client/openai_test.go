@@ -1,4 +1,4 @@
-package sampler_test
+package client_test
 
 import (
 	"encoding/json"
@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/triage-dev/triage/llm"
-	"github.com/triage-dev/triage/sampler"
+	"github.com/triage-dev/triage/sampling/client"
 )
 
 // chatServer speaks the OpenAI Chat Completions wire format, as Ollama,
@@ -82,12 +82,12 @@ func TestOpenAICompatible(t *testing.T) {
 		t.Run(pc.name, func(t *testing.T) {
 			chat := &chatServer{t: t, statuses: []int{http.StatusTooManyRequests}}
 			w := newWorkServer(items(1, "allow", "review", "block")...)
-			s, stop := start(t, sampler.Config{
+			s, stop := start(t, client.Config{
 				Servers: []string{"mem"}, Transport: newMemServer(w.mcpServer(nil)).transport,
 				Provider: openAI(t, chat), ProtocolVersion: pc.version,
 				Concurrency: 1, BackoffMin: time.Millisecond, BackoffMax: 10 * time.Millisecond,
 			})
-			await(t, s, "item decided", func(st sampler.Stats) bool { return st.Decided == 1 })
+			await(t, s, "item decided", func(st client.Stats) bool { return st.Decided == 1 })
 			stop()
 
 			d := collect(t, w, 1)[0]
@@ -125,12 +125,12 @@ func TestProviderRejects(t *testing.T) {
 		t.Run(pc.name, func(t *testing.T) {
 			chat := &chatServer{t: t, statuses: []int{http.StatusBadRequest}}
 			w := newWorkServer(items(1, "allow", "block")...)
-			s, stop := start(t, sampler.Config{
+			s, stop := start(t, client.Config{
 				Servers: []string{"mem"}, Transport: newMemServer(w.mcpServer(nil)).transport,
 				Provider: openAI(t, chat), ProtocolVersion: pc.version,
 				Concurrency: 1, BackoffMin: time.Millisecond, BackoffMax: 10 * time.Millisecond,
 			})
-			st := await(t, s, "answer and call failed", func(st sampler.Stats) bool { return st.Errors >= 2 })
+			st := await(t, s, "answer and call failed", func(st client.Stats) bool { return st.Errors >= 2 })
 			stop()
 			if st.Answered != 0 || st.Decided != 0 || st.Connects != 1 {
 				t.Errorf("stats %+v", st)

@@ -1,4 +1,4 @@
-package sampler_test
+package client_test
 
 import (
 	"context"
@@ -10,7 +10,7 @@ import (
 	"github.com/google/jsonschema-go/jsonschema"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
-	"github.com/triage-dev/triage/sampler"
+	"github.com/triage-dev/triage/sampling/work"
 )
 
 // workServer is a small consumer for the tests: an MCP server with the
@@ -77,7 +77,7 @@ func items(n int, outcomes ...string) []item {
 func (w *workServer) mcpServer(opts *mcp.ServerOptions) *mcp.Server {
 	s := mcp.NewServer(&mcp.Implementation{Name: "test-consumer", Version: "v0"}, opts)
 	s.AddTool(&mcp.Tool{
-		Name: sampler.ToolName,
+		Name: work.ToolName,
 		InputSchema: &jsonschema.Schema{Type: "object", Properties: map[string]*jsonschema.Schema{
 			"wait_ms": {Type: "integer"},
 		}},
@@ -108,7 +108,7 @@ func (w *workServer) handle(ctx context.Context, req *mcp.CallToolRequest) (*mcp
 		w.leases[it.id] = it
 		w.mu.Unlock()
 		return &mcp.CallToolResult{
-			InputRequests: mcp.InputRequestMap{"decision": params(it, it.text)},
+			InputRequests: mcp.InputRequestMap{work.InputKey: params(it, it.text)},
 			RequestState:  it.id,
 		}, nil
 	case <-t.C:
@@ -116,7 +116,7 @@ func (w *workServer) handle(ctx context.Context, req *mcp.CallToolRequest) (*mcp
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	return &mcp.CallToolResult{StructuredContent: map[string]any{"status": "idle"}}, nil
+	return &mcp.CallToolResult{StructuredContent: work.Result{Status: work.StatusIdle}}, nil
 }
 
 func (w *workServer) complete(req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
@@ -127,31 +127,24 @@ func (w *workServer) complete(req *mcp.CallToolRequest) (*mcp.CallToolResult, er
 	rounds := w.rounds[id]
 	w.mu.Unlock()
 	if !ok {
-		return &mcp.CallToolResult{StructuredContent: map[string]any{"status": "expired", "event_id": id}}, nil
+		return &mcp.CallToolResult{StructuredContent: work.Result{Status: work.StatusExpired, EventID: id}}, nil
 	}
 	d := decision{eventID: id, rounds: rounds}
 	if ip := req.Session.InitializeParams(); ip != nil && ip.ProtocolVersion < "2026-07-28" {
 		d.legacy = true
 	}
-	switch r := req.Params.InputResponses["decision"].(type) {
-	case *mcp.CreateMessageResult: // what a go-sdk client sends over 2026-07-28
-		d.text, d.model, d.stopReason = textContent(r.Content), r.Model, r.StopReason
-		d.inputTokens, d.outputTokens, d.usage = sampler.UsageFromMeta(r.Meta)
-	case *mcp.CreateMessageWithToolsResult: // what the legacy middleware delivers
-		if len(r.Content) == 1 {
-			d.text = textContent(r.Content[0])
-		}
-		d.model, d.stopReason = r.Model, r.StopReason
-		d.inputTokens, d.outputTokens, d.usage = sampler.UsageFromMeta(r.Meta)
-	default:
-		return nil, fmt.Errorf("input response %T", r)
+	r, ok := work.ResponseFromMCP(req.Params.InputResponses[work.InputKey])
+	if !ok {
+		return nil, fmt.Errorf("input response %T", req.Params.InputResponses[work.InputKey])
 	}
+	d.text, d.model, d.stopReason = r.Text, r.Model, r.StopReason
+	d.inputTokens, d.outputTokens, d.usage = r.InputTokens, r.OutputTokens, r.InputTokens != 0 || r.OutputTokens != 0
 	if w.corrective && rounds == 1 {
 		follow := params(it, it.text)
 		follow.Messages = append(follow.Messages,
 			&mcp.SamplingMessage{Role: "assistant", Content: &mcp.TextContent{Text: d.text}},
 			&mcp.SamplingMessage{Role: "user", Content: &mcp.TextContent{Text: "Answer again with one JSON object."}})
-		return &mcp.CallToolResult{InputRequests: mcp.InputRequestMap{"decision": follow}, RequestState: id}, nil
+		return &mcp.CallToolResult{InputRequests: mcp.InputRequestMap{work.InputKey: follow}, RequestState: id}, nil
 	}
 	var answer struct {
 		Outcome string `json:"outcome"`
@@ -163,8 +156,8 @@ func (w *workServer) complete(req *mcp.CallToolRequest) (*mcp.CallToolResult, er
 	delete(w.leases, id)
 	w.mu.Unlock()
 	w.decisions <- d
-	return &mcp.CallToolResult{StructuredContent: map[string]any{
-		"status": "decided", "event_id": id, "outcome": answer.Outcome,
+	return &mcp.CallToolResult{StructuredContent: work.Result{
+		Status: work.StatusDecided, EventID: id, Outcome: answer.Outcome,
 	}}, nil
 }
 

@@ -1,4 +1,4 @@
-package sampler_test
+package client_test
 
 import (
 	"context"
@@ -8,7 +8,7 @@ import (
 	"os/signal"
 
 	"github.com/triage-dev/triage/llm"
-	"github.com/triage-dev/triage/sampler"
+	"github.com/triage-dev/triage/sampling/client"
 )
 
 // A sampler for two consumers, answering with a local Ollama server
@@ -19,7 +19,7 @@ func ExampleNew() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	s, err := sampler.New(sampler.Config{
+	s, err := client.New(client.Config{
 		Servers:     []string{"https://triage-a.internal/mcp", "https://triage-b.internal/mcp"},
 		Token:       os.Getenv("TRIAGE_SAMPLER_TOKEN"),
 		Provider:    prov,

@@ -1,4 +1,4 @@
-package sampler_test
+package client_test
 
 import (
 	"context"
@@ -12,7 +12,8 @@ import (
 
 	"github.com/triage-dev/triage/internal/testrun"
 	"github.com/triage-dev/triage/llm"
-	"github.com/triage-dev/triage/sampler"
+	"github.com/triage-dev/triage/sampling/client"
+	"github.com/triage-dev/triage/sampling/work"
 )
 
 // protocols are the two generations a sampler pulls with: "" is go-sdk's
@@ -23,7 +24,7 @@ var protocols = []struct {
 	legacy        bool
 }{
 	{"2026-07-28", "", false},
-	{"2025-11-25", sampler.LegacyProtocolVersion, true},
+	{"2025-11-25", work.ProtocolLegacy, true},
 }
 
 // failsafe bounds how long a test waits for a condition that should hold
@@ -90,9 +91,9 @@ func (e serverEnd) Connect(ctx context.Context) (mcp.Connection, error) {
 
 // start runs a sampler with cfg until the returned stop is called (or the
 // test ends); stop checks that Run returned nil.
-func start(t *testing.T, cfg sampler.Config) (*sampler.Sampler, func()) {
+func start(t *testing.T, cfg client.Config) (*client.Sampler, func()) {
 	t.Helper()
-	s, err := sampler.New(cfg)
+	s, err := client.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -107,7 +108,7 @@ func start(t *testing.T, cfg sampler.Config) (*sampler.Sampler, func()) {
 }
 
 // await waits until cond holds for s's counters.
-func await(t *testing.T, s *sampler.Sampler, what string, cond func(sampler.Stats) bool) sampler.Stats {
+func await(t *testing.T, s *client.Sampler, what string, cond func(client.Stats) bool) client.Stats {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), failsafe)
 	defer cancel()
@@ -137,14 +138,14 @@ func TestPullInMemory(t *testing.T) {
 	for _, pc := range protocols {
 		t.Run(pc.name, func(t *testing.T) {
 			w := newWorkServer(items(n, "allow", "review", "block")...)
-			s, stop := start(t, sampler.Config{
+			s, stop := start(t, client.Config{
 				Servers:         []string{"mem"},
 				Transport:       newMemServer(w.mcpServer(nil)).transport,
 				Provider:        offline(t),
 				Concurrency:     3,
 				ProtocolVersion: pc.version,
 			})
-			await(t, s, "all items decided", func(st sampler.Stats) bool { return st.Decided == n })
+			await(t, s, "all items decided", func(st client.Stats) bool { return st.Decided == n })
 			stop()
 
 			seen := map[string]bool{}
@@ -182,11 +183,11 @@ func TestCorrectiveRound(t *testing.T) {
 		t.Run(pc.name, func(t *testing.T) {
 			w := newWorkServer(items(2, "allow", "block")...)
 			w.corrective = true
-			s, stop := start(t, sampler.Config{
+			s, stop := start(t, client.Config{
 				Servers: []string{"mem"}, Transport: newMemServer(w.mcpServer(nil)).transport,
 				Provider: offline(t), ProtocolVersion: pc.version,
 			})
-			await(t, s, "both items decided", func(st sampler.Stats) bool { return st.Decided == 2 })
+			await(t, s, "both items decided", func(st client.Stats) bool { return st.Decided == 2 })
 			stop()
 			for _, d := range collect(t, w, 2) {
 				if d.rounds != 2 {
@@ -209,17 +210,17 @@ func TestReconnectInMemory(t *testing.T) {
 			first := newWorkServer(items(1, "allow", "block")...)
 			second := newWorkServer(item{id: "after", text: "amount: 5", outcomes: []string{"allow", "block"}})
 			ms := newMemServer(first.mcpServer(nil))
-			s, stop := start(t, sampler.Config{
+			s, stop := start(t, client.Config{
 				Servers: []string{"mem"}, Transport: ms.transport, Provider: offline(t), ProtocolVersion: pc.version,
 				Concurrency: 2, BackoffMin: time.Millisecond, BackoffMax: 5 * time.Millisecond,
 			})
-			await(t, s, "first item decided", func(st sampler.Stats) bool { return st.Decided == 1 })
+			await(t, s, "first item decided", func(st client.Stats) bool { return st.Decided == 1 })
 			ms.set(second.mcpServer(nil))
 			if err := (<-ms.conns).Close(); err != nil {
 				t.Fatal(err)
 			}
 			close(first.stop) // the old server's long polls end into the void
-			st := await(t, s, "item decided after reconnecting", func(st sampler.Stats) bool { return st.Decided == 2 })
+			st := await(t, s, "item decided after reconnecting", func(st client.Stats) bool { return st.Decided == 2 })
 			stop()
 			if st.Connects != 2 || st.Reconnects != 1 {
 				t.Errorf("stats %+v, want two sessions", st)
@@ -235,24 +236,24 @@ func TestNewRejectsBadConfig(t *testing.T) {
 	p := offline(t)
 	cases := []struct {
 		name string
-		cfg  sampler.Config
+		cfg  client.Config
 		err  string
 	}{
-		{"no servers", sampler.Config{Provider: p}, "no servers"},
-		{"no provider", sampler.Config{Servers: []string{"http://h/mcp"}}, "no provider"},
-		{"not a URL", sampler.Config{Servers: []string{"h:8080/mcp"}, Provider: p}, "not an http(s) URL"},
-		{"negative concurrency", sampler.Config{Servers: []string{"http://h/mcp"}, Provider: p, Concurrency: -1}, "concurrency -1"},
-		{"wait too long", sampler.Config{Servers: []string{"http://h/mcp"}, Provider: p, WaitMS: 60000}, "wait_ms 60000"},
-		{"back-off inverted", sampler.Config{Servers: []string{"http://h/mcp"}, Provider: p, BackoffMin: time.Second, BackoffMax: time.Millisecond}, "exceeds max"},
+		{"no servers", client.Config{Provider: p}, "no servers"},
+		{"no provider", client.Config{Servers: []string{"http://h/mcp"}}, "no provider"},
+		{"not a URL", client.Config{Servers: []string{"h:8080/mcp"}, Provider: p}, "not an http(s) URL"},
+		{"negative concurrency", client.Config{Servers: []string{"http://h/mcp"}, Provider: p, Concurrency: -1}, "concurrency -1"},
+		{"wait too long", client.Config{Servers: []string{"http://h/mcp"}, Provider: p, WaitMS: 60000}, "wait_ms 60000"},
+		{"back-off inverted", client.Config{Servers: []string{"http://h/mcp"}, Provider: p, BackoffMin: time.Second, BackoffMax: time.Millisecond}, "exceeds max"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			if _, err := sampler.New(c.cfg); err == nil || !strings.Contains(err.Error(), c.err) {
+			if _, err := client.New(c.cfg); err == nil || !strings.Contains(err.Error(), c.err) {
 				t.Fatalf("err = %v, want it to mention %q", err, c.err)
 			}
 		})
 	}
-	if _, err := sampler.New(sampler.Config{Servers: []string{"https://h:8443/mcp"}, Provider: p}); err != nil {
+	if _, err := client.New(client.Config{Servers: []string{"https://h:8443/mcp"}, Provider: p}); err != nil {
 		t.Fatalf("valid config: %v", err)
 	}
 }

@@ -1,4 +1,4 @@
-package sampler
+package client
 
 import (
 	"context"
@@ -11,14 +11,8 @@ import (
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
-)
 
-// Final statuses of a triage_next call.
-const (
-	StatusIdle     = "idle"
-	StatusDecided  = "decided"
-	StatusFallback = "fallback"
-	StatusExpired  = "expired"
+	"github.com/triage-dev/triage/sampling/work"
 )
 
 // pull calls triage_next on cs until ctx ends or the session is lost. A
@@ -34,7 +28,7 @@ const (
 // debug level, then how many there were when a call succeeds again: a
 // server that is down for a while does not flood the log.
 func (s *Sampler) pull(ctx context.Context, server string, cs *mcp.ClientSession, ok *atomic.Bool) error {
-	bo := backoff{min: s.cfg.BackoffMin, max: s.cfg.BackoffMax}
+	bo := s.backoff()
 	failures := 0
 	for ctx.Err() == nil {
 		began := time.Now()
@@ -45,8 +39,8 @@ func (s *Sampler) pull(ctx context.Context, server string, cs *mcp.ClientSession
 				s.log.Info("sampler: calls succeed again", "server", server, "failed_calls", failures)
 				failures = 0
 			}
-			if status != StatusIdle || time.Since(began) >= s.cfg.BackoffMin {
-				bo.reset()
+			if status != work.StatusIdle || time.Since(began) >= s.cfg.BackoffMin {
+				bo.Reset()
 				continue
 			}
 		} else {
@@ -64,7 +58,7 @@ func (s *Sampler) pull(ctx context.Context, server string, cs *mcp.ClientSession
 			failures++
 			s.log.Log(ctx, level, "sampler: call failed", "server", server, "failed_calls", failures, "err", err)
 		}
-		if !bo.wait(ctx) {
+		if !pause(ctx, bo.NextBackOff()) {
 			return nil
 		}
 	}
@@ -72,48 +66,41 @@ func (s *Sampler) pull(ctx context.Context, server string, cs *mcp.ClientSession
 }
 
 // next makes one triage_next call, counts its result and returns its status.
-func (s *Sampler) next(ctx context.Context, server string, cs *mcp.ClientSession) (string, error) {
+func (s *Sampler) next(ctx context.Context, server string, cs *mcp.ClientSession) (work.Status, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.cfg.CallTimeout)
 	defer cancel()
-	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: ToolName, Arguments: s.args})
+	res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: work.ToolName, Arguments: s.args})
 	if err != nil {
 		s.stats.add(func(st *Stats) { st.Calls++ })
-		return "", fmt.Errorf("sampler: %s on %s: %w", ToolName, server, err)
+		return "", fmt.Errorf("sampler: %s on %s: %w", work.ToolName, server, err)
 	}
 	r, err := resultOf(res)
 	s.stats.add(func(st *Stats) {
 		st.Calls++
 		switch r.Status {
-		case StatusIdle:
+		case work.StatusIdle:
 			st.Idle++
-		case StatusDecided:
+		case work.StatusDecided:
 			st.Decided++
-		case StatusFallback:
+		case work.StatusFallback:
 			st.Fallback++
-		case StatusExpired:
+		case work.StatusExpired:
 			st.Expired++
 		}
 	})
 	if err != nil {
-		return "", fmt.Errorf("sampler: %s on %s: %w", ToolName, server, err)
+		return "", fmt.Errorf("sampler: %s on %s: %w", work.ToolName, server, err)
 	}
-	if r.Status != StatusIdle {
+	if r.Status != work.StatusIdle {
 		s.log.Debug("sampler: item done", "server", server, "status", r.Status, "event_id", r.EventID, "outcome", r.Outcome)
 	}
 	return r.Status, nil
 }
 
-// workResult is triage_next's final structured content.
-type workResult struct {
-	Status  string `json:"status"`
-	EventID string `json:"event_id"`
-	Outcome string `json:"outcome"`
-}
-
 // resultOf reads a final triage_next result: its structured content, or
 // the JSON text content servers also send for older clients.
-func resultOf(res *mcp.CallToolResult) (workResult, error) {
-	var r workResult
+func resultOf(res *mcp.CallToolResult) (work.Result, error) {
+	var r work.Result
 	if res.IsError {
 		return r, fmt.Errorf("tool error: %s", textOf(res))
 	}
@@ -130,7 +117,7 @@ func resultOf(res *mcp.CallToolResult) (workResult, error) {
 		return r, fmt.Errorf("result is not a work result: %w", err)
 	}
 	switch r.Status {
-	case StatusIdle, StatusDecided, StatusFallback, StatusExpired:
+	case work.StatusIdle, work.StatusDecided, work.StatusFallback, work.StatusExpired:
 		return r, nil
 	case "":
 		return r, errors.New("result has no status")

@@ -1,4 +1,4 @@
-package sampler
+package client
 
 import (
 	"context"
@@ -14,7 +14,8 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/triage-dev/triage/llm"
+	"github.com/triage-dev/triage/sampling/internal/retry"
+	"github.com/triage-dev/triage/sampling/work"
 )
 
 // keepAlive is the ping interval on legacy (≤ 2025-11-25) sessions, so that
@@ -31,7 +32,7 @@ type Sampler struct {
 	client  *mcp.Client
 	handle  func(context.Context, *mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error)
 	http    *http.Client
-	args    map[string]any
+	args    work.Args
 	stats   *counters
 	running atomic.Bool
 }
@@ -43,17 +44,13 @@ func New(cfg Config) (*Sampler, error) {
 		return nil, err
 	}
 	s := &Sampler{
-		cfg:   cfg,
-		log:   cfg.Logger,
-		args:  map[string]any{},
+		cfg: cfg,
+		log: cfg.Logger,
+		// The consumer records the name in its audit records; stateless
+		// (2026-07-28) sessions carry no client info of their own.
+		args:  work.Args{WaitMS: cfg.WaitMS, Sampler: cfg.Name},
 		stats: newCounters(),
 	}
-	if cfg.WaitMS > 0 {
-		s.args["wait_ms"] = cfg.WaitMS
-	}
-	// The consumer records this name in its audit records; stateless
-	// (2026-07-28) sessions carry no client info of their own.
-	s.args["sampler"] = cfg.Name
 	s.handle = Handler(cfg.Provider, cfg.Logger)
 	s.http = cfg.HTTPClient
 	if cfg.Token != "" {
@@ -103,7 +100,7 @@ func (s *Sampler) Run(ctx context.Context) error {
 
 // supervise keeps one server's session up until ctx ends.
 func (s *Sampler) supervise(ctx context.Context, server string) error {
-	bo := backoff{min: s.cfg.BackoffMin, max: s.cfg.BackoffMax}
+	bo := s.backoff()
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 {
 			s.stats.add(func(st *Stats) { st.Reconnects++ })
@@ -113,13 +110,13 @@ func (s *Sampler) supervise(ctx context.Context, server string) error {
 			return nil
 		}
 		if healthy {
-			bo.reset()
+			bo.Reset()
 		}
 		if err != nil {
 			s.stats.add(func(st *Stats) { st.Errors++ })
 			s.log.Warn("sampler: session failed", "server", server, "attempt", attempt, "err", err)
 		}
-		if !bo.wait(ctx) {
+		if !pause(ctx, bo.NextBackOff()) {
 			return nil
 		}
 	}
@@ -158,7 +155,7 @@ func (s *Sampler) serve(ctx context.Context, server string) (healthy bool, err e
 	version := cs.InitializeResult().ProtocolVersion
 	s.log.Info("sampler: connected", "server", server, "protocol", version,
 		"session", cs.ID(), "push_only", s.cfg.PushOnly, "concurrency", s.cfg.Concurrency)
-	if s.cfg.PushOnly && version > LegacyProtocolVersion {
+	if s.cfg.PushOnly && version > work.ProtocolLegacy {
 		s.log.Warn("sampler: push-only on a session that forbids server-initiated requests; nothing will arrive",
 			"server", server, "protocol", version)
 	}
@@ -201,23 +198,14 @@ func (s *Sampler) transport(server string) (mcp.Transport, error) {
 // honoured up to BackoffMax; a longer one fails the answer at once (the
 // server re-queues the item when its lease expires).
 func (s *Sampler) answer(ctx context.Context, req *mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error) {
-	bo := backoff{min: s.cfg.BackoffMin, max: s.cfg.BackoffMax}
-	for attempt := 1; ; attempt++ {
-		res, err := s.handle(ctx, req)
-		if err == nil {
-			s.stats.add(func(st *Stats) { st.Answered++ })
-			return res, nil
-		}
-		wait := bo.next()
-		var lerr *llm.Error
-		if errors.As(err, &lerr) {
-			wait = max(wait, lerr.RetryAfter)
-		}
-		if attempt >= s.cfg.AnswerAttempts || !llm.IsRetryable(err) || wait > s.cfg.BackoffMax || !pause(ctx, wait) {
-			s.stats.add(func(st *Stats) { st.Errors++ })
-			return nil, err
-		}
+	res, err := retry.Provider(ctx, s.cfg.AnswerAttempts, s.backoff(), s.cfg.BackoffMax,
+		func() (*mcp.CreateMessageResult, error) { return s.handle(ctx, req) })
+	if err != nil {
+		s.stats.add(func(st *Stats) { st.Errors++ })
+		return nil, err
 	}
+	s.stats.add(func(st *Stats) { st.Answered++ })
+	return res, nil
 }
 
 // bearer adds "Authorization: Bearer <token>" to every request.

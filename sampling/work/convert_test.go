@@ -1,7 +1,6 @@
-package sampler_test
+package work_test
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"reflect"
@@ -11,7 +10,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/triage-dev/triage/llm"
-	"github.com/triage-dev/triage/sampler"
+	"github.com/triage-dev/triage/sampling/work"
 )
 
 func ptr(f float64) *float64 { return &f }
@@ -111,9 +110,9 @@ func TestRequestFromMCP(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			got, err := sampler.RequestFromMCP(c.in)
+			got, err := work.RequestFromMCP(c.in)
 			if c.err != "" {
-				if err == nil || !strings.Contains(err.Error(), c.err) || !errors.Is(err, sampler.ErrUnsupported) {
+				if err == nil || !strings.Contains(err.Error(), c.err) || !errors.Is(err, work.ErrUnsupported) {
 					t.Fatalf("err = %v, want ErrUnsupported mentioning %q", err, c.err)
 				}
 				return
@@ -140,7 +139,7 @@ func TestResultToMCPAndUsage(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			res := sampler.ResultToMCP(c.resp)
+			res := work.ResultToMCP(c.resp)
 			if res.Role != "assistant" || res.Model != c.resp.Model || res.StopReason != c.resp.StopReason {
 				t.Fatalf("result %+v", res)
 			}
@@ -157,56 +156,11 @@ func TestResultToMCPAndUsage(t *testing.T) {
 				t.Fatal(err)
 			}
 			for _, m := range []mcp.Meta{res.Meta, wire.Meta} {
-				in, out, ok := sampler.UsageFromMeta(m)
+				in, out, ok := work.UsageFromMeta(m)
 				if in != c.in || out != c.out || ok != c.usage {
 					t.Fatalf("usage from %v = %d, %d, %v; want %d, %d, %v", m, in, out, ok, c.in, c.out, c.usage)
 				}
 			}
 		})
-	}
-}
-
-// TestHandlerOffline runs the handler against the offline scorer: the answer
-// is one JSON object naming one of the request's outcomes, from a model that
-// says it is not an LLM, with usage in _meta.
-func TestHandlerOffline(t *testing.T) {
-	p, err := llm.New("offline", llm.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := sampler.Handler(p, nil)
-	outcomes := []string{"contains_pii", "no_pii"}
-	req := &mcp.CreateMessageRequest{Params: &mcp.CreateMessageParams{
-		SystemPrompt: "Does the document contain personal data?",
-		Messages:     userText("Contact: jane.doe@example.com, IBAN DE89370400440532013000"),
-		MaxTokens:    64,
-		Metadata:     map[string]any{"event_id": "d1", "outcomes": outcomes},
-	}}
-	res, err := h(context.Background(), req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.Role != "assistant" || !strings.Contains(res.Model, "not an LLM") || res.StopReason == "" {
-		t.Fatalf("result %+v", res)
-	}
-	var answer struct{ Outcome string }
-	if err := json.Unmarshal([]byte(res.Content.(*mcp.TextContent).Text), &answer); err != nil {
-		t.Fatal(err)
-	}
-	if answer.Outcome != "contains_pii" {
-		t.Fatalf("outcome %q, want contains_pii", answer.Outcome)
-	}
-	if in, out, ok := sampler.UsageFromMeta(res.Meta); !ok || in <= 0 || out <= 0 {
-		t.Fatalf("usage %d, %d, %v", in, out, ok)
-	}
-
-	again, err := h(context.Background(), req)
-	if err != nil || !reflect.DeepEqual(again, res) {
-		t.Fatalf("same request, different answer: %+v, %v", again, err)
-	}
-
-	req.Params.Messages = append(req.Params.Messages, &mcp.SamplingMessage{Role: "user", Content: &mcp.ImageContent{MIMEType: "image/png"}})
-	if _, err := h(context.Background(), req); !errors.Is(err, sampler.ErrUnsupported) {
-		t.Fatalf("image: err = %v, want ErrUnsupported", err)
 	}
 }

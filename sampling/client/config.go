@@ -1,6 +1,7 @@
-package sampler
+package client
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -11,14 +12,8 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/triage-dev/triage/llm"
+	"github.com/triage-dev/triage/sampling/work"
 )
-
-// ToolName is the consumer's work tool that samplers pull from.
-const ToolName = "triage_next"
-
-// LegacyProtocolVersion is the newest MCP version with server-initiated
-// requests, which push needs; 2026-07-28 forbids them.
-const LegacyProtocolVersion = "2025-11-25"
 
 // Defaults for the zero values of Config.
 const (
@@ -32,10 +27,6 @@ const (
 	// when Config.CallTimeout is zero: the time one item may take to be
 	// answered, including provider retries.
 	DefaultAnswerBudget = 2 * time.Minute
-	// serverDefaultWait is triage_next's wait when wait_ms is omitted.
-	serverDefaultWait = 20 * time.Second
-	// maxWaitMS is the most triage_next accepts.
-	maxWaitMS = 30000
 )
 
 // Config configures a [Sampler]. The zero value of every field but Servers
@@ -86,7 +77,7 @@ type Config struct {
 	// ProtocolVersion is the MCP protocol version the client asks for. Empty
 	// means go-sdk's latest (2026-07-28, stateless; the client falls back to
 	// 2025-11-25 against a server that does not speak it), or
-	// LegacyProtocolVersion when PushOnly is set. Use "2025-11-25" to pull
+	// work.ProtocolLegacy when PushOnly is set. Use "2025-11-25" to pull
 	// through the server-side middleware (server-initiated createMessage).
 	ProtocolVersion string
 
@@ -98,7 +89,9 @@ type Config struct {
 
 	// BackoffMin and BackoffMax bound the exponential back-off, with jitter,
 	// used between connection attempts, after a failed call and between
-	// answer attempts. Defaults 200ms and 10s.
+	// answer attempts. Defaults 200ms and 10s. Between answer attempts a
+	// provider's Retry-After replaces the back-off; one longer than
+	// BackoffMax fails the answer at once.
 	BackoffMin, BackoffMax time.Duration
 
 	// Name is the client name announced to servers. Default "triage-sampler".
@@ -138,8 +131,8 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Concurrency < 0 {
 		errs = append(errs, fmt.Errorf("concurrency %d is negative", c.Concurrency))
 	}
-	if c.WaitMS < 0 || c.WaitMS > maxWaitMS {
-		errs = append(errs, fmt.Errorf("wait_ms %d is outside 0..%d", c.WaitMS, maxWaitMS))
+	if c.WaitMS < 0 || c.WaitMS > work.MaxWaitMS {
+		errs = append(errs, fmt.Errorf("wait_ms %d is outside 0..%d", c.WaitMS, work.MaxWaitMS))
 	}
 	if c.CallTimeout < 0 || c.ConnectTimeout < 0 || c.AnswerAttempts < 0 || c.BackoffMin < 0 || c.BackoffMax < 0 {
 		errs = append(errs, errors.New("negative timeout, attempts or back-off"))
@@ -155,10 +148,7 @@ func (c Config) withDefaults() (Config, error) {
 		c.Concurrency = DefaultConcurrency
 	}
 	if c.CallTimeout == 0 {
-		wait := serverDefaultWait
-		if c.WaitMS > 0 {
-			wait = time.Duration(c.WaitMS) * time.Millisecond
-		}
+		wait := time.Duration(cmp.Or(c.WaitMS, work.DefaultWaitMS)) * time.Millisecond
 		c.CallTimeout = wait + DefaultAnswerBudget
 	}
 	if c.ConnectTimeout == 0 {
@@ -168,7 +158,7 @@ func (c Config) withDefaults() (Config, error) {
 		c.AnswerAttempts = DefaultAnswerAttempts
 	}
 	if c.ProtocolVersion == "" && c.PushOnly {
-		c.ProtocolVersion = LegacyProtocolVersion
+		c.ProtocolVersion = work.ProtocolLegacy
 	}
 	if c.BackoffMin == 0 {
 		c.BackoffMin = DefaultBackoffMin

@@ -1,0 +1,57 @@
+package sampling
+
+import (
+	"context"
+
+	"github.com/modelcontextprotocol/go-sdk/mcp"
+)
+
+// session is what the pool knows about a live legacy (≤ 2025-11-25)
+// session: whether it pulls, and a context for its push worker. Only legacy
+// sessions are tracked, from their first pull or their initialization: the
+// pool may push only to them, and only they outlive a call (a 2026-07-28
+// session lasts one HTTP request).
+type session struct {
+	ctx    context.Context // ends when the session or the pool does
+	puller bool            // it called the work tool: do not push to it
+}
+
+// sessionLocked returns the record of ss, creating it on first sight with
+// the one goroutine per session that waits for ss to end, then cancels its
+// context and forgets it, so that Pool.sessions holds live sessions only.
+// That goroutine ends with the session: when the client closes it, its
+// connection breaks, or the HTTP handler closes it after sessionIdle.
+func (p *Pool) sessionLocked(ss *mcp.ServerSession) *session {
+	if s := p.sessions[ss]; s != nil {
+		return s
+	}
+	ctx, cancel := context.WithCancel(p.ctx)
+	s := &session{ctx: ctx}
+	p.sessions[ss] = s
+	go func() {
+		_ = ss.Wait()
+		cancel()
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		delete(p.sessions, ss)
+	}()
+	return s
+}
+
+// markPuller remembers that ss pulls, so that the pool does not push to it.
+func (p *Pool) markPuller(ss *mcp.ServerSession) {
+	if supportsMRTR(ss) { // never pushed to
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.sessionLocked(ss).puller = true
+}
+
+// isPuller reports whether ss called the work tool.
+func (p *Pool) isPuller(ss *mcp.ServerSession) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	s := p.sessions[ss]
+	return s != nil && s.puller
+}

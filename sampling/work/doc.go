@@ -1,0 +1,110 @@
+// Package work is the contract between triage's consumer (the MCP server,
+// package sampling) and the samplers that answer its sampling requests
+// (package sampling/client, cmd/sampler, or any MCP client). Both sides
+// import it; nothing else defines the wire format. It is written so that a
+// third party can build a sampler from it alone; contract_test.go does so
+// with nothing but the go-sdk client and this package.
+//
+// # The work tool
+//
+// The consumer's MCP server (Streamable HTTP, usually at /mcp, with
+// "Authorization: Bearer <token>" when the consumer sets one) offers one
+// tool, [ToolName] ("triage_next"). A sampler calls it with as many
+// concurrent calls as the items it can answer at once. Its arguments
+// ([Args], JSON schema in the tool's inputSchema):
+//
+//	{
+//	  "wait_ms": 20000,        // optional integer: long-poll wait for work;
+//	                           // 0 or absent means 20000, above 30000 means 30000
+//	  "sampler": "my-sampler"  // optional string: recorded in audit records
+//	}
+//
+// # Getting an item
+//
+// With no work within wait_ms the call ends with the final result
+// {"status":"idle"}; call again. With work, the tool asks for input (multi
+// round-trip requests, SEP-2322): its result has "resultType":
+// "input_required" and carries
+//
+//   - inputRequests: {"decision": {"method": "sampling/createMessage",
+//     "params": {...}}}, one sampling request under [InputKey] whose params
+//     hold systemPrompt, messages (text only), modelPreferences,
+//     temperature, maxTokens, stopSequences and metadata {"event_id",
+//     "type", "outcomes", "fallback"};
+//   - requestState: the item's lease token, opaque to the sampler: 32
+//     lower-case hex characters today, but a sampler must not rely on its
+//     form. Echo it unchanged; it is good for one answer within the event
+//     type's sampling timeout, and cannot be forged or replayed.
+//
+// The sampler answers the sampling request with its model (a
+// CreateMessageResult: role "assistant", one text content, model,
+// stopReason) and retries tools/call with the same name and arguments, the
+// requestState echoed and inputResponses {"decision": <that result>}. The
+// answer's text must contain one JSON object {"outcome": one of
+// metadata.outcomes, "reason": "...", "score": 0..1}; prose or code fences
+// around it are tolerated.
+//
+// An answer that does not fit gets one corrective round: the retry returns
+// a second input request (the conversation so far plus a follow-up) under
+// the same requestState; answer it the same way. An unanswered lease
+// expires after the type's timeout: the item goes back to the queue (once)
+// or falls back, and a late retry gets {"status":"expired"}.
+//
+// # The final result
+//
+// Every call ends with structured content of the form [Result] (the tool's
+// outputSchema; the same JSON also arrives as text content for older
+// clients):
+//
+//	{
+//	  "status":   "idle" | "decided" | "fallback" | "expired",
+//	  "event_id": "ev-0001",   // the item's event id; absent for idle and
+//	                           // for an unknown or expired lease
+//	  "outcome":  "block",     // decided only: the outcome recorded
+//	  "reason":   "..."        // decided: the model's stated reason;
+//	                           // fallback and expired: what went wrong
+//	}
+//
+// See [Status] for what each status means.
+//
+// # Token usage
+//
+// A sampler that knows the tokens its model used reports them in the
+// sampling result's _meta under [UsageMetaKey] ("dev.triage/usage") as
+// {"inputTokens": n, "outputTokens": m}; triage writes them into its audit
+// records. [ResultToMCP] writes it, [UsageFromMeta] reads it.
+//
+// # Two protocol generations
+//
+// The same tool serves both; only who carries the sampling request
+// differs.
+//
+//   - [ProtocolMRTR] (2026-07-28, go-sdk's default): stateless, no
+//     initialize handshake, and the server may not send requests. The
+//     client sees the input request in the tool result and retries the
+//     call itself, as above; go-sdk's client does this automatically with
+//     its CreateMessageHandler.
+//   - [ProtocolLegacy] (2025-11-25) and older: stateful sessions. The
+//     client never sees input requests: the server's SDK middleware sends
+//     sampling/createMessage to the client during the call, so the client
+//     needs a sampling handler and the sampling capability, and tools/call
+//     returns the final result. The answer reaches the server as a
+//     CreateMessageResult or a CreateMessageWithToolsResult, which
+//     [ResponseFromMCP] both accepts. A corrective round arrives as a
+//     second sampling/createMessage.
+//
+// Push: a legacy session that declared sampling but does not call the work
+// tool within the consumer's grace period (a desktop assistant, say) gets
+// sampling/createMessage requests pushed without any tool call; answering
+// them is all it has to do. Push is impossible on 2026-07-28.
+//
+// Sampling is deprecated as of 2026-07-28 (SEP-2577); triage's direct mode
+// calls a provider API instead, with the same converters ([RequestFromMCP],
+// [ResultToMCP]) on its sampler side.
+//
+// # Wire details
+//
+// go-sdk's CreateMessageParams encodes temperature and the model
+// priorities with omitempty, so a requested 0 is indistinguishable from
+// "unset" and reaches the provider as unset (its default).
+package work

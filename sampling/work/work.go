@@ -1,0 +1,104 @@
+package work
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/google/jsonschema-go/jsonschema"
+)
+
+// ToolName is the work tool that samplers call to pull items.
+const ToolName = "triage_next"
+
+// InputKey names the sampling request in the tool's inputRequests and the
+// answer in the retry's inputResponses.
+const InputKey = "decision"
+
+// UsageMetaKey is the _meta key under which a sampler reports token usage
+// in a sampling result: {"inputTokens": n, "outputTokens": m}.
+const UsageMetaKey = "dev.triage/usage"
+
+// Protocol versions that decide how the sampling request travels.
+const (
+	// ProtocolMRTR is the first MCP version with multi round-trip requests
+	// (SEP-2322) and without server-initiated requests: the client fulfils
+	// the input request and retries the call.
+	ProtocolMRTR = "2026-07-28"
+	// ProtocolLegacy is the newest MCP version with server-initiated
+	// requests: the server sends sampling/createMessage itself, which push
+	// needs.
+	ProtocolLegacy = "2025-11-25"
+)
+
+// Bounds of Args.WaitMS.
+const (
+	// DefaultWaitMS is the long-poll wait when wait_ms is absent or 0.
+	DefaultWaitMS = 20000
+	// MaxWaitMS is the longest wait; larger values are treated as this.
+	MaxWaitMS = 30000
+)
+
+// Args are the work tool's arguments.
+type Args struct {
+	// WaitMS is how long to wait for work before returning idle, in
+	// milliseconds. 0 means DefaultWaitMS; more than MaxWaitMS means
+	// MaxWaitMS.
+	WaitMS int `json:"wait_ms,omitempty" jsonschema:"milliseconds to wait for work before returning idle (default 20000, max 30000)"`
+	// Sampler names the calling sampler in audit records; stateless
+	// (2026-07-28) sessions carry no client info of their own.
+	Sampler string `json:"sampler,omitempty" jsonschema:"name of the sampler, recorded in audit records"`
+}
+
+// Status is the outcome of one work tool call.
+type Status string
+
+// The statuses of a final result.
+const (
+	// StatusIdle: no work arrived within the wait; call again.
+	StatusIdle Status = "idle"
+	// StatusDecided: the answer decided the item; Outcome is the outcome.
+	StatusDecided Status = "decided"
+	// StatusFallback: the answer did not settle the item (it did not fit
+	// the decision schema even after the corrective round, or no answer
+	// came back); Reason says why. The consumer re-queues the item once or
+	// records its conservative fallback.
+	StatusFallback Status = "fallback"
+	// StatusExpired: the lease is unknown or expired before the answer
+	// arrived; the item went back to the queue or fell back.
+	StatusExpired Status = "expired"
+)
+
+// Statuses lists every status, in the order of the output schema's enum.
+var Statuses = []Status{StatusIdle, StatusDecided, StatusFallback, StatusExpired}
+
+// Result is the work tool's final structured result.
+type Result struct {
+	// Status says how the call ended.
+	Status Status `json:"status" jsonschema:"idle, decided, fallback or expired"`
+	// EventID is the item's event id; empty for idle and for an unknown
+	// lease.
+	EventID string `json:"event_id,omitempty" jsonschema:"the event the call was about; absent when idle or the lease is unknown"`
+	// Outcome is the decided outcome, one of the request's
+	// metadata.outcomes; set only when Status is decided.
+	Outcome string `json:"outcome,omitempty" jsonschema:"the outcome decided (status decided only)"`
+	// Reason is the model's stated reason when decided, and what went wrong
+	// on fallback or expired.
+	Reason string `json:"reason,omitempty" jsonschema:"decided: the model's reason; fallback, expired: what went wrong"`
+}
+
+// ResultSchema is the work tool's output schema: Result's inferred schema
+// with status restricted to Statuses.
+func ResultSchema() (*jsonschema.Schema, error) {
+	s, err := jsonschema.For[Result](nil)
+	if err != nil {
+		return nil, fmt.Errorf("work: schema of the result: %w", err)
+	}
+	status := s.Properties["status"]
+	if status == nil {
+		return nil, errors.New("work: schema of the result has no status property")
+	}
+	for _, st := range Statuses {
+		status.Enum = append(status.Enum, string(st))
+	}
+	return s, nil
+}
