@@ -161,4 +161,6 @@ func decodeDecision(t *testing.T, r *kgo.Record) pipeline.Decision {
 
 func header(r *kgo.Record, key string) string { return kafkatest.Header(r, key) }
 
-func loadDefault() (*rules.Set, error) { return rules.Parse("default.yaml", rules.Default, rules.WithMaskKey(rules.RandomMaskKey())) }
+func loadDefault() (*rules.Set, error) {
+	return rules.Parse("default.yaml", rules.Default, rules.WithMaskKey(rules.RandomMaskKey()))
+}
