@@ -261,8 +261,9 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 // one re-queue.
 func TestPushTimeoutCancelsClient(t *testing.T) {
 	pool := newPool(t, sampling.Options{PushGrace: 10 * time.Millisecond})
-	var cancelled atomic.Int32
+	var received, cancelled atomic.Int32
 	connectMemory(t, pool, legacy, func(ctx context.Context, _ *mcp.CreateMessageParams) (*mcp.CreateMessageResult, error) {
+		received.Add(1)
 		<-ctx.Done()
 		cancelled.Add(1)
 		return nil, ctx.Err()
@@ -271,5 +272,11 @@ func TestPushTimeoutCancelsClient(t *testing.T) {
 	if pipeline.FallbackReason(err) != "lease_expired" || len(v.Attempts) != 2 || v.Attempts[1].Mode != sampling.ModePush {
 		t.Fatalf("got %+v, %v (reason %q)", v, err, pipeline.FallbackReason(err))
 	}
-	waitUntil(t, "both pushed requests to be cancelled on the client", func() bool { return cancelled.Load() == 2 })
+	// Normally both leases' requests reach the client; on a machine slow
+	// enough for a lease to end before its request is sent, that request
+	// is not sent at all.
+	waitUntil(t, "every pushed request to be cancelled on the client", func() bool {
+		n := received.Load()
+		return n > 0 && cancelled.Load() == n
+	})
 }

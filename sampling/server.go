@@ -131,7 +131,7 @@ func (p *Pool) Handler(token string) http.Handler {
 	getServer := func(*http.Request) *mcp.Server { return p.server }
 	// A sampler that vanished without closing its session must not hold it
 	// (and its push workers) forever; live samplers call at least every
-	// maxWait, and cmd/sampler pings push-only sessions (KeepAlive).
+	// work.MaxWaitMS, and cmd/sampler pings push-only sessions (KeepAlive).
 	stateful := mcp.NewStreamableHTTPHandler(getServer, &mcp.StreamableHTTPOptions{SessionTimeout: sessionIdle})
 	stateless := mcp.NewStreamableHTTPHandler(getServer, &mcp.StreamableHTTPOptions{Stateless: true})
 	var h http.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
