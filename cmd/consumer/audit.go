@@ -75,7 +75,7 @@ func startClickHouse(ctx context.Context, cfg config.Config, brokers []string, l
 	}
 	sink, err := audit.NewSink(conn, audit.SinkOptions{
 		Brokers: brokers, Group: cfg.Group + "-clickhouse",
-		AuditTopic: cfg.AuditTopic, DecisionsTopic: cfg.DecisionsTopic,
+		AuditTopic: cfg.AuditTopic, DecisionsTopic: cfg.DecisionsTopic, DLQTopic: cfg.SinkDLQTopic,
 		Logger: log, Metrics: metrics,
 		ClientOpts: []kgo.Opt{kgo.SessionTimeout(cfg.SessionTimeout)},
 	})

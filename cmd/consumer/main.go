@@ -69,7 +69,7 @@ func run(ctx context.Context, args []string) int {
 func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	brokers := cfg.Brokers
 	if cfg.Embedded {
-		topics := append([]string{cfg.DecisionsTopic, cfg.AuditTopic, cfg.DLQTopic}, cfg.Topics...)
+		topics := append([]string{cfg.DecisionsTopic, cfg.AuditTopic, cfg.DLQTopic, cfg.SinkDLQTopic}, cfg.Topics...)
 		b, err := embedded.Start(embedded.Config{Port: cfg.EmbeddedPort, Partitions: int32(cfg.Partitions), Topics: topics, DataDir: cfg.DataDir})
 		if err != nil {
 			return err
@@ -79,7 +79,11 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		log.Info("embedded broker started", "addrs", brokers, "partitions", cfg.Partitions)
 	}
 
-	live, err := loadRules(ctx, cfg.Rules, log)
+	key, err := maskKey(cfg, log)
+	if err != nil {
+		return err
+	}
+	live, err := loadRules(ctx, cfg.Rules, key, log)
 	if err != nil {
 		return err
 	}
@@ -192,16 +196,34 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	return g.Wait()
 }
 
-func loadRules(ctx context.Context, path string, log *slog.Logger) (*rules.Live, error) {
+// maskKey is the key of the rules' hash mask: the configured one, or with
+// --embedded and none configured a random one for this run (pseudonyms then
+// match within the run only). Elsewhere no key means a rules file that uses
+// hash does not load: pseudonyms must not silently become guessable.
+func maskKey(cfg config.Config, log *slog.Logger) (rules.MaskKey, error) {
+	secret, err := cfg.MaskSecret()
+	switch {
+	case err != nil:
+		return rules.MaskKey{}, err
+	case secret != nil:
+		return rules.NewMaskKey(secret)
+	case cfg.Embedded:
+		log.Warn("no --mask-key: hash-masked fields are pseudonymised with a random key for this run only")
+		return rules.RandomMaskKey(), nil
+	}
+	return rules.MaskKey{}, nil
+}
+
+func loadRules(ctx context.Context, path string, key rules.MaskKey, log *slog.Logger) (*rules.Live, error) {
 	if path == "" {
-		set, err := rules.Parse("default.yaml", rules.Default)
+		set, err := rules.Parse("default.yaml", rules.Default, rules.WithMaskKey(key))
 		if err != nil {
 			return nil, err
 		}
 		log.Info("rules loaded", "file", "built-in default.yaml", "types", set.Types())
 		return rules.Static(set), nil
 	}
-	live, err := rules.Watch(ctx, path, log)
+	live, err := rules.Watch(ctx, path, log, rules.WithMaskKey(key))
 	if err != nil {
 		return nil, err
 	}

@@ -3,10 +3,13 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
+	"github.com/triage-dev/triage/internal/config"
 	"github.com/triage-dev/triage/internal/config/configtest"
 	"github.com/triage-dev/triage/internal/demo"
 )
@@ -102,5 +105,61 @@ func TestConfigExitCodes(t *testing.T) {
 				t.Fatalf("exit code %d, want %d", code, tc.code)
 			}
 		})
+	}
+}
+
+// The hash mask fails closed: off --embedded, a consumer without a mask key
+// does not start on rules that hash ids, and a short key is refused; a key
+// file is read without its line break.
+func TestMaskKey(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "mask.key")
+	if err := os.WriteFile(file, []byte("0123456789abcdef0123456789abcdef\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.DiscardHandler)
+	for _, tc := range []struct {
+		name    string
+		cfg     func(*config.Config)
+		keyed   bool
+		wantErr string
+	}{
+		{"none, brokers", func(*config.Config) {}, false, ""},
+		{"none, embedded", func(c *config.Config) { c.Embedded = true }, true, ""},
+		{"flag", func(c *config.Config) { c.MaskKey = "0123456789abcdef0123456789abcdef" }, true, ""},
+		{"file", func(c *config.Config) { c.MaskKeyFile = file }, true, ""},
+		{"short", func(c *config.Config) { c.MaskKey = "too short" }, false, "32"},
+		{"missing file", func(c *config.Config) { c.MaskKeyFile = file + ".missing" }, false, "mask-key-file"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg := config.Default()
+			tc.cfg(&cfg)
+			key, err := maskKey(cfg, log)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want one mentioning %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = loadRules(context.Background(), "", key, log)
+			switch {
+			case tc.keyed && err != nil:
+				t.Fatalf("default rules with a key: %v", err)
+			case !tc.keyed && (err == nil || !strings.Contains(err.Error(), "mask key")):
+				t.Fatalf("default rules without a key: err = %v, want a missing mask key", err)
+			}
+		})
+	}
+	// The file's key is the flag's key: the same pseudonyms.
+	a := config.Default()
+	a.MaskKey = "0123456789abcdef0123456789abcdef"
+	b := config.Default()
+	b.MaskKeyFile = file
+	sa, _ := a.MaskSecret()
+	sb, _ := b.MaskSecret()
+	if string(sa) != string(sb) {
+		t.Fatalf("key file gives %q, flag %q", sb, sa)
 	}
 }

@@ -1,10 +1,12 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"time"
 )
 
@@ -17,6 +19,7 @@ type Config struct {
 	DecisionsTopic string
 	AuditTopic     string
 	DLQTopic       string
+	SinkDLQTopic   string
 	Rules          string
 	Workers        int
 	QueueSize      int
@@ -38,10 +41,11 @@ type Config struct {
 	QueueWait      time.Duration
 	SamplerCalls   int
 
-	// MaskKey is the secret of the keyed pseudonymisation of the fields
-	// the rules mask with hash; MaskKeyFile names a file holding it. At
-	// most one is set; neither means an unkeyed hash. Not yet passed to
-	// the rules.
+	// MaskKey is the secret of the keyed pseudonymisation (HMAC-SHA256) of
+	// the fields the rules mask with hash; MaskKeyFile names a file holding
+	// it. At most one is set. With neither, a rules file that uses hash
+	// does not load, except with --embedded, which uses a random key for
+	// the run.
 	MaskKey     string
 	MaskKeyFile string
 
@@ -70,6 +74,7 @@ func Default() Config {
 		DecisionsTopic: "decisions",
 		AuditTopic:     "audit",
 		DLQTopic:       "events.dlq",
+		SinkDLQTopic:   "audit.dlq",
 		Workers:        64,
 		DrainTimeout:   30 * time.Second,
 		SessionTimeout: 45 * time.Second,
@@ -135,6 +140,7 @@ func bind(fs *flag.FlagSet, c *Config) {
 	fs.StringVar(&c.DecisionsTopic, "decisions-topic", c.DecisionsTopic, "topic for decisions")
 	fs.StringVar(&c.AuditTopic, "audit-topic", c.AuditTopic, "topic for audit records")
 	fs.StringVar(&c.DLQTopic, "dlq-topic", c.DLQTopic, "dead-letter topic for invalid records")
+	fs.StringVar(&c.SinkDLQTopic, "sink-dlq-topic", c.SinkDLQTopic, "dead-letter topic of the ClickHouse sink, for audit and decision records it cannot store")
 	fs.StringVar(&c.Rules, "rules", c.Rules, "rules file, reloaded on change and SIGHUP (empty: the built-in policy)")
 	fs.IntVar(&c.Workers, "workers", c.Workers, "ambiguous events decided concurrently")
 	fs.IntVar(&c.QueueSize, "queue-size", c.QueueSize, "ambiguous events waiting for a worker before fetching pauses (0: 4 × workers)")
@@ -154,7 +160,7 @@ func bind(fs *flag.FlagSet, c *Config) {
 	fs.DurationVar(&c.OfflineLatency, "offline-latency", c.OfflineLatency, "simulated latency of the offline scorer")
 	fs.DurationVar(&c.QueueWait, "queue-wait", c.QueueWait, "how long an ambiguous event waits for a sampler before the no_sampler fallback")
 	fs.IntVar(&c.SamplerCalls, "sampler-calls", c.SamplerCalls, "work-tool calls in flight of the builtin sampler (0: --workers)")
-	fs.StringVar(&c.MaskKey, "mask-key", c.MaskKey, "secret of the keyed pseudonymisation of fields the rules mask with hash (empty: an unkeyed hash, which guessable values can be found from); ps shows flags: prefer TRIAGE_MASK_KEY or --mask-key-file")
+	fs.StringVar(&c.MaskKey, "mask-key", c.MaskKey, "secret of the keyed pseudonymisation of fields the rules mask with hash (at least 32 bytes; empty: a rules file that uses hash does not load, except with --embedded, which uses a random key for the run); ps shows flags: prefer TRIAGE_MASK_KEY or --mask-key-file")
 	fs.StringVar(&c.MaskKeyFile, "mask-key-file", c.MaskKeyFile, "file holding the --mask-key secret (not both)")
 	fs.BoolVar(&c.Embedded, "embedded", c.Embedded, "run an in-process Kafka-protocol broker on 127.0.0.1 (no infrastructure needed)")
 	fs.IntVar(&c.EmbeddedPort, "embedded-port", c.EmbeddedPort, "port of the embedded broker")
@@ -168,4 +174,20 @@ func bind(fs *flag.FlagSet, c *Config) {
 	fs.StringVar(&c.DemoAmbiguous, "demo-ambiguous", c.DemoAmbiguous, "with --demo, share per type crafted for sampling, e.g. transaction=0.05,document=0.2")
 	fs.Float64Var(&c.DemoBad, "demo-bad", c.DemoBad, "with --demo, share of malformed records")
 	fs.StringVar(&c.ClickHouse, "clickhouse", c.ClickHouse, "ClickHouse DSN (clickhouse://host:9000/db): run the audit sink in this process, as group <group>-clickhouse; with --demo, print the dashboard report at the end")
+}
+
+// MaskSecret returns the mask key's secret: --mask-key, or the content of
+// --mask-key-file without its trailing line break; nil when neither is set.
+func (c Config) MaskSecret() ([]byte, error) {
+	if c.MaskKeyFile == "" {
+		if c.MaskKey == "" {
+			return nil, nil
+		}
+		return []byte(c.MaskKey), nil
+	}
+	b, err := os.ReadFile(c.MaskKeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("config: --mask-key-file: %w", err)
+	}
+	return bytes.TrimRight(b, "\r\n"), nil
 }

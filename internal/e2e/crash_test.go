@@ -100,7 +100,7 @@ func TestConsumerStopAndKillLoseNothing(t *testing.T) {
 	// The builtin sampler (offline scorer over in-memory MCP) decides the
 	// ambiguous events, so that the run also exercises the LLM stage.
 	consumer := func() *proc {
-		return start(t, "consumer", bin["consumer"], "--brokers", strings.Join(brokers, ","), "--http-listen", "",
+		return start(t, "consumer", bin["consumer"], "--brokers", strings.Join(brokers, ","), "--mask-key", maskKey, "--http-listen", "",
 			"--mcp-listen", "", "--sampler", "builtin", "--group", "proc", "--log-format", "text",
 			"--drain-timeout", "20s", "--session-timeout", "6s")
 	}

@@ -34,6 +34,10 @@ var (
 )
 
 // binaries builds cmd/consumer and cmd/sampler once per test binary.
+// maskKey is the consumers' --mask-key: the default policy pseudonymises
+// ids with a keyed hash, and every run of one test must share the key.
+const maskKey = "e2e test mask key, not a secret, 32+ bytes long"
+
 func binaries(t *testing.T) map[string]string {
 	t.Helper()
 	if testing.Short() {
@@ -47,7 +51,7 @@ func binaries(t *testing.T) map[string]string {
 		}
 		bins = map[string]string{}
 		for _, name := range []string{"consumer", "sampler"} {
-			out, err := exec.Command("go", "build", "-o", filepath.Join(dir, name), "../../cmd/"+name).CombinedOutput()
+			out, err := exec.Command("go", "build", "-ldflags=-s -w", "-o", filepath.Join(dir, name), "../../cmd/"+name).CombinedOutput()
 			if err != nil {
 				buildErr = &buildError{name, string(out), err}
 				return
@@ -162,7 +166,7 @@ func TestSamplersJoinAndLeave(t *testing.T) {
 	brokers := broker(t)
 	addr := freeAddr(t)
 	url := "http://" + addr + "/mcp"
-	consumer := start(t, "consumer", bin["consumer"], "--brokers", strings.Join(brokers, ","), "--group", "e2e",
+	consumer := start(t, "consumer", bin["consumer"], "--brokers", strings.Join(brokers, ","), "--mask-key", maskKey, "--group", "e2e",
 		"--sampler", "none", "--mcp-listen", addr, "--mcp-token", "s3cret", "--queue-wait", "60s",
 		"--http-listen", "", "--log-format", "text")
 
