@@ -88,15 +88,7 @@ func newLLMStage(cfg config.Config, log *slog.Logger, reg prometheus.Registerer)
 }
 
 func newProvider(cfg config.Config) (llm.Provider, error) {
-	key := cfg.APIKey
-	if key == "" {
-		switch cfg.Provider {
-		case "anthropic":
-			key = os.Getenv("ANTHROPIC_API_KEY")
-		case "openai":
-			key = os.Getenv("OPENAI_API_KEY")
-		}
-	}
+	key := config.APIKey(cfg.Provider, cfg.APIKey, os.Getenv)
 	p, err := llm.New(cfg.Provider, llm.Options{APIKey: key, BaseURL: cfg.BaseURL, Model: cfg.Model, Latency: cfg.OfflineLatency})
 	if err != nil {
 		return nil, fmt.Errorf("provider %s: %w", cfg.Provider, err)

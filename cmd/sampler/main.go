@@ -96,14 +96,7 @@ func parse(args []string, stderr io.Writer) (options, error) {
 		o.token = os.Getenv(deprecatedTokenEnv)
 		o.deprecatedToken = o.token != ""
 	}
-	if o.apiKey == "" {
-		switch o.provider {
-		case "anthropic":
-			o.apiKey = os.Getenv("ANTHROPIC_API_KEY")
-		case "openai":
-			o.apiKey = os.Getenv("OPENAI_API_KEY")
-		}
-	}
+	o.apiKey = config.APIKey(o.provider, o.apiKey, os.Getenv)
 	return o, nil
 }
 

@@ -72,3 +72,21 @@ func Parse(fs *flag.FlagSet, args []string, help io.Writer) error {
 	}
 	return nil
 }
+
+// providerKeyEnv names, per LLM provider, the variable its own SDK and
+// tools read the API key from.
+var providerKeyEnv = map[string]string{"anthropic": "ANTHROPIC_API_KEY", "openai": "OPENAI_API_KEY"}
+
+// APIKey returns key (from --api-key or TRIAGE_API_KEY) or, when it is
+// empty, the provider's own variable from getenv (ANTHROPIC_API_KEY,
+// OPENAI_API_KEY), so that a key already set up for the provider's tools
+// works as it is. The offline provider needs none.
+func APIKey(provider, key string, getenv func(string) string) string {
+	if key != "" {
+		return key
+	}
+	if env := providerKeyEnv[provider]; env != "" {
+		return getenv(env)
+	}
+	return ""
+}

@@ -159,3 +159,18 @@ func TestList(t *testing.T) {
 		t.Fatal("nil List has a value")
 	}
 }
+
+func TestAPIKey(t *testing.T) {
+	env := map[string]string{"ANTHROPIC_API_KEY": "a-env", "OPENAI_API_KEY": "o-env"}
+	getenv := func(k string) string { return env[k] }
+	for _, tc := range []struct{ provider, key, want string }{
+		{"anthropic", "", "a-env"},
+		{"openai", "", "o-env"},
+		{"anthropic", "flag", "flag"},
+		{"offline", "", ""},
+	} {
+		if got := config.APIKey(tc.provider, tc.key, getenv); got != tc.want {
+			t.Errorf("APIKey(%q, %q) = %q, want %q", tc.provider, tc.key, got, tc.want)
+		}
+	}
+}

@@ -21,7 +21,7 @@ func ExampleNew() {
 	}
 	s, err := client.New(client.Config{
 		Servers:     []string{"https://triage-a.internal/mcp", "https://triage-b.internal/mcp"},
-		Token:       os.Getenv("TRIAGE_SAMPLER_TOKEN"),
+		Token:       os.Getenv("TRIAGE_TOKEN"),
 		Provider:    prov,
 		Concurrency: 8,
 		Logger:      slog.Default(),
