@@ -2,8 +2,8 @@ package pipeline_test
 
 import (
 	"context"
-	"math/rand/v2"
-	"sync"
+	"fmt"
+	"log/slog"
 	"testing"
 	"time"
 
@@ -111,18 +111,39 @@ func (s *stepper) expect(t *testing.T, i int, what string) {
 	}
 }
 
-// TestStalledPartitionResumesWhileFetchesRaceTheWorker: with one worker and
-// a queue of one, every slot the worker frees must move the stalled event
-// into the queue, even when the slot is freed while the poll loop is busy
-// with records of another topic. Each round releases one decision while a
-// burst of rule-decided documents is being consumed, waits until the burst
-// is done (after that nothing else arrives to wake the poll loop), then
-// releases the next decision: the stalled event must reach the decider.
-// Before the wake goroutine was joined, a goroutine left over from an
-// earlier poll could take the worker's signal, and the partition stayed
-// paused.
-func TestStalledPartitionResumesWhileFetchesRaceTheWorker(t *testing.T) {
-	const rounds, burst = 20, 8
+// onLog is a slog.Handler that calls fn in the goroutine that logs.
+type onLog struct {
+	slog.Handler
+	fn func(slog.Record)
+}
+
+func (h onLog) Enabled(context.Context, slog.Level) bool { return true }
+
+func (h onLog) Handle(ctx context.Context, r slog.Record) error {
+	h.fn(r)
+	return h.Handler.Handle(ctx, r)
+}
+
+func (h onLog) WithAttrs(as []slog.Attr) slog.Handler { return onLog{h.Handler.WithAttrs(as), h.fn} }
+func (h onLog) WithGroup(name string) slog.Handler    { return onLog{h.Handler.WithGroup(name), h.fn} }
+
+// TestStalledPartitionResumesAfterARacingPoll: with one worker and a queue
+// of one, a slot the worker frees while the poll loop is busy must still
+// move the stalled event into the queue once nothing else arrives.
+//
+// Each round sends a burst of documents ending in a malformed record. With
+// MaxPollRecords 1 every poll of the burst finds its record already
+// fetched and returns at once, so the poll's wake goroutine may not have
+// started waiting yet when the poll ends. The malformed record is logged as
+// dead-lettered from the poll loop itself, after that poll's retryStalled:
+// the log hook then releases one decision and waits until the worker has
+// taken the next item off the queue, so the worker's signal comes after
+// retryStalled looked and before the next poll starts. Once the burst is
+// done nothing else arrives, and the next release must find the stalled
+// event in the queue. Before stopping a poll joined its wake goroutine,
+// that goroutine could take the signal and the partition stayed paused.
+func TestStalledPartitionResumesAfterARacingPoll(t *testing.T) {
+	const rounds, burst = 16, 4 // before the fix, most runs failed within two rounds
 	brokers := startBroker(t)
 	n := 2*rounds + 3
 	var amb []*kgo.Record
@@ -134,44 +155,59 @@ func TestStalledPartitionResumesWhileFetchesRaceTheWorker(t *testing.T) {
 	produce(t, brokers, amb)
 
 	s := newStepper(n)
-	res := newResults()
-	var mu sync.Mutex
-	trigger := "" // the document whose decision releases the decider
-	onResult := func(r pipeline.Result) {
-		if r.Decision != nil {
-			mu.Lock()
-			if r.Decision.EventID == trigger {
-				s.release <- struct{}{}
-			}
-			mu.Unlock()
+	taken := make(chan string, 1) // the item the worker took in a hooked round
+	hook := func(r slog.Record) {
+		if r.Message != "dead-lettered" {
+			return
 		}
-		res.add(r)
+		s.release <- struct{}{}
+		select {
+		case id := <-s.entered:
+			taken <- id
+		case <-time.After(waitTimeout):
+			taken <- "none"
+		}
 	}
-	p, stop := startPipeline(t, pipeline.Config{Brokers: brokers, Group: "wake", Decider: s, Workers: 1, QueueSize: 1, OnResult: onResult})
+	res := newResults()
+	p, stop := startPipeline(t, pipeline.Config{
+		Brokers: brokers, Group: "wake", Decider: s, Workers: 1, QueueSize: 1, MaxPollRecords: 1,
+		OnResult: res.add, Logger: slog.New(onLog{testLogger(t).Handler(), hook}),
+	})
 	s.expect(t, 0, "start")
-	waitFor(t, "a paused partition", func() bool { return len(p.Paused()) == 1 })
 
-	// Invariant at the start of round r: the worker holds event 2r, the
-	// queue holds 2r+1 and 2r+2 is stalled.
-	cl := newClient(t, brokers)
+	// Once the partition is paused in round r, the worker holds event 2r
+	// and the queue 2r+1: a stall means the queue was full, and only the
+	// worker, held by the decider, takes from it. The hook's release must
+	// not need the poll loop it blocks, so each round waits for the pause.
 	docs := 0
 	for r := range rounds {
 		i := 2 * r
-		mu.Lock()
-		trigger = eventID(docs+rand.IntN(burst), "clear")
-		mu.Unlock()
+		waitFor(t, fmt.Sprintf("round %d: a paused partition", r), func() bool { return len(p.Paused()) == 1 })
+		var recs []*kgo.Record
 		for range burst {
 			d := record("events.documents", doc(eventID(docs, "clear"), "payslip_v1", "Salary"))
-			if err := cl.ProduceSync(t.Context(), d).FirstErr(); err != nil {
-				t.Fatalf("round %d: produce: %v", r, err)
-			}
+			d.Key = []byte("one-document") // one partition, so one fetch, in order
+			recs = append(recs, d)
 			docs++
 		}
-		s.expect(t, i+1, "released during the burst")
-		res.waitFor(t, docs+i+1)
+		recs = append(recs, &kgo.Record{Topic: "events.documents", Key: []byte("one-document"), Value: []byte("not json")})
+		produce(t, brokers, recs)
+		select {
+		case id := <-taken:
+			if want := eventID(i+1, "amb"); id != want {
+				t.Fatalf("round %d: the worker took %s after the release, want %s", r, id, want)
+			}
+		case <-time.After(waitTimeout):
+			t.Fatalf("round %d: the malformed record was not dead-lettered within %s", r, waitTimeout)
+		}
+		res.waitFor(t, (r+1)*(burst+1)+i+1) // the burst, its dead letter and events 0..i
 		s.release <- struct{}{}
-		s.expect(t, i+2, "released after the burst (the stalled event)")
+		s.expect(t, i+2, fmt.Sprintf("round %d: the stalled event after a worker freed the queue", r))
 	}
+	for range n - 2*rounds {
+		s.release <- struct{}{}
+	}
+	res.waitFor(t, rounds*(burst+1)+n)
 	if err := stop(); err != nil {
 		t.Fatal(err)
 	}
