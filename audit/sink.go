@@ -17,6 +17,7 @@ import (
 
 	"github.com/triage-dev/triage/internal/deadletter"
 	"github.com/triage-dev/triage/internal/kafka"
+	"github.com/triage-dev/triage/internal/retry"
 )
 
 // SinkOptions configure a Sink. The zero value of every optional field
@@ -51,7 +52,7 @@ type SinkOptions struct {
 	InsertTimeout time.Duration
 	// MinBackoff and MaxBackoff bound the wait between failed inserts: it
 	// starts at MinBackoff and doubles after each failure up to
-	// MaxBackoff, and each wait is jittered by ±20% so that sinks that
+	// MaxBackoff, and each wait is jittered (internal/retry) so that sinks that
 	// failed together do not retry in step. While inserts fail, fetching
 	// is paused and the batch is kept: nothing is dropped and nothing is
 	// committed, however long ClickHouse is away. Defaults 200 ms and 10 s.
@@ -293,7 +294,7 @@ func (s *Sink) flush(ctx context.Context) error {
 		s.mu.Unlock()
 		return struct{}{}, last
 	},
-		backoff.WithBackOff(s.retryBackOff()),
+		backoff.WithBackOff(retry.NewBackOff(s.opts.MinBackoff, s.opts.MaxBackoff)),
 		backoff.WithMaxElapsedTime(0), // ClickHouse may be away for long: nothing is dropped
 		backoff.WithNotify(func(err error, wait time.Duration) {
 			if !paused {
@@ -312,21 +313,6 @@ func (s *Sink) flush(ctx context.Context) error {
 	}
 	return nil
 }
-
-// retryBackOff is the wait between failed flush attempts: MinBackoff, doubling
-// up to MaxBackoff, each wait jittered by ±backoffJitter.
-func (s *Sink) retryBackOff() *backoff.ExponentialBackOff {
-	return &backoff.ExponentialBackOff{
-		InitialInterval:     s.opts.MinBackoff,
-		RandomizationFactor: backoffJitter,
-		Multiplier:          2,
-		MaxInterval:         s.opts.MaxBackoff,
-	}
-}
-
-// backoffJitter spreads retries so that sinks which failed together (one
-// ClickHouse outage) do not retry in step.
-const backoffJitter = 0.2
 
 // flushLocked makes one attempt to insert what the batch has not inserted
 // yet, to write its dead letters and to commit its offsets; s.mu is held. A

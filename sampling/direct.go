@@ -10,9 +10,9 @@ import (
 	"github.com/cenkalti/backoff/v5"
 
 	"github.com/triage-dev/triage/audit"
+	"github.com/triage-dev/triage/internal/retry"
 	"github.com/triage-dev/triage/llm"
 	"github.com/triage-dev/triage/pipeline"
-	"github.com/triage-dev/triage/sampling/internal/retry"
 )
 
 // DirectOptions configure Direct. Zero values mean the defaults in comments.

@@ -6,7 +6,7 @@ import (
 
 	"github.com/cenkalti/backoff/v5"
 
-	"github.com/triage-dev/triage/sampling/internal/retry"
+	"github.com/triage-dev/triage/internal/retry"
 )
 
 // backoff returns a new exponential back-off with jitter between

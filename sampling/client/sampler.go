@@ -14,7 +14,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"golang.org/x/sync/errgroup"
 
-	"github.com/triage-dev/triage/sampling/internal/retry"
+	"github.com/triage-dev/triage/internal/retry"
 	"github.com/triage-dev/triage/sampling/work"
 )
 

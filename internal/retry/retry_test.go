@@ -8,8 +8,8 @@ import (
 
 	"github.com/cenkalti/backoff/v5"
 
+	"github.com/triage-dev/triage/internal/retry"
 	"github.com/triage-dev/triage/llm"
-	"github.com/triage-dev/triage/sampling/internal/retry"
 )
 
 func TestBackOffGrowsWithJitterWithinBounds(t *testing.T) {

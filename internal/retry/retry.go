@@ -1,7 +1,8 @@
-// Package retry is the one back-off and retry policy of triage's LLM stage,
-// on github.com/cenkalti/backoff/v5: the sampler's reconnects, calls and
-// answers (package sampling/client) and the consumer's direct provider
-// calls (package sampling) use it alike.
+// Package retry is triage's one back-off and retry policy, on
+// github.com/cenkalti/backoff/v5: the sampler's reconnects, calls and
+// answers (package sampling/client), the consumer's direct provider calls
+// (package sampling) and the ClickHouse sink's inserts (package audit) use
+// it alike; provider calls also honour Retry-After.
 package retry
 
 import (
