@@ -1,0 +1,172 @@
+package demo
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"maps"
+	"os"
+	"slices"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/triage-dev/triage/pipeline"
+)
+
+// Report is the JSON form of a summary (written by --summary-json).
+type Report struct {
+	EventsIn     int                `json:"events_in"`
+	Decisions    int                `json:"decisions"`
+	DLQ          int                `json:"dlq"`
+	AuditRecords int                `json:"audit_records"`
+	Attempts     int                `json:"sampling_attempts"`
+	ByPath       map[string]int     `json:"by_path"`
+	ByOutcome    map[string]int     `json:"by_outcome"`
+	ByType       map[string]int     `json:"by_type"`
+	ByDLQReason  map[string]int     `json:"by_dlq_reason"`
+	ByFallback   map[string]int     `json:"by_fallback_reason"`
+	DurationS    float64            `json:"duration_s"`
+	RecordsPerS  float64            `json:"records_per_s"`
+	LatencyMS    map[string]float64 `json:"latency_ms"`
+	// Missing counts produced events with neither a decision nor a dead
+	// letter; Duplicates counts results beyond the first for an event.
+	Missing    int `json:"missing"`
+	Duplicates int `json:"duplicates"`
+	// AuditRead counts the audit records of this run's events read back
+	// from the audit topic; AuditMismatched counts events whose records
+	// there are not one decision record plus one per sampling attempt (none
+	// for a dead letter).
+	AuditRead       int `json:"audit_read"`
+	AuditMismatched int `json:"audit_mismatched"`
+	// Complete says every produced event has exactly one decision or dead
+	// letter; AuditComplete that the audit topic holds exactly the records
+	// the decisions call for. Problems says why either is false.
+	Complete      bool     `json:"complete"`
+	AuditComplete bool     `json:"audit_complete"`
+	Problems      []string `json:"problems,omitempty"`
+	Sampler       string   `json:"sampler"`
+}
+
+// Report snapshots the summary. sampler names what decided ambiguous events.
+func (s *Summary) Report(sampler string) Report {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	end := s.last
+	if end.IsZero() {
+		end = time.Now()
+	}
+	dur := end.Sub(s.start).Seconds()
+	r := Report{
+		EventsIn: s.eventsIn, Decisions: s.decisions, DLQ: s.dlq, AuditRecords: s.audit, Attempts: s.attempts,
+		ByPath: maps.Clone(s.byPath), ByOutcome: maps.Clone(s.byOutcome), ByType: maps.Clone(s.byType),
+		ByDLQReason: maps.Clone(s.byDLQ), ByFallback: maps.Clone(s.byReason),
+		DurationS: dur, LatencyMS: map[string]float64{}, Sampler: sampler,
+	}
+	if dur > 0 {
+		r.RecordsPerS = float64(s.decisions+s.dlq) / dur
+	}
+	for _, path := range []string{pipeline.PathRule, pipeline.PathSampled, pipeline.PathCache, pipeline.PathFallback} {
+		r.LatencyMS[path+"_p50"] = ms(s.latency[path].Quantile(0.50))
+		r.LatencyMS[path+"_p99"] = ms(s.latency[path].Quantile(0.99))
+	}
+	s.check(&r)
+	return r
+}
+
+// check compares what the pipeline reported with what was produced and
+// what the audit topic holds.
+func (s *Summary) check(r *Report) {
+	for _, a := range s.events {
+		if !a.produced {
+			continue
+		}
+		switch {
+		case a.results == 0:
+			r.Missing++
+		case a.results > 1:
+			r.Duplicates += a.results - 1
+		}
+		r.AuditRead += a.auditDecisions + a.auditOthers
+		want := 0
+		if a.decided {
+			want = 1
+		}
+		if a.auditDecisions != want || a.auditOthers != want*a.attempts {
+			r.AuditMismatched++
+		}
+	}
+	if !s.tracked {
+		r.Problems = append(r.Problems, "the produced events were not tracked, so none can be checked")
+	}
+	if r.Missing > 0 {
+		r.Problems = append(r.Problems, fmt.Sprintf("%d of %d events have no decision or DLQ record", r.Missing, s.eventsIn))
+	}
+	if r.Duplicates > 0 {
+		r.Problems = append(r.Problems, fmt.Sprintf("%d decision or DLQ records repeat an event", r.Duplicates))
+	}
+	if !s.auditRead {
+		r.Problems = append(r.Problems, "the audit topic was not read back")
+	}
+	if r.AuditMismatched > 0 {
+		r.Problems = append(r.Problems, fmt.Sprintf("%d events lack audit records, or have extra ones, on the audit topic", r.AuditMismatched))
+	}
+	r.Complete = s.tracked && r.Missing == 0 && r.Duplicates == 0
+	r.AuditComplete = s.tracked && s.auditRead && r.AuditMismatched == 0
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// WriteTable prints the report for people.
+func (r Report) WriteTable(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "events in\t%d\n", r.EventsIn)
+	fmt.Fprintf(tw, "decisions\t%d\n", r.Decisions)
+	fmt.Fprintf(tw, "dead-lettered\t%d\n", r.DLQ)
+	fmt.Fprintf(tw, "audit records\t%d (%d decisions + %d sampling attempts)\n", r.AuditRecords, r.Decisions, r.Attempts)
+	fmt.Fprintf(tw, "duration\t%.2f s (%.0f records/s)\n", r.DurationS, r.RecordsPerS)
+	fmt.Fprintf(tw, "ambiguous events decided by\t%s\n", r.Sampler)
+	writeCounts(tw, "by path", r.ByPath, r.Decisions)
+	writeCounts(tw, "by type", r.ByType, r.Decisions)
+	writeCounts(tw, "by outcome", r.ByOutcome, r.Decisions)
+	writeCounts(tw, "fallback reason", r.ByFallback, r.Decisions)
+	writeCounts(tw, "DLQ reason", r.ByDLQReason, r.DLQ)
+	fmt.Fprintln(tw, "latency (produce → decision acked)\tp50 ms\tp99 ms")
+	for _, path := range []string{pipeline.PathRule, pipeline.PathSampled, pipeline.PathCache, pipeline.PathFallback} {
+		if r.ByPath[path] > 0 {
+			fmt.Fprintf(tw, "  %s\t%.1f\t%.1f\n", path, r.LatencyMS[path+"_p50"], r.LatencyMS[path+"_p99"])
+		}
+	}
+	check := "OK: every event has a decision or a DLQ record; every decision and sampling attempt an audit record"
+	if !r.Complete || !r.AuditComplete {
+		check = "INCOMPLETE: " + strings.Join(r.Problems, "; ")
+	}
+	fmt.Fprintf(tw, "check\t%s\n", check)
+	return tw.Flush()
+}
+
+func writeCounts(w io.Writer, title string, m map[string]int, total int) {
+	keys := slices.Collect(maps.Keys(m))
+	sort.Strings(keys)
+	fmt.Fprintf(w, "%s\t\t\n", title)
+	for _, k := range keys {
+		share := 0.0
+		if total > 0 {
+			share = 100 * float64(m[k]) / float64(total)
+		}
+		fmt.Fprintf(w, "  %s\t%d\t%.1f %%\n", k, m[k], share)
+	}
+}
+
+// WriteJSON writes the report to path.
+func (r Report) WriteJSON(path string) error {
+	data, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return fmt.Errorf("demo: encode summary: %w", err)
+	}
+	if err := os.WriteFile(path, append(data, '\n'), 0o644); err != nil {
+		return fmt.Errorf("demo: write summary: %w", err)
+	}
+	return nil
+}
