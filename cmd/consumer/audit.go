@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -55,64 +56,131 @@ func subcommand(ctx context.Context, args []string, stdout, stderr io.Writer) (c
 }
 
 // clickhouseSink is the audit sink with its connection, as the pipeline
-// process and `consumer sink` run it.
+// process and `consumer sink` run it. It reaches ClickHouse in the
+// background (run), so that the decisions, which do not need ClickHouse,
+// go on during an outage; what the pipeline writes meanwhile waits in the
+// audit and decisions topics until the sink stores it.
 type clickhouseSink struct {
+	dsn       string
+	opts      audit.SinkOptions
+	log       *slog.Logger
+	connected prometheus.Gauge
+
+	up   chan struct{} // closed once conn and sink are set
 	conn driver.Conn
 	sink *audit.Sink
+
+	mu          sync.Mutex
+	unreachable error // the last failed attempt's error, until up
 }
 
-// startClickHouse connects to cfg.ClickHouse, applies the schema
-// migrations and creates the sink; Run starts it.
-func startClickHouse(ctx context.Context, cfg config.Config, brokers []string, log *slog.Logger, reg prometheus.Registerer) (*clickhouseSink, error) {
-	conn, err := openMigrated(ctx, cfg.ClickHouse, log)
-	if err != nil {
+// newClickHouseSink checks cfg.ClickHouse and registers the sink's metrics;
+// run connects and runs it. A DSN that does not parse fails here, at start,
+// where an unreachable server is waited for.
+func newClickHouseSink(cfg config.Config, brokers []string, log *slog.Logger, reg prometheus.Registerer) (*clickhouseSink, error) {
+	if err := audit.CheckDSN(cfg.ClickHouse); err != nil {
 		return nil, err
 	}
 	metrics, err := audit.NewSinkMetrics(reg)
 	if err != nil {
-		conn.Close()
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
-	sink, err := audit.NewSink(conn, audit.SinkOptions{
-		Brokers: brokers, Group: cfg.Group + "-clickhouse",
-		AuditTopic: cfg.AuditTopic, DecisionsTopic: cfg.DecisionsTopic, DLQTopic: cfg.SinkDLQTopic,
-		Logger: log, Metrics: metrics,
-		ClientOpts: []kgo.Opt{kgo.SessionTimeout(cfg.SessionTimeout)},
+	connected := prometheus.NewGauge(prometheus.GaugeOpts{
+		Name: "triage_sink_connected",
+		Help: "1 once the ClickHouse sink has reached ClickHouse and applied the migrations; 0 while it waits for the server.",
 	})
-	if err != nil {
-		conn.Close()
-		return nil, err
+	if err := reg.Register(connected); err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
 	}
-	return &clickhouseSink{conn: conn, sink: sink}, nil
+	return &clickhouseSink{
+		dsn: cfg.ClickHouse,
+		opts: audit.SinkOptions{
+			Brokers: brokers, Group: cfg.Group + "-clickhouse",
+			AuditTopic: cfg.AuditTopic, DecisionsTopic: cfg.DecisionsTopic, DLQTopic: cfg.SinkDLQTopic,
+			Logger: log, Metrics: metrics,
+			ClientOpts: []kgo.Opt{kgo.SessionTimeout(cfg.SessionTimeout)},
+		},
+		log:       log,
+		connected: connected,
+		up:        make(chan struct{}),
+	}, nil
 }
 
-func (c *clickhouseSink) close() { c.conn.Close() }
+// run connects to ClickHouse, waiting out an unreachable server, applies
+// the schema migrations and runs the sink, until ctx ends. Stopping before
+// the server was reached is a clean stop: nothing was polled. Any error
+// other than unreachability (refused credentials, a rejected migration)
+// ends run.
+func (c *clickhouseSink) run(ctx context.Context) error {
+	conn, res, err := audit.OpenMigrated(ctx, c.dsn, audit.ConnectOptions{Logger: c.log, OnUnreachable: c.setUnreachable})
+	if err != nil {
+		if errors.Is(err, audit.ErrUnreachable) && ctx.Err() != nil {
+			c.log.Info("sink: stopped before ClickHouse could be reached", "err", err)
+			return nil
+		}
+		return fmt.Errorf("sink: %w", err)
+	}
+	defer conn.Close()
+	c.log.Info("clickhouse schema up to date", "server", res.Server.String(), "applied", res.Applied, "waiting_for_newer_server", res.Waiting)
+	sink, err := audit.NewSink(conn, c.opts)
+	if err != nil {
+		return err
+	}
+	c.conn, c.sink = conn, sink
+	close(c.up)
+	c.connected.Set(1)
+	return sink.Run(ctx)
+}
 
-// waitCaughtUp waits until everything written to the audit and decisions
-// topics so far is stored.
+func (c *clickhouseSink) setUnreachable(err error) {
+	c.mu.Lock()
+	c.unreachable = err
+	c.mu.Unlock()
+}
+
+// status is "" once the sink is storing, or what it waits for.
+func (c *clickhouseSink) status() string {
+	select {
+	case <-c.up:
+		select {
+		case <-c.sink.Ready():
+			return ""
+		default:
+			return "starting"
+		}
+	default:
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.unreachable != nil {
+		return "waiting for ClickHouse: " + c.unreachable.Error()
+	}
+	return "connecting to ClickHouse"
+}
+
+// waitCaughtUp waits, at most catchUpTimeout, until the sink has reached
+// ClickHouse and stored everything written to the audit and decisions
+// topics so far.
 func (c *clickhouseSink) waitCaughtUp(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, catchUpTimeout)
 	defer cancel()
+	select {
+	case <-c.up:
+	case <-ctx.Done():
+		return fmt.Errorf("the sink never reached ClickHouse (%s; bound %s): %w", c.status(), catchUpTimeout, ctx.Err())
+	}
 	return c.sink.WaitCaughtUp(ctx)
 }
 
-// openMigrated creates the DSN's database if need be, connects and applies
-// the schema migrations.
-func openMigrated(ctx context.Context, dsn string, log *slog.Logger) (driver.Conn, error) {
-	if err := audit.CreateDatabase(ctx, dsn); err != nil {
-		return nil, err
+// report prints the dashboards; it waits for nothing, so call it after
+// waitCaughtUp.
+func (c *clickhouseSink) report(ctx context.Context, w io.Writer) error {
+	select {
+	case <-c.up:
+		return printReport(ctx, c.conn, map[string]string{}, w)
+	default:
+		return errors.New("the sink has not reached ClickHouse")
 	}
-	conn, err := audit.Open(ctx, dsn)
-	if err != nil {
-		return nil, err
-	}
-	res, err := audit.Migrate(ctx, conn)
-	if err != nil {
-		conn.Close()
-		return nil, err
-	}
-	log.Info("clickhouse schema up to date", "server", res.Server.String(), "applied", res.Applied, "waiting_for_newer_server", res.Waiting)
-	return conn, nil
 }
 
 func runSink(ctx context.Context, args []string, stderr io.Writer) int {
@@ -137,16 +205,15 @@ func runSink(ctx context.Context, args []string, stderr io.Writer) int {
 	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	cs, err := startClickHouse(ctx, cfg, cfg.Brokers, log, reg)
+	cs, err := newClickHouseSink(cfg, cfg.Brokers, log, reg)
 	if err != nil {
 		log.Error("sink stopped", "err", err)
 		return 1
 	}
-	defer cs.close()
 	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error { return cs.sink.Run(gctx) })
+	g.Go(func() error { return cs.run(gctx) })
 	if cfg.HTTPListen != "" {
-		if err := serveHTTP(g, gctx, cfg.HTTPListen, opsHandler(reg, cs.sink.Ready()), log); err != nil {
+		if err := serveHTTP(g, gctx, cfg.HTTPListen, opsHandler(reg, part{name: "sink", status: cs.status, required: true}), log); err != nil {
 			log.Error("sink stopped", "err", err)
 			return 1
 		}

@@ -14,12 +14,12 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -95,12 +95,13 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return fmt.Errorf("metrics: %w", err)
 	}
 
+	// The sink reaches ClickHouse in the background: the decisions do not
+	// wait for it (see clickhouseSink).
 	var ch *clickhouseSink
 	if cfg.ClickHouse != "" {
-		if ch, err = startClickHouse(ctx, cfg, brokers, log, reg); err != nil {
+		if ch, err = newClickHouseSink(cfg, brokers, log, reg); err != nil {
 			return err
 		}
-		defer ch.close()
 	}
 
 	stage, err := newLLMStage(cfg, log, reg)
@@ -144,11 +145,14 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		reloadOnSIGHUP(pctx, live, log)
 		return nil
 	})
+	parts := []part{{name: "pipeline", status: closedStatus(p.Ready()), required: true}}
 	if ch != nil {
-		g.Go(func() error { return ch.sink.Run(pctx) })
+		g.Go(func() error { return ch.run(pctx) })
+		// The sink's readiness is a detail: the decisions go on without it.
+		parts = append(parts, part{name: "sink", status: ch.status})
 	}
 	if cfg.HTTPListen != "" {
-		if err := serveHTTP(g, pctx, cfg.HTTPListen, opsHandler(reg, p.Ready()), log); err != nil {
+		if err := serveHTTP(g, pctx, cfg.HTTPListen, opsHandler(reg, parts...), log); err != nil {
 			cancelPipeline()
 			_ = g.Wait()
 			return err
@@ -183,9 +187,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		}
 		if ch != nil {
 			opts.CatchUp = ch.waitCaughtUp
-			opts.Dashboards = func(ctx context.Context, w io.Writer) error {
-				return printReport(ctx, ch.conn, map[string]string{}, w)
-			}
+			opts.Dashboards = ch.report
 		}
 		g.Go(func() error {
 			defer cancelPipeline()
@@ -252,19 +254,71 @@ func isLoopback(host string) bool {
 	return host == "localhost" || (ip != nil && ip.IsLoopback())
 }
 
-// opsHandler serves the operational endpoints.
-func opsHandler(reg *prometheus.Registry, ready <-chan struct{}) http.Handler {
+// part is a component whose readiness /readyz reports.
+type part struct {
+	name string
+	// status is "" once the part is ready, or what it waits for.
+	status func() string
+	// required parts decide /readyz; the others are details that
+	// /readyz?verbose and /readyz/NAME show.
+	required bool
+}
+
+// closedStatus is the status of a part that is ready once ready is closed.
+func closedStatus(ready <-chan struct{}) func() string {
+	return func() string {
+		select {
+		case <-ready:
+			return ""
+		default:
+			return "starting"
+		}
+	}
+}
+
+// opsHandler serves the operational endpoints. /readyz answers 200 once
+// every required part is ready, 503 before; with ?verbose it lists every
+// part ("[+]name ready" or "[-]name what it waits for"). /readyz/NAME
+// answers for one part, required or not.
+func opsHandler(reg *prometheus.Registry, parts ...part) http.Handler {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
-	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, _ *http.Request) {
-		select {
-		case <-ready:
-			fmt.Fprintln(w, "ready")
-		default:
-			http.Error(w, "starting", http.StatusServiceUnavailable)
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		var b strings.Builder
+		ready := true
+		for _, p := range parts {
+			st := p.status()
+			switch {
+			case st == "":
+				fmt.Fprintf(&b, "[+]%s ready\n", p.name)
+			case p.required:
+				ready = false
+				fmt.Fprintf(&b, "[-]%s %s\n", p.name, st)
+			default:
+				fmt.Fprintf(&b, "[-]%s %s (not required)\n", p.name, st)
+			}
 		}
+		code, verdict := http.StatusOK, "ready"
+		if !ready {
+			code, verdict = http.StatusServiceUnavailable, "starting"
+		}
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		w.WriteHeader(code)
+		if r.URL.Query().Has("verbose") {
+			fmt.Fprint(w, b.String())
+		}
+		fmt.Fprintln(w, verdict)
 	})
+	for _, p := range parts {
+		mux.HandleFunc("GET /readyz/"+p.name, func(w http.ResponseWriter, _ *http.Request) {
+			if st := p.status(); st != "" {
+				http.Error(w, st, http.StatusServiceUnavailable)
+				return
+			}
+			fmt.Fprintln(w, "ready")
+		})
+	}
 	return mux
 }
 
