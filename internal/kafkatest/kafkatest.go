@@ -1,6 +1,7 @@
 // Package kafkatest holds the Kafka helpers that triage's tests share:
 // reading a topic to its end, comparing a group's commits with the end
-// offsets. Tests run them against the embedded (kfake) broker.
+// offsets. Tests run them against the embedded (kfake) broker, or against
+// the real Apache Kafka broker that ApacheKafka starts with scripts/kafka.
 package kafkatest
 
 import (

@@ -1,0 +1,156 @@
+package kafkatest
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// EnvBrokers names the environment variable that points ApacheKafka at an
+// existing broker instead of starting one: comma-separated host:port seeds.
+const EnvBrokers = "TRIAGE_KAFKA_BROKERS"
+
+// exitUnavailable is scripts/kafka's exit code for "no broker can be had on
+// this machine".
+const exitUnavailable = 3
+
+// scriptTimeout bounds one run of scripts/kafka: a broker start, or waiting
+// for another binary's start to release the script's lock.
+const scriptTimeout = 3 * time.Minute
+
+var apache struct {
+	once    sync.Once
+	brokers []string
+	log     string
+	err     error
+}
+
+// ApacheKafka returns the seed brokers of the shared Apache Kafka broker (a
+// single KRaft node), starting it with scripts/kafka (default work directory,
+// KAFKA_PORT and KAFKA_CONTROLLER_PORT from the environment) the first time a
+// test binary asks. scripts/kafka start is idempotent and serialised by a
+// lock, so every test binary of a run shares one broker: tests must create
+// their own topics, groups and transactional IDs with Name. If
+// TRIAGE_KAFKA_BROKERS is set, ApacheKafka returns it and starts nothing.
+//
+// Tests never fetch the broker's jars (KAFKA_NO_INSTALL=1): scripts/test does
+// that before any test runs. Where no broker can be had, the test fails with
+// the reason and what to run; it never skips.
+func ApacheKafka(t testing.TB) []string {
+	t.Helper()
+	if seeds := os.Getenv(EnvBrokers); seeds != "" {
+		return strings.Split(seeds, ",")
+	}
+	apache.once.Do(func() {
+		var out string
+		out, apache.log, apache.err = runKafkaScript("start")
+		if apache.err == nil {
+			if out == "" {
+				apache.err = errors.New("scripts/kafka start printed no bootstrap address")
+			}
+			apache.brokers = strings.Split(out, ",")
+		}
+	})
+	if apache.log != "" {
+		t.Logf("scripts/kafka start: %s", apache.log)
+	}
+	if apache.err != nil {
+		var ue *unavailableError
+		if errors.As(apache.err, &ue) {
+			t.Fatalf("kafkatest: %v\nthis test needs an Apache Kafka broker: run ./scripts/test, which fetches and starts one, or scripts/kafka start, or set %s", apache.err, EnvBrokers)
+		}
+		t.Fatalf("kafkatest: %v", apache.err)
+	}
+	return append([]string(nil), apache.brokers...)
+}
+
+var unsafeName = regexp.MustCompile(`[^a-zA-Z0-9._-]+`)
+
+// Name returns a topic, group or transactional ID unique to this test run:
+// the prefix, the test's name and random hex. Tests on a shared broker (see
+// ApacheKafka) name everything they create with it, so parallel tests and
+// test binaries never meet.
+func Name(t testing.TB, prefix string) string {
+	t.Helper()
+	var b [6]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		t.Fatal(err)
+	}
+	name := unsafeName.ReplaceAllString(t.Name(), "_")
+	if len(name) > 120 { // topic names are at most 249 characters
+		name = name[:120]
+	}
+	return prefix + "." + name + "." + hex.EncodeToString(b[:])
+}
+
+// unavailableError is a script run that ended with exitUnavailable.
+type unavailableError struct{ reason string }
+
+func (e *unavailableError) Error() string { return "Apache Kafka unavailable: " + e.reason }
+
+// runKafkaScript runs scripts/kafka with args and KAFKA_NO_INSTALL=1 and
+// returns its stdout (the bootstrap address for start) and its stderr
+// (progress and reasons), both trimmed.
+func runKafkaScript(args ...string) (stdout, stderr string, err error) {
+	script, err := kafkaScriptPath()
+	if err != nil {
+		return "", "", err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), scriptTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "bash", append([]string{script}, args...)...)
+	// Tests start a broker from fetched jars but never fetch them: that
+	// reaches a package registry, which scripts/test does before the tests.
+	cmd.Env = append(os.Environ(), "KAFKA_NO_INSTALL=1")
+	var out, errOut bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errOut
+	// The script hands the broker its own stdio, so its pipes close when it
+	// exits; WaitDelay guards against a regression holding them open.
+	cmd.WaitDelay = 5 * time.Second
+	err = cmd.Run()
+	stdout, stderr = strings.TrimSpace(out.String()), strings.TrimSpace(errOut.String())
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+		return stdout, stderr, nil
+	case errors.As(err, &exit) && exit.ExitCode() == exitUnavailable:
+		reason := stderr
+		if i := strings.LastIndexByte(reason, '\n'); i >= 0 {
+			reason = reason[i+1:]
+		}
+		return stdout, stderr, &unavailableError{reason: strings.TrimPrefix(reason, "kafka: unavailable: ")}
+	default:
+		return stdout, stderr, fmt.Errorf("scripts/kafka %s: %w\n%s", strings.Join(args, " "), err, stderr)
+	}
+}
+
+// kafkaScriptPath finds scripts/kafka in the module root: the nearest
+// directory above the working directory (a test's package directory) that
+// holds go.mod.
+func kafkaScriptPath() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", fmt.Errorf("kafkatest: %w", err)
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return filepath.Join(dir, "scripts", "kafka"), nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("kafkatest: no go.mod above the working directory")
+		}
+		dir = parent
+	}
+}
