@@ -219,6 +219,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 
 	// Shutdown: no more records enter; everything already taken finishes
 	// within DrainTimeout or is handed back uncommitted.
+	p.log.Info("shutdown: draining in-flight events", "in_flight", p.offsets.InFlight(nil), "timeout", p.cfg.DrainTimeout)
 	close(p.queue)
 	drainCtx, cancelDrain := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.DrainTimeout)
 	defer cancelDrain()

@@ -39,6 +39,10 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
+	// The first signal starts the graceful shutdown (which drains in-flight events and commits);
+	// restoring the default handling then lets a second one end the process
+	// at once, as operators expect of a stuck shutdown.
+	context.AfterFunc(ctx, stop)
 	os.Exit(run(ctx, os.Args[1:]))
 }
 
