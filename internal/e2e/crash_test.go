@@ -16,15 +16,12 @@ import (
 	"github.com/triage-dev/triage/pipeline"
 )
 
-// produceEvents writes n generated events (some malformed) and returns how
-// many went to each input topic.
-func produceEvents(t *testing.T, brokers []string, n int, seed int64) {
+// produceEvents writes n generated events (some malformed) to the run's
+// input topics.
+func produceEvents(t *testing.T, k kafka, n int, seed int64) {
 	t.Helper()
-	gen, err := loadgen.NewGenerator(loadgen.Config{Seed: seed, Bad: 0.02})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cl, err := kgo.NewClient(append(loadgen.ProducerClientOpts(), kgo.SeedBrokers(brokers...))...)
+	gen := k.generator(t, loadgen.Config{Seed: seed, Bad: 0.02})
+	cl, err := kgo.NewClient(append(loadgen.ProducerClientOpts(), kgo.SeedBrokers(k.brokers...))...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -39,10 +36,10 @@ func produceEvents(t *testing.T, brokers []string, n int, seed int64) {
 
 // outputs counts decisions per event id, and distinct dead-lettered source
 // records (a DLQ record may repeat after a kill, like a decision).
-func outputs(t *testing.T, brokers []string) (decided map[string]int, dlq int) {
+func outputs(t *testing.T, k kafka) (decided map[string]int, dlq int) {
 	t.Helper()
 	decided = map[string]int{}
-	for _, r := range kafkatest.ReadTopic(t, brokers, "decisions") {
+	for _, r := range kafkatest.ReadTopic(t, k.brokers, k.decisions) {
 		var d pipeline.Decision
 		if err := json.Unmarshal(r.Value, &d); err != nil {
 			t.Fatal(err)
@@ -50,7 +47,7 @@ func outputs(t *testing.T, brokers []string) (decided map[string]int, dlq int) {
 		decided[d.EventID]++
 	}
 	sources := map[string]bool{}
-	for _, r := range kafkatest.ReadTopic(t, brokers, "events.dlq") {
+	for _, r := range kafkatest.ReadTopic(t, k.brokers, k.dlq) {
 		var src []string
 		for _, h := range r.Headers {
 			switch h.Key {
@@ -64,26 +61,26 @@ func outputs(t *testing.T, brokers []string) (decided map[string]int, dlq int) {
 }
 
 // waitDecisions waits until the decisions topic holds at least n records.
-func waitDecisions(t *testing.T, brokers []string, n int64, p *proc) {
+func waitDecisions(t *testing.T, k kafka, n int64, p *proc) {
 	t.Helper()
-	adm := kadm.NewClient(kafkatest.Client(t, brokers))
+	adm := kadm.NewClient(kafkatest.Client(t, k.brokers))
 	poll(t, "decisions", func() bool {
 		p.failIfExited(t)
-		ends, err := adm.ListEndOffsets(context.Background(), "decisions")
+		ends, err := adm.ListEndOffsets(context.Background(), k.decisions)
 		var total int64
 		ends.Each(func(o kadm.ListedOffset) { total += o.Offset })
 		return err == nil && total >= n
 	})
 }
 
-// waitCommitted waits until the group has committed the end of every input
-// partition.
-func waitCommitted(t *testing.T, brokers []string, group string, p *proc, topics ...string) {
+// waitCommitted waits until the run's group has committed the end of every
+// input partition.
+func waitCommitted(t *testing.T, k kafka, p *proc) {
 	t.Helper()
-	adm := kadm.NewClient(kafkatest.Client(t, brokers))
-	poll(t, "group "+group+" to commit the end of its topics", func() bool {
+	adm := kadm.NewClient(kafkatest.Client(t, k.brokers))
+	poll(t, "group "+k.group+" to commit the end of its topics", func() bool {
 		p.failIfExited(t)
-		committed, end, err := kafkatest.CommittedAndEnd(context.Background(), adm, group, topics...)
+		committed, end, err := kafkatest.CommittedAndEnd(context.Background(), adm, k.group, k.transactions, k.documents)
 		return err == nil && committed == end
 	})
 }
@@ -94,38 +91,47 @@ func waitCommitted(t *testing.T, brokers []string, group string, p *proc, topics
 // decided before a graceful stop is decided again.
 func TestConsumerStopAndKillLoseNothing(t *testing.T) {
 	bin := binaries(t)
-	brokers := broker(t)
+	for _, b := range kafkatest.Brokers() {
+		t.Run(b.Name, func(t *testing.T) { consumerStopAndKillLoseNothing(t, bin, b) })
+	}
+}
+
+func consumerStopAndKillLoseNothing(t *testing.T, bin map[string]string, b kafkatest.Broker) {
+	k := newKafka(t, b)
 	const n = 30000
-	produceEvents(t, brokers, n, 7)
+	produceEvents(t, k, n, 7)
 	// The builtin sampler (offline scorer over in-memory MCP) decides the
-	// ambiguous events, so that the run also exercises the LLM stage.
+	// ambiguous events, so that the run also exercises the LLM stage. A
+	// session timeout of 6 s, the least Apache Kafka accepts by default
+	// (group.min.session.timeout.ms), bounds how long the restart after the
+	// SIGKILL waits for the killed member's partitions.
 	consumer := func() *proc {
-		return start(t, "consumer", bin["consumer"], "--brokers", strings.Join(brokers, ","), "--mask-key", maskKey, "--http-listen", "",
-			"--mcp-listen", "", "--sampler", "builtin", "--group", "proc", "--log-format", "text",
-			"--drain-timeout", "20s", "--session-timeout", "6s")
+		return start(t, "consumer", bin["consumer"], k.consumerArgs("--mask-key", maskKey, "--http-listen", "",
+			"--mcp-listen", "", "--sampler", "builtin", "--log-format", "text",
+			"--drain-timeout", "20s", "--session-timeout", "6s")...)
 	}
 
 	// 1. SIGTERM mid-run: exit 0, nothing decided twice afterwards.
 	p := consumer()
-	waitDecisions(t, brokers, 2000, p)
+	waitDecisions(t, k, 2000, p)
 	if err := p.stop(t, syscall.SIGTERM); err != nil {
 		t.Fatalf("after SIGTERM: %v", err)
 	}
-	decidedAfterTerm, _ := outputs(t, brokers)
+	decidedAfterTerm, _ := outputs(t, k)
 
 	// 2. SIGKILL mid-run: a restart redoes what was not committed.
 	p = consumer()
-	waitDecisions(t, brokers, int64(len(decidedAfterTerm))+2000, p)
+	waitDecisions(t, k, int64(len(decidedAfterTerm))+2000, p)
 	_ = p.stop(t, syscall.SIGKILL)
 
 	// 3. Run to the end and stop gracefully.
 	p = consumer()
-	waitCommitted(t, brokers, "proc", p, "events.transactions", "events.documents")
+	waitCommitted(t, k, p)
 	if err := p.stop(t, syscall.SIGTERM); err != nil {
 		t.Fatalf("final stop: %v", err)
 	}
 
-	decided, dlq := outputs(t, brokers)
+	decided, dlq := outputs(t, k)
 	if len(decided)+dlq != n {
 		t.Fatalf("%d events decided + %d dead-lettered, want %d", len(decided), dlq, n)
 	}
@@ -141,7 +147,7 @@ func TestConsumerStopAndKillLoseNothing(t *testing.T) {
 	// The kill cut one chain segment per partition short; none may show a
 	// break: records of a segment reach the audit topic in order.
 	segments := map[string][]audit.Record{}
-	for _, r := range kafkatest.ReadTopic(t, brokers, "audit") {
+	for _, r := range kafkatest.ReadTopic(t, k.brokers, k.audit) {
 		var a audit.Record
 		if err := json.Unmarshal(r.Value, &a); err != nil {
 			t.Fatal(err)

@@ -18,7 +18,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/triage-dev/triage/audit"
-	"github.com/triage-dev/triage/internal/embedded"
 	"github.com/triage-dev/triage/internal/kafkatest"
 	"github.com/triage-dev/triage/internal/loadgen"
 	"github.com/triage-dev/triage/internal/testrun"
@@ -127,17 +126,50 @@ func (p *proc) failIfExited(t *testing.T) {
 	}
 }
 
-// broker starts an embedded broker with triage's topics, closed when the
-// test ends, and returns its addresses.
-func broker(t *testing.T) []string {
+// kafka is one test's Kafka: the broker and the topics and group it made for
+// itself. Every run names them with kafkatest.Name, since the Apache Kafka
+// broker outlives the test and other test binaries use it at the same time.
+type kafka struct {
+	brokers                                                 []string
+	group                                                   string
+	transactions, documents, decisions, audit, dlq, sinkDLQ string
+}
+
+// newKafka starts (kfake) or joins (Apache Kafka) the broker and creates the
+// run's topics, four partitions each.
+func newKafka(t *testing.T, b kafkatest.Broker) kafka {
 	t.Helper()
-	topics := []string{"events.transactions", "events.documents", "decisions", "audit", "events.dlq"}
-	b, err := embedded.Start(embedded.Config{Partitions: 4, Topics: topics})
+	k := kafka{
+		brokers:      b.Seeds(t),
+		group:        kafkatest.Name(t, "group"),
+		transactions: kafkatest.Name(t, loadgen.DefaultTransactionsTopic),
+		documents:    kafkatest.Name(t, loadgen.DefaultDocumentsTopic),
+		decisions:    kafkatest.Name(t, loadgen.DefaultDecisionsTopic),
+		audit:        kafkatest.Name(t, "audit"),
+		dlq:          kafkatest.Name(t, loadgen.DefaultDLQTopic),
+		sinkDLQ:      kafkatest.Name(t, "audit.dlq"),
+	}
+	kafkatest.CreateTopics(t, k.brokers, 4, k.transactions, k.documents, k.decisions, k.audit, k.dlq, k.sinkDLQ)
+	return k
+}
+
+// consumerArgs are the consumer's flags for the run's broker, group and
+// topics, followed by extra.
+func (k kafka) consumerArgs(extra ...string) []string {
+	return append([]string{"--brokers", strings.Join(k.brokers, ","), "--group", k.group,
+		"--topics", k.transactions + "," + k.documents, "--decisions-topic", k.decisions,
+		"--audit-topic", k.audit, "--dlq-topic", k.dlq, "--sink-dlq-topic", k.sinkDLQ}, extra...)
+}
+
+// generator returns a generator of cfg's events for the run's input topics.
+func (k kafka) generator(t *testing.T, cfg loadgen.Config) *loadgen.Generator {
+	t.Helper()
+	cfg.Topics = map[string]string{loadgen.TypeTransaction: k.transactions, loadgen.TypeDocument: k.documents}
+	gen, err := loadgen.NewGenerator(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(b.Close)
-	return b.Addrs()
+	return gen
 }
 
 func freeAddr(t *testing.T) string {
@@ -163,18 +195,25 @@ func poll(t *testing.T, what string, cond func() bool) {
 // the ambiguous ones by the samplers, over Streamable HTTP.
 func TestSamplersJoinAndLeave(t *testing.T) {
 	bin := binaries(t)
-	brokers := broker(t)
+	for _, b := range kafkatest.Brokers() {
+		t.Run(b.Name, func(t *testing.T) { samplersJoinAndLeave(t, bin, b) })
+	}
+}
+
+func samplersJoinAndLeave(t *testing.T, bin map[string]string, b kafkatest.Broker) {
+	k := newKafka(t, b)
+	brokers := k.brokers
 	addr := freeAddr(t)
 	url := "http://" + addr + "/mcp"
-	consumer := start(t, "consumer", bin["consumer"], "--brokers", strings.Join(brokers, ","), "--mask-key", maskKey, "--group", "e2e",
+	consumer := start(t, "consumer", bin["consumer"], k.consumerArgs("--mask-key", maskKey,
 		"--sampler", "none", "--mcp-listen", addr, "--mcp-token", "s3cret", "--queue-wait", "60s",
-		"--http-listen", "", "--log-format", "text")
+		"--http-listen", "", "--log-format", "text")...)
 
 	// Events flow for the whole test: 6,000 at 1,500/s, ~15 % ambiguous.
 	const n = 6000
+	gen := k.generator(t, loadgen.Config{Seed: 11, Ambiguous: map[string]float64{"transaction": 0.12, "document": 0.25}})
 	produced := make(chan loadgen.Report, 1)
 	go func() {
-		gen, _ := loadgen.NewGenerator(loadgen.Config{Seed: 11, Ambiguous: map[string]float64{"transaction": 0.12, "document": 0.25}})
 		cl, err := kgo.NewClient(append(loadgen.ProducerClientOpts(), kgo.SeedBrokers(brokers...))...)
 		if err != nil {
 			t.Error(err)
@@ -191,7 +230,7 @@ func TestSamplersJoinAndLeave(t *testing.T) {
 
 	// A reader follows the audit topic and counts sampled decisions.
 	var sampledN atomic.Int64
-	follow := kafkatest.Client(t, brokers, kgo.ConsumeTopics("audit"), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	follow := kafkatest.Client(t, brokers, kgo.ConsumeTopics(k.audit), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	fctx, stopFollow := context.WithCancel(context.Background())
 	defer stopFollow()
 	go func() {
@@ -228,7 +267,7 @@ func TestSamplersJoinAndLeave(t *testing.T) {
 	}
 	adm := kadm.NewClient(kafkatest.Client(t, brokers))
 	poll(t, "every event to be committed", func() bool {
-		c, e, err := kafkatest.CommittedAndEnd(context.Background(), adm, "e2e", "events.transactions", "events.documents")
+		c, e, err := kafkatest.CommittedAndEnd(context.Background(), adm, k.group, k.transactions, k.documents)
 		return err == nil && c == e && e == n
 	})
 	if err := consumer.stop(t, syscall.SIGTERM); err != nil {
@@ -237,7 +276,7 @@ func TestSamplersJoinAndLeave(t *testing.T) {
 
 	counts := map[string]int{}
 	paths := map[string]int{}
-	for _, r := range kafkatest.ReadTopic(t, brokers, "decisions") {
+	for _, r := range kafkatest.ReadTopic(t, brokers, k.decisions) {
 		var d pipeline.Decision
 		if err := json.Unmarshal(r.Value, &d); err != nil {
 			t.Fatal(err)
@@ -257,7 +296,7 @@ func TestSamplersJoinAndLeave(t *testing.T) {
 		}
 	}
 	samplers := map[string]int{}
-	for _, r := range kafkatest.ReadTopic(t, brokers, "audit") {
+	for _, r := range kafkatest.ReadTopic(t, brokers, k.audit) {
 		var a audit.Record
 		if json.Unmarshal(r.Value, &a) == nil && a.Kind == audit.KindSampling {
 			samplers[a.Mode+" "+string(a.Status)]++
@@ -274,6 +313,10 @@ func TestSamplersJoinAndLeave(t *testing.T) {
 // Streamable HTTP: one on 2026-07-28 (client-side multi round-trip), one on
 // 2025-11-25 pulling through the server-side middleware, and one legacy
 // host that only answers pushed requests.
+//
+// It runs on the consumer's own embedded broker only: that broker is part of
+// what the README shows, and --demo produces to the contract's default topic
+// names, which a run on the shared Apache Kafka broker must not use.
 func TestREADMERemoteSamplers(t *testing.T) {
 	bin := binaries(t)
 	addr := freeAddr(t)

@@ -13,18 +13,6 @@ import (
 	"github.com/triage-dev/triage/internal/kafkatest"
 )
 
-// createTopics creates the topics with three partitions on the broker.
-func createTopics(ctx context.Context, t *testing.T, adm *kadm.Client, topics ...string) {
-	t.Helper()
-	resp, err := adm.CreateTopics(ctx, 3, 1, nil, topics...)
-	if err != nil {
-		t.Fatalf("create %v: %v", topics, err)
-	}
-	if err := resp.Error(); err != nil {
-		t.Fatalf("create %v: %v", topics, err)
-	}
-}
-
 func produce(ctx context.Context, t *testing.T, cl *kgo.Client, topic, prefix string, n int) {
 	t.Helper()
 	var rs []*kgo.Record
@@ -44,7 +32,7 @@ func TestApacheKafkaGroupConsume(t *testing.T) {
 	adm := kadm.NewClient(kafkatest.Client(t, brokers))
 
 	topic, group := kafkatest.Name(t, "topic"), kafkatest.Name(t, "group")
-	createTopics(ctx, t, adm, topic)
+	kafkatest.CreateTopics(t, brokers, 3, topic)
 	const n = 30
 	produce(ctx, t, kafkatest.Client(t, brokers), topic, "v", n)
 
@@ -84,7 +72,7 @@ func TestApacheKafkaGroupTransactSession(t *testing.T) {
 	adm := kadm.NewClient(kafkatest.Client(t, brokers))
 
 	in, out, group := kafkatest.Name(t, "in"), kafkatest.Name(t, "out"), kafkatest.Name(t, "group")
-	createTopics(ctx, t, adm, in, out)
+	kafkatest.CreateTopics(t, brokers, 3, in, out)
 	const n = 5
 	produce(ctx, t, kafkatest.Client(t, brokers), in, "in", n)
 

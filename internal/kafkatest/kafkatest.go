@@ -1,7 +1,8 @@
 // Package kafkatest holds the Kafka helpers that triage's tests share:
 // reading a topic to its end, comparing a group's commits with the end
 // offsets. Tests run them against the embedded (kfake) broker, or against
-// the real Apache Kafka broker that ApacheKafka starts with scripts/kafka.
+// the real Apache Kafka broker that ApacheKafka starts with scripts/kafka;
+// Brokers lists both, for tests that run on each.
 package kafkatest
 
 import (
