@@ -15,7 +15,16 @@ const (
 	KindDecision = Kind("decision")         // the final decision of an event
 	KindSampling = Kind("sampling_attempt") // one LLM request and its answer
 	KindToolCall = Kind("tool_call")        // one tool executed inside sampling
+	// KindDeadLetter is the terminal record of a source record that was not
+	// a valid event and went to the dead-letter topic: with KindDecision it
+	// accounts for every source offset exactly once (see Reconcile).
+	KindDeadLetter = Kind("dead_letter")
 )
+
+// Terminal reports whether a record of kind k ends its source record's
+// trail: a decision or a dead letter. Every source offset below the
+// group's committed offset has exactly one.
+func (k Kind) Terminal() bool { return k == KindDecision || k == KindDeadLetter }
 
 // Status is the result of the audited step.
 type Status string

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -40,7 +41,7 @@ type Result struct {
 	Decision  *Decision
 	DLQReason string
 	// AuditRecords is how many audit records were written for the record:
-	// one for the decision plus SamplingAttempts.
+	// one for the decision plus SamplingAttempts, or one for a dead letter.
 	AuditRecords int
 	// SamplingAttempts is how many sampling attempts the decision took.
 	SamplingAttempts int
@@ -170,15 +171,40 @@ func (p *Pipeline) fillAudit(a *audit.Record, ev Event, user string) {
 	a.Topic, a.Partition, a.Offset, a.Consumer = ev.Topic, ev.Partition, ev.Offset, p.cfg.Instance
 }
 
-// emitDLQ dead-letters a record that is not a valid event.
+// emitDLQ dead-letters a record that is not a valid event, with its
+// dead_letter audit record on the source partition's chain: the dead letter
+// and the audit record are produced together, in chain order, and the
+// ticket is done when the broker has acknowledged both, as for a decision.
 func (p *Pipeline) emitDLQ(r *kgo.Record, derr *DecodeError, t *Ticket) {
 	p.log.Debug("dead-lettered", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "reason", derr.Reason, "detail", derr.Detail)
 	rec := deadletter.New(p.cfg.DLQTopic, r, derr.Reason, derr.Detail)
 	result := func(latency time.Duration) Result {
-		return Result{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, DLQReason: derr.Reason, Latency: latency}
+		return Result{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, DLQReason: derr.Reason, AuditRecords: 1, Latency: latency}
 	}
-	p.produceOne(rec, t, result, r.Timestamp, func(err error) *kgo.Record {
-		return deadletter.Truncated(rec, err)
+	chain := r.Topic + "/" + strconv.Itoa(int(r.Partition))
+	// The record has no event id to derive the audit id from; its source
+	// position is as stable across reprocessing.
+	pos := fmt.Sprintf("%s@%d", chain, r.Offset)
+	now := time.Now()
+	dead := &audit.Record{
+		AuditID: audit.ID(pos, audit.KindDeadLetter, 0), Kind: audit.KindDeadLetter,
+		Key: auditKey(r.Key), Reason: derr.Reason, Status: audit.StatusError,
+		LatencyMS: millis(now.Sub(r.Timestamp)), At: now.UTC(),
+		Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Consumer: p.cfg.Instance,
+	}
+	p.chains.Link(chain, []*audit.Record{dead}, func() {
+		v, err := json.Marshal(dead)
+		if err != nil {
+			t.Abandon()
+			p.fail(fmt.Errorf("pipeline: encode dead-letter audit record for %s: %w", pos, err))
+			return
+		}
+		var pending atomic.Int32
+		pending.Store(2)
+		p.cl.Produce(p.workCtx, rec, p.ack(&pending, t, result, r.Timestamp, func(err error) *kgo.Record {
+			return deadletter.Truncated(rec, err)
+		}))
+		p.cl.Produce(p.workCtx, &kgo.Record{Topic: p.cfg.AuditTopic, Key: []byte(chain), Value: v}, p.ack(&pending, t, result, r.Timestamp, nil))
 	})
 }
 
@@ -192,14 +218,6 @@ func (p *Pipeline) produce(recs []*kgo.Record, t *Ticket, result func(time.Durat
 	for _, rec := range recs {
 		p.cl.Produce(p.workCtx, rec, p.ack(&pending, t, result, produced, nil))
 	}
-}
-
-// produceOne is produce for one record, with a replacement to send once
-// instead when the first attempt fails (replace returns nil to give up).
-func (p *Pipeline) produceOne(rec *kgo.Record, t *Ticket, result func(time.Duration) Result, produced time.Time, replace func(error) *kgo.Record) {
-	var pending atomic.Int32
-	pending.Store(1)
-	p.cl.Produce(p.workCtx, rec, p.ack(&pending, t, result, produced, replace))
 }
 
 // ack is the promise of one produced record: the last acknowledgement of
@@ -233,6 +251,16 @@ func (p *Pipeline) ack(pending *atomic.Int32, t *Ticket, result func(time.Durati
 			p.cfg.OnResult(res)
 		}
 	}
+}
+
+// auditKey is a dead letter's record key as its audit record carries it:
+// a key that is not UTF-8 would not survive JSON unchanged, and the hash
+// covers it, so it is left out.
+func auditKey(k []byte) string {
+	if !utf8.Valid(k) {
+		return ""
+	}
+	return string(k)
 }
 
 func millis(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

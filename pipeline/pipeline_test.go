@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"math/rand/v2"
 	"strconv"
 	"testing"
@@ -21,7 +22,8 @@ import (
 // TestEndToEnd: N records in (valid ones decided by rules or, being
 // ambiguous with no sampler, by the fallback; malformed ones of every kind)
 // give exactly one decision or one DLQ record each, one audit record per
-// decision, and a committed offset at the end of every input partition.
+// decision and one dead_letter audit record per DLQ record, and a committed
+// offset at the end of every input partition.
 func TestEndToEnd(t *testing.T) {
 	brokers := startBroker(t)
 	var recs []*kgo.Record
@@ -94,21 +96,37 @@ func TestEndToEnd(t *testing.T) {
 	}
 
 	auditRecs := readTopic(t, brokers, "audit")
-	if len(auditRecs) != len(decisions) {
-		t.Errorf("%d audit records for %d decisions", len(auditRecs), len(decisions))
+	if len(auditRecs) != len(decisions)+len(bad) {
+		t.Errorf("%d audit records for %d decisions and %d dead letters", len(auditRecs), len(decisions), len(bad))
 	}
 	ids := map[string]bool{}
 	segments := map[string][]audit.Record{}
+	// deadLetters: the dead_letter audit records by source position.
+	type position struct {
+		partition int32
+		offset    int64
+	}
+	deadLetters := map[position]audit.Record{}
+	terminal := map[string]int{} // per "topic/partition@offset"
 	for _, r := range auditRecs {
 		var a audit.Record
 		if err := json.Unmarshal(r.Value, &a); err != nil {
 			t.Fatal(err)
 		}
-		if a.Kind != audit.KindDecision || a.Consumer == "" || a.Topic == "" || ids[a.AuditID] || string(r.Key) != a.Chain {
+		if !a.Kind.Terminal() || a.Consumer == "" || a.Topic == "" || ids[a.AuditID] || string(r.Key) != a.Chain {
 			t.Errorf("bad audit record %+v", a)
 		}
+		if a.Kind == audit.KindDeadLetter {
+			deadLetters[position{a.Partition, a.Offset}] = a
+		}
+		terminal[fmt.Sprintf("%s@%d", a.Chain, a.Offset)]++
 		ids[a.AuditID] = true
 		segments[a.Chain+" "+a.Segment] = append(segments[a.Chain+" "+a.Segment], a)
+	}
+	for pos, n := range terminal {
+		if n != 1 {
+			t.Errorf("source record %s has %d terminal audit records, want 1", pos, n)
+		}
 	}
 	// Each chain is in one audit partition, in order: read in topic order,
 	// every segment verifies as it is.
@@ -146,6 +164,15 @@ func TestEndToEnd(t *testing.T) {
 		if header(r, pipeline.HeaderDLQReason) != m.reason || header(r, pipeline.HeaderDLQError) == "" {
 			t.Errorf("%s: DLQ reason %q (%s), want %q", m.name, header(r, pipeline.HeaderDLQReason), header(r, pipeline.HeaderDLQError), m.reason)
 		}
+		a, ok := deadLetters[position{src.Partition, src.Offset}]
+		if !ok {
+			t.Errorf("%s: dead letter at %d/%d has no dead_letter audit record", m.name, src.Partition, src.Offset)
+		} else if a.Topic != "events.transactions" || a.Reason != m.reason || a.Status != audit.StatusError || a.Chain != fmt.Sprintf("events.transactions/%d", src.Partition) {
+			t.Errorf("%s: dead_letter audit record %+v", m.name, a)
+		}
+	}
+	if len(deadLetters) != len(bad) {
+		t.Errorf("%d dead_letter audit records for %d dead letters", len(deadLetters), len(bad))
 	}
 
 	committed, end := committedAndEnd(t, brokers, "e2e", inputTopics...)

@@ -36,8 +36,8 @@ type Report struct {
 	Duplicates int `json:"duplicates"`
 	// AuditRead counts the audit records of this run's events read back
 	// from the audit topic; AuditMismatched counts events whose records
-	// there are not one decision record plus one per sampling attempt (none
-	// for a dead letter).
+	// there are not one decision record plus one per sampling attempt, or,
+	// for a dead letter, exactly one dead_letter record.
 	AuditRead       int `json:"audit_read"`
 	AuditMismatched int `json:"audit_mismatched"`
 	// Complete says every produced event has exactly one decision or dead
@@ -88,12 +88,19 @@ func (s *Summary) check(r *Report) {
 		case a.results > 1:
 			r.Duplicates += a.results - 1
 		}
-		r.AuditRead += a.auditDecisions + a.auditOthers
-		want := 0
+		r.AuditRead += a.auditDecisions + a.auditDeadLetters + a.auditOthers
+		// What the pipeline reported for the event is what its audit trail
+		// must hold: a decision's record and its attempts', or one
+		// dead_letter record. An event decided and dead-lettered both is
+		// already a duplicate above; its trail is expected to hold both.
+		decisions, deadLetters := 0, 0
 		if a.decided {
-			want = 1
+			decisions = 1
 		}
-		if a.auditDecisions != want || a.auditOthers != want*a.attempts {
+		if a.dead {
+			deadLetters = 1
+		}
+		if a.auditDecisions != decisions || a.auditDeadLetters != deadLetters || a.auditOthers != decisions*a.attempts {
 			r.AuditMismatched++
 		}
 	}
@@ -124,7 +131,7 @@ func (r Report) WriteTable(w io.Writer) error {
 	fmt.Fprintf(tw, "events in\t%d\n", r.EventsIn)
 	fmt.Fprintf(tw, "decisions\t%d\n", r.Decisions)
 	fmt.Fprintf(tw, "dead-lettered\t%d\n", r.DLQ)
-	fmt.Fprintf(tw, "audit records\t%d (%d decisions + %d sampling attempts)\n", r.AuditRecords, r.Decisions, r.Attempts)
+	fmt.Fprintf(tw, "audit records\t%d (%d decisions + %d sampling attempts + %d dead letters)\n", r.AuditRecords, r.Decisions, r.Attempts, r.DLQ)
 	fmt.Fprintf(tw, "duration\t%.2f s (%.0f records/s)\n", r.DurationS, r.RecordsPerS)
 	fmt.Fprintf(tw, "ambiguous events decided by\t%s\n", r.Sampler)
 	writeCounts(tw, "by path", r.ByPath, r.Decisions)
@@ -138,7 +145,7 @@ func (r Report) WriteTable(w io.Writer) error {
 			fmt.Fprintf(tw, "  %s\t%.1f\t%.1f\n", path, r.LatencyMS[path+"_p50"], r.LatencyMS[path+"_p99"])
 		}
 	}
-	check := "OK: every event has a decision or a DLQ record; every decision and sampling attempt an audit record"
+	check := "OK: every event has a decision or a DLQ record; every decision, sampling attempt and dead letter an audit record"
 	if !r.Complete || !r.AuditComplete {
 		check = "INCOMPLETE: " + strings.Join(r.Problems, "; ")
 	}

@@ -54,10 +54,11 @@ type account struct {
 	produced bool // the generator's producer had it acknowledged in this run
 	results  int  // decisions and dead letters the pipeline reported
 	decided  bool
-	attempts int // sampling attempts its decision reported
-	// Audit records read back from the audit topic: decision records and
-	// the others (sampling attempts and tool calls).
-	auditDecisions, auditOthers int
+	dead     bool // the pipeline reported a dead letter for it
+	attempts int  // sampling attempts its decision reported
+	// Audit records read back from the audit topic: decision records,
+	// dead_letter records and the others (sampling attempts and tool calls).
+	auditDecisions, auditDeadLetters, auditOthers int
 }
 
 // NewSummary starts a summary; its clock starts now.
@@ -120,6 +121,7 @@ func (s *Summary) Add(r pipeline.Result) {
 		}
 		h.Record(r.Latency)
 	} else {
+		a.dead = true
 		s.dlq++
 		s.byDLQ[r.DLQReason]++
 	}
@@ -166,9 +168,12 @@ func (s *Summary) AddAudit(r audit.Record) {
 	if a == nil || !a.produced {
 		return
 	}
-	if r.Kind == audit.KindDecision {
+	switch r.Kind {
+	case audit.KindDecision:
 		a.auditDecisions++
-	} else {
+	case audit.KindDeadLetter:
+		a.auditDeadLetters++
+	default:
 		a.auditOthers++
 	}
 }

@@ -16,7 +16,8 @@ import (
 )
 
 // run is a small demo run: three events produced, one decided by a rule,
-// one sampled in two attempts, one dead-lettered.
+// one sampled in two attempts, one dead-lettered (with its dead_letter
+// audit record).
 type run struct {
 	sent    []loadgen.Sent
 	results []pipeline.Result
@@ -36,12 +37,12 @@ func newRun() run {
 	rule.AuditRecords = 1
 	sampled.Decision = &pipeline.Decision{EventID: "sampled-1", Type: "transaction", Path: pipeline.PathSampled, Outcome: "review"}
 	sampled.AuditRecords, sampled.SamplingAttempts = 3, 2
-	bad.DLQReason = "invalid_json"
+	bad.DLQReason, bad.AuditRecords = "invalid_json", 1
 	r.results = []pipeline.Result{rule, sampled, bad}
 	rec := func(i int, kind audit.Kind) audit.Record {
 		return audit.Record{Kind: kind, EventID: r.sent[i].EventID, Topic: r.sent[i].Topic, Partition: r.sent[i].Partition, Offset: r.sent[i].Offset}
 	}
-	r.audit = []audit.Record{rec(0, audit.KindDecision), rec(1, audit.KindSampling), rec(1, audit.KindSampling), rec(1, audit.KindDecision)}
+	r.audit = []audit.Record{rec(0, audit.KindDecision), rec(1, audit.KindSampling), rec(1, audit.KindSampling), rec(1, audit.KindDecision), rec(2, audit.KindDeadLetter)}
 	return r
 }
 
@@ -74,7 +75,7 @@ func TestReportCompleteRun(t *testing.T) {
 	if !rep.Complete || !rep.AuditComplete || len(rep.Problems) != 0 {
 		t.Fatalf("complete run reported incomplete: %+v", rep)
 	}
-	if rep.EventsIn != 3 || rep.Decisions != 2 || rep.DLQ != 1 || rep.AuditRead != 4 || rep.AuditRecords != 4 {
+	if rep.EventsIn != 3 || rep.Decisions != 2 || rep.DLQ != 1 || rep.AuditRead != 5 || rep.AuditRecords != 5 {
 		t.Errorf("counts: %+v", rep)
 	}
 	if got := rep.LatencyMS["sampled_p50"]; got < 1.99 || got > 2.01 {
@@ -99,21 +100,36 @@ func TestReportIncomplete(t *testing.T) {
 			complete: false, audited: false, problem: "1 of 3 events have no decision or DLQ record",
 		},
 		"an event lost": {
-			change:   func(r *run) { r.results = r.results[:2] },
+			// With its dead_letter audit record: the audit trail agrees.
+			change:   func(r *run) { r.results, r.audit = r.results[:2], r.audit[:4] },
 			complete: false, audited: true, problem: "1 of 3 events have no decision or DLQ record",
 		},
 		"a sampling attempt's audit record missing": {
 			// The pipeline still reports 3 audit records for the event.
-			change:   func(r *run) { r.audit = r.audit[:2] },
+			change:   func(r *run) { r.audit = append(r.audit[:2:2], r.audit[3:]...) },
 			complete: true, audited: false, problem: "1 events lack audit records",
 		},
 		"a decision's audit record missing": {
 			change:   func(r *run) { r.audit = r.audit[1:] },
 			complete: true, audited: false, problem: "1 events lack audit records",
 		},
-		"an audit record for a dead letter": {
+		"a decision's audit record for a dead letter": {
 			change: func(r *run) {
 				r.audit = append(r.audit, audit.Record{Kind: audit.KindDecision, Topic: r.sent[2].Topic, Partition: r.sent[2].Partition, Offset: r.sent[2].Offset})
+			},
+			complete: true, audited: false, problem: "1 events lack audit records, or have extra ones",
+		},
+		"a dead letter's audit record missing": {
+			change:   func(r *run) { r.audit = r.audit[:4] },
+			complete: true, audited: false, problem: "1 events lack audit records",
+		},
+		"a dead letter's audit record twice": {
+			change:   func(r *run) { r.audit = append(r.audit, r.audit[4]) },
+			complete: true, audited: false, problem: "1 events lack audit records, or have extra ones",
+		},
+		"a dead_letter audit record for a decided event": {
+			change: func(r *run) {
+				r.audit = append(r.audit, audit.Record{Kind: audit.KindDeadLetter, Topic: r.sent[0].Topic, Partition: r.sent[0].Partition, Offset: r.sent[0].Offset})
 			},
 			complete: true, audited: false, problem: "1 events lack audit records, or have extra ones",
 		},
