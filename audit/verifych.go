@@ -32,7 +32,8 @@ const selectAuditColumns = `audit_id, kind, event_id, type, tenant_id, user_id, 
 //
 // What a chain cannot show: a segment deleted whole, rows cut from the end
 // of a segment, and rows appended to a segment's end with valid hashes. The
-// chain proves the inside of what is there.
+// chain proves the inside of what is there; Reconcile proves, against the
+// consumer group's committed offsets, that nothing below them is missing.
 func VerifyTable(ctx context.Context, conn driver.Conn, onBreak func(Break)) (VerifyStats, error) {
 	var st VerifyStats
 	type segment struct {

@@ -14,6 +14,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"golang.org/x/sync/errgroup"
 
@@ -26,7 +27,8 @@ import (
 //
 //	consumer sink --clickhouse DSN --brokers …    the audit sink alone
 //	consumer report --clickhouse DSN [--event-id ID] [--spike-threshold N]
-//	consumer audit verify --clickhouse DSN        exit 1 on any chain break
+//	consumer audit verify --clickhouse DSN [--brokers B [--group G] [--strict]]
+//	                                              exit 1 on any chain break or missing offset
 //
 // and, with --clickhouse on the pipeline itself, the sink in-process.
 
@@ -47,7 +49,7 @@ func subcommand(ctx context.Context, args []string, stdout, stderr io.Writer) (c
 		return runReport(ctx, args[1:], stdout, stderr), true
 	case "audit":
 		if len(args) < 2 || args[1] != "verify" {
-			fmt.Fprintln(stderr, "usage: consumer audit verify --clickhouse DSN")
+			fmt.Fprintln(stderr, "usage: consumer audit verify --clickhouse DSN [--brokers B [--group G] [--strict]]")
 			return 2, true
 		}
 		return runVerify(ctx, args[2:], stdout, stderr), true
@@ -299,9 +301,22 @@ func printReport(ctx context.Context, conn driver.Conn, values map[string]string
 	return audit.Report(ctx, conn, queries, values, w)
 }
 
-// runVerify recomputes the audit chains; it exits 1 on any break.
+// runVerify recomputes the audit chains and, with --brokers, reconciles
+// them against the group's committed offsets. It exits 1 on any chain
+// break or missing offset, and on offsets decided twice only with
+// --strict: until the pipeline writes in Kafka transactions, an event
+// reprocessed after a crash is decided twice without anything being wrong.
 func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	dsn, code, ok := clickhouseFlags("consumer audit verify", args, stderr, nil)
+	var (
+		brokers []string
+		group   string
+		strict  bool
+	)
+	dsn, code, ok := clickhouseFlags("consumer audit verify", args, stderr, func(fs *flag.FlagSet) {
+		fs.Var(config.NewList(&brokers), "brokers", "Kafka seed brokers, comma-separated: reconcile every source partition with the group's committed offset (default: no reconciliation, so deleted segments and cut tails go unseen)")
+		fs.StringVar(&group, "group", "triage", "consumer group of the pipeline whose committed offsets anchor the reconciliation")
+		fs.BoolVar(&strict, "strict", false, "exit 1 on offsets decided twice too (a crash before transactions land makes them legitimately)")
+	})
 	if !ok {
 		return code
 	}
@@ -319,10 +334,51 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return 1
 	}
 	fmt.Fprintf(stdout, "verified %d rows in %d chains, %d segments: %s\n", st.Rows, st.Chains, st.Segments, plural(st.Breaks, "break"))
-	if st.Breaks > 0 {
+	failed := st.Breaks > 0
+	if len(brokers) == 0 {
+		fmt.Fprintln(stdout, "reconciliation not done (no --brokers): a deleted segment or a cut tail would not show")
+	} else {
+		rs, err := reconcile(ctx, conn, brokers, group, stdout)
+		if err != nil {
+			fmt.Fprintln(stderr, err)
+			return 1
+		}
+		failed = failed || rs.Missing > 0 || strict && rs.Twice > 0
+	}
+	if failed {
 		return 1
 	}
 	return 0
+}
+
+// reconcile prints what audit.Reconcile finds against group's committed
+// offsets.
+func reconcile(ctx context.Context, conn driver.Conn, brokers []string, group string, stdout io.Writer) (audit.ReconcileStats, error) {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+	if err != nil {
+		return audit.ReconcileStats{}, fmt.Errorf("reconcile: kafka client: %w", err)
+	}
+	defer cl.Close()
+	anchors, err := audit.FetchAnchors(ctx, kadm.NewClient(cl), group)
+	if err != nil {
+		return audit.ReconcileStats{}, err
+	}
+	st, err := audit.Reconcile(ctx, conn, anchors, func(d audit.Discrepancy) {
+		label := "MISSING"
+		if d.Problem == audit.ProblemTwice {
+			label = "TWICE"
+		}
+		fmt.Fprintf(stdout, "%s %s\n", label, d)
+	})
+	if err != nil {
+		return st, err
+	}
+	for _, c := range st.Unanchored {
+		fmt.Fprintf(stdout, "NOT RECONCILED %s: group %s has no committed offset for it\n", c, group)
+	}
+	fmt.Fprintf(stdout, "reconciled %d source partitions against group %s's committed offsets: %d offsets, %d without a decision or dead letter, %d decided twice\n",
+		st.Partitions, group, st.Offsets, st.Missing, st.Twice)
+	return st, nil
 }
 
 func plural(n int, word string) string {

@@ -4,16 +4,23 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
+	"github.com/triage-dev/triage/audit"
 	"github.com/triage-dev/triage/internal/chtest"
 	"github.com/triage-dev/triage/internal/demo"
+	"github.com/triage-dev/triage/internal/embedded"
+	"github.com/triage-dev/triage/internal/testrun"
 )
 
 // captureStdout runs f with os.Stdout going to a buffer.
@@ -146,4 +153,146 @@ func TestSubcommandUsage(t *testing.T) {
 	if _, ok := subcommand(context.Background(), []string{"--demo", "1"}, io.Discard, io.Discard); ok {
 		t.Error("flags were taken for a subcommand")
 	}
+}
+
+// TestVerifyReconciles runs the demo against a broker that outlives it,
+// with the sink in-process, then verifies with reconciliation against the
+// group's committed offsets: the intact table verifies clean; once a whole
+// segment of one chain and the tail of another are deleted, the chains
+// still verify, and reconciliation names both offset ranges and exits 1.
+func TestVerifyReconciles(t *testing.T) {
+	server := chtest.Server(t)
+	db := chtest.FreshDatabase(t, chtest.Open(t, server))
+	dsn := withDatabase(t, server, db)
+	b, err := embedded.Start(embedded.Config{Partitions: 3, Topics: []string{"events.transactions", "events.documents", "decisions", "audit", "events.dlq", "audit.dlq"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(b.Close)
+	brokers := strings.Join(b.Addrs(), ",")
+
+	var code int
+	stdout := captureStdout(t, func() {
+		code = run(context.Background(), []string{
+			"--brokers", brokers, "--group", "reconciled", "--mask-key", strings.Repeat("k", 32),
+			"--demo", "600", "--demo-bad", "0.05",
+			"--http-listen", "", "--mcp-listen", "", "--log-level", "warn", "--clickhouse", dsn,
+		})
+	})
+	if code != 0 {
+		t.Fatalf("exit code %d\n%s", code, stdout)
+	}
+	conn := chtest.Open(t, dsn)
+	var deadLetters uint64
+	if err := conn.QueryRow(t.Context(), "SELECT uniqExact(audit_id) FROM audit WHERE kind = 'dead_letter'").Scan(&deadLetters); err != nil {
+		t.Fatal(err)
+	}
+	if deadLetters == 0 {
+		t.Fatal("no dead_letter audit records stored")
+	}
+
+	verify := func(args ...string) (int, string) {
+		t.Helper()
+		var out, errOut bytes.Buffer
+		code, _ := subcommand(t.Context(), append([]string{"audit", "verify", "--clickhouse", dsn}, args...), &out, &errOut)
+		t.Logf("verify %q: exit %d\n%s%s", args, code, out.String(), errOut.String())
+		return code, out.String()
+	}
+	if code, out := verify(); code != 0 || !strings.Contains(out, "reconciliation not done") {
+		t.Fatalf("verify without --brokers: exit %d\n%s", code, out)
+	}
+	code, out := verify("--brokers", brokers, "--group", "reconciled")
+	if code != 0 || !strings.Contains(out, "0 breaks") || !strings.Contains(out, " 0 without a decision or dead letter, 0 decided twice") {
+		t.Fatalf("verify of an intact table with reconciliation: exit %d\n%s", code, out)
+	}
+	if code, _ := verify("--brokers", brokers, "--group", "no-such-group"); code != 1 {
+		t.Errorf("verify against a group without commits: exit %d, want 1", code)
+	}
+
+	// The first segment of one chain goes whole, and the last five rows of
+	// another's last segment.
+	type segment struct {
+		chain, segment string
+		offsets        [2]int64
+	}
+	var segs []segment
+	rows, err := conn.Query(t.Context(), `SELECT chain, segment, min(offset), max(offset) FROM audit
+		WHERE kind IN ('decision', 'dead_letter') GROUP BY chain, segment ORDER BY chain, min(offset)`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var s segment
+		if err := rows.Scan(&s.chain, &s.segment, &s.offsets[0], &s.offsets[1]); err != nil {
+			t.Fatal(err)
+		}
+		segs = append(segs, s)
+	}
+	rows.Close()
+	if len(segs) < 2 || segs[0].chain == segs[len(segs)-1].chain {
+		t.Fatalf("want segments of two chains at least: %+v", segs)
+	}
+	whole, tail := segs[0], segs[len(segs)-1]
+	// The tail's seqs follow decision order, not offset order (a sampled
+	// event is decided after the rule-decided ones behind it), so the
+	// offsets cut are collected rather than assumed contiguous.
+	var cutSeq int64
+	var cut []int64
+	rows, err = conn.Query(t.Context(), `SELECT seq, offset FROM audit WHERE chain = ? AND segment = ? AND kind IN ('decision', 'dead_letter')
+		ORDER BY seq DESC LIMIT 5`, tail.chain, tail.segment)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var off int64
+		if err := rows.Scan(&cutSeq, &off); err != nil {
+			t.Fatal(err)
+		}
+		cut = append(cut, off)
+	}
+	rows.Close()
+	slices.Sort(cut)
+	if err := conn.Exec(t.Context(), "ALTER TABLE audit DELETE WHERE chain = ? AND segment = ?", whole.chain, whole.segment); err != nil {
+		t.Fatal(err)
+	}
+	if err := conn.Exec(t.Context(), "ALTER TABLE audit DELETE WHERE chain = ? AND segment = ? AND seq >= ?", tail.chain, tail.segment, cutSeq); err != nil {
+		t.Fatal(err)
+	}
+	awaitMutations(t, conn, db)
+
+	if code, out := verify(); code != 0 {
+		t.Fatalf("the chains alone should not see a deleted segment or a cut tail: exit %d\n%s", code, out)
+	}
+	code, out = verify("--brokers", brokers, "--group", "reconciled")
+	if code != 1 {
+		t.Fatalf("verify with reconciliation after the deletes: exit %d, want 1\n%s", code, out)
+	}
+	want := []audit.Discrepancy{{Chain: whole.chain, From: whole.offsets[0], To: whole.offsets[1], Problem: audit.ProblemMissing}}
+	for _, off := range cut {
+		if last := &want[len(want)-1]; last.Chain == tail.chain && last.To == off-1 {
+			last.To = off
+		} else {
+			want = append(want, audit.Discrepancy{Chain: tail.chain, From: off, To: off, Problem: audit.ProblemMissing})
+		}
+	}
+	for _, d := range want {
+		if !strings.Contains(out, "MISSING "+d.String()+"\n") {
+			t.Errorf("verify does not say %q", "MISSING "+d.String())
+		}
+	}
+	if !strings.Contains(out, fmt.Sprintf(" %d without a decision or dead letter", whole.offsets[1]-whole.offsets[0]+1+int64(len(cut)))) {
+		t.Errorf("verify counts other missing offsets than the deleted ones")
+	}
+}
+
+// awaitMutations waits until every mutation of db is done.
+func awaitMutations(t *testing.T, conn driver.Conn, db string) {
+	t.Helper()
+	testrun.Until(t, "the mutations", time.Minute, 50*time.Millisecond, func() bool {
+		var pending uint64
+		if err := conn.QueryRow(t.Context(), "SELECT count() FROM system.mutations WHERE database = ? AND is_done = 0", db).Scan(&pending); err != nil {
+			t.Fatal(err)
+		}
+		return pending == 0
+	})
 }
