@@ -66,6 +66,10 @@ type SinkOptions struct {
 	Logger *slog.Logger
 	// Metrics, when not nil, receives the sink's Prometheus metrics.
 	Metrics *SinkMetrics
+	// GroupProtocol is the consumer group protocol: "consumer" (KIP-848
+	// where the broker offers it, the default) or "classic"; see
+	// internal/kafka's Protocol constants for when to choose classic.
+	GroupProtocol string
 	// ClientOpts are appended to the franz-go client options (TLS, SASL,
 	// tuning). They must not change the group or commit settings.
 	ClientOpts []kgo.Opt
@@ -155,6 +159,7 @@ func NewSink(conn driver.Conn, opts SinkOptions) (*Sink, error) {
 	member := kafka.Member{
 		Brokers: opts.Brokers, Group: opts.Group, Topics: []string{opts.AuditTopic, opts.DecisionsTopic},
 		OnRevoked: s.onRevoked, OnLost: s.onLost, Logger: opts.Logger, LogPrefix: "sink: kafka: ",
+		Protocol: opts.GroupProtocol,
 	}
 	kopts := []kgo.Opt{
 		// Outputs of aborted pipeline transactions are not decisions.

@@ -2,6 +2,7 @@ package pipeline_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -13,14 +14,23 @@ import (
 
 // TestTwoConsumersSplitAndOneLeaves: two members of one group share the
 // partitions; one leaves while events are still being produced; every event
-// is decided exactly once.
+// is decided exactly once; on either group protocol, and the group runs the
+// protocol asked for.
 func TestTwoConsumersSplitAndOneLeaves(t *testing.T) {
+	for _, protocol := range []string{"consumer", "classic"} {
+		t.Run(protocol, func(t *testing.T) { testTwoConsumers(t, protocol) })
+	}
+}
+
+func testTwoConsumers(t *testing.T, protocol string) {
 	brokers := startBroker(t)
 	const group = "pair"
 	ra, rb := newResults(), newResults()
-	stopA := runPipeline(t, pipeline.Config{Brokers: brokers, Group: group, OnResult: ra.add, Instance: "a"})
-	stopB := runPipeline(t, pipeline.Config{Brokers: brokers, Group: group, OnResult: rb.add, Instance: "b"})
-	waitMembers(t, brokers, group, 2)
+	stopA := runPipeline(t, pipeline.Config{Brokers: brokers, Group: group, GroupProtocol: protocol, OnResult: ra.add, Instance: "a"})
+	stopB := runPipeline(t, pipeline.Config{Brokers: brokers, Group: group, GroupProtocol: protocol, OnResult: rb.add, Instance: "b"})
+	if got := waitMembers(t, brokers, group, 2); got != protocol {
+		t.Fatalf("group %s runs the %s protocol, want %s", group, got, protocol)
+	}
 
 	events := func(prefix string, n int) []*kgo.Record {
 		var recs []*kgo.Record
@@ -117,7 +127,7 @@ func waitTotal(t *testing.T, n int, rs ...*results) {
 
 // waitMembers waits until the group is stable with n members that all have
 // partitions assigned.
-func waitMembers(t *testing.T, brokers []string, group string, n int) {
+func waitMembers(t *testing.T, brokers []string, group string, n int) (protocol string) {
 	t.Helper()
 	adm := kadm.NewClient(newClient(t, brokers))
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
@@ -125,18 +135,8 @@ func waitMembers(t *testing.T, brokers []string, group string, n int) {
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for {
-		gs, err := adm.DescribeGroups(ctx, group)
-		if err == nil {
-			g := gs[group]
-			assigned := 0
-			for _, m := range g.Members {
-				if ca, ok := m.Assigned.AsConsumer(); ok && len(ca.Topics) > 0 {
-					assigned++
-				}
-			}
-			if g.State == "Stable" && assigned == n {
-				return
-			}
+		if protocol, ok := membersAssigned(ctx, adm, group, n); ok {
+			return protocol
 		}
 		select {
 		case <-ctx.Done():
@@ -144,4 +144,34 @@ func waitMembers(t *testing.T, brokers []string, group string, n int) {
 		case <-tick.C:
 		}
 	}
+}
+
+// membersAssigned reports whether group is stable with n members that all
+// hold partitions, and the group's protocol: on KIP-848's ("consumer"),
+// reconciled to their target assignment; on the classic one, as
+// DescribeGroups reports it.
+func membersAssigned(ctx context.Context, adm *kadm.Client, group string, n int) (protocol string, ok bool) {
+	if cgs, err := adm.DescribeConsumerGroups(ctx, group); err == nil {
+		if g := cgs[group]; g.Err == nil && len(g.Members) > 0 {
+			assigned := 0
+			for _, m := range g.Members {
+				if len(m.Assignment) > 0 && fmt.Sprint(m.Assignment.Sorted()) == fmt.Sprint(m.TargetAssignment.Sorted()) {
+					assigned++
+				}
+			}
+			return "consumer", g.State == "Stable" && assigned == n
+		}
+	}
+	gs, err := adm.DescribeGroups(ctx, group)
+	if err != nil {
+		return "", false
+	}
+	g := gs[group]
+	assigned := 0
+	for _, m := range g.Members {
+		if ca, ok := m.Assigned.AsConsumer(); ok && len(ca.Topics) > 0 {
+			assigned++
+		}
+	}
+	return "classic", g.State == "Stable" && assigned == n
 }

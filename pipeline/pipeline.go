@@ -65,6 +65,10 @@ type Config struct {
 	// OnResult, when not nil, is called once per consumed record after all
 	// of its outputs are acknowledged. It must not block for long.
 	OnResult func(Result)
+	// GroupProtocol is the consumer group protocol: "consumer" (KIP-848
+	// where the broker offers it, the default) or "classic"; see
+	// internal/kafka's Protocol constants for when to choose classic.
+	GroupProtocol string
 	// ClientOpts are appended to the franz-go client options (TLS, SASL,
 	// tuning). They must not change the group or commit settings.
 	ClientOpts []kgo.Opt
@@ -159,7 +163,7 @@ func New(cfg Config) (*Pipeline, error) {
 	}
 	member := kafka.Member{
 		Brokers: cfg.Brokers, Group: cfg.Group, Topics: cfg.Topics,
-		OnRevoked: p.onRevoked, OnLost: p.onLost, Logger: cfg.Logger,
+		OnRevoked: p.onRevoked, OnLost: p.onLost, Logger: cfg.Logger, Protocol: cfg.GroupProtocol,
 	}
 	opts := []kgo.Opt{
 		// Commit only what is done: offsets are marked by the completion

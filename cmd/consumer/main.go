@@ -122,7 +122,8 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		DecisionsTopic: cfg.DecisionsTopic, AuditTopic: cfg.AuditTopic, DLQTopic: cfg.DLQTopic,
 		Rules: live, Decider: stage.decider, Workers: cfg.Workers, QueueSize: cfg.QueueSize, DrainTimeout: cfg.DrainTimeout,
 		Logger: log, Metrics: metrics,
-		ClientOpts: []kgo.Opt{kgo.SessionTimeout(cfg.SessionTimeout)},
+		GroupProtocol: cfg.GroupProtocol,
+		ClientOpts:    []kgo.Opt{kgo.SessionTimeout(cfg.SessionTimeout)},
 	}
 	if summary != nil {
 		pcfg.OnResult = summary.Add

@@ -25,6 +25,7 @@ type Config struct {
 	QueueSize      int
 	DrainTimeout   time.Duration
 	SessionTimeout time.Duration
+	GroupProtocol  string
 	HTTPListen     string
 	LogFormat      string
 	LogLevel       string
@@ -78,6 +79,7 @@ func Default() Config {
 		Workers:        64,
 		DrainTimeout:   30 * time.Second,
 		SessionTimeout: 45 * time.Second,
+		GroupProtocol:  "consumer",
 		HTTPListen:     "127.0.0.1:9464",
 		LogFormat:      "json",
 		LogLevel:       "info",
@@ -127,6 +129,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("config: --llm %q: want mcp or direct", c.LLM)
 	case c.LogFormat != "json" && c.LogFormat != "text":
 		return fmt.Errorf("config: --log-format %q: want json or text", c.LogFormat)
+	case c.GroupProtocol != "consumer" && c.GroupProtocol != "classic":
+		return fmt.Errorf("config: --group-protocol %q: want consumer or classic", c.GroupProtocol)
 	case c.MaskKey != "" && c.MaskKeyFile != "":
 		return errors.New("config: --mask-key and --mask-key-file are both set: give the key one way")
 	}
@@ -146,6 +150,7 @@ func bind(fs *flag.FlagSet, c *Config) {
 	fs.IntVar(&c.QueueSize, "queue-size", c.QueueSize, "ambiguous events waiting for a worker before fetching pauses (0: 4 × workers)")
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", c.DrainTimeout, "graceful shutdown bound; unfinished events stay uncommitted")
 	fs.DurationVar(&c.SessionTimeout, "session-timeout", c.SessionTimeout, "group session timeout: how soon partitions of a crashed member move to the others")
+	fs.StringVar(&c.GroupProtocol, "group-protocol", c.GroupProtocol, "consumer: KIP-848 (broker-assigned, cooperative) where the broker offers it, else classic; classic: client-driven cooperative-sticky (use it on Kafka 4.0-4.2, whose KIP-848 commits can fail with STALE_MEMBER_EPOCH)")
 	fs.StringVar(&c.HTTPListen, "http-listen", c.HTTPListen, "address for /metrics, /healthz, /readyz (empty: off)")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "json or text")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")

@@ -36,7 +36,28 @@ type Member struct {
 	// LogPrefix is put before each franz-go message, e.g. "sink: kafka: ".
 	// Default none.
 	LogPrefix string
+	// Protocol is the group protocol: ProtocolConsumer (the default) or
+	// ProtocolClassic.
+	Protocol string
 }
+
+// Group protocols. Both assign partitions cooperatively and stickily: a
+// rebalance moves only the partitions that must move, and the others keep
+// being consumed through it.
+const (
+	// ProtocolConsumer is KIP-848's protocol where the broker offers it
+	// (Apache Kafka 4.0 and later): the group coordinator assigns
+	// partitions (its "uniform" assignor) and members reconcile through
+	// heartbeats, with no group-wide join barrier. On a broker without it
+	// the client uses the classic protocol by itself. Kafka 4.0 to 4.2
+	// can answer an offset commit with STALE_MEMBER_EPOCH during normal
+	// reconciliation, which franz-go cannot handle itself: use
+	// ProtocolClassic with those versions.
+	ProtocolConsumer = "consumer"
+	// ProtocolClassic is the client-driven protocol (JoinGroup/SyncGroup)
+	// with the cooperative-sticky balancer.
+	ProtocolClassic = "classic"
+)
 
 // NewClient creates the member's client. Every member blocks rebalances
 // while it holds polled records (kgo.BlockRebalanceOnPoll): it must call
@@ -55,18 +76,26 @@ func NewClient(m Member, opts ...kgo.Opt) (*kgo.Client, error) {
 		return nil, errors.New("kafka: no topics to consume")
 	case m.OnRevoked == nil || m.OnLost == nil:
 		return nil, errors.New("kafka: a group member must settle revoked and lost partitions")
+	case m.Protocol != "" && m.Protocol != ProtocolConsumer && m.Protocol != ProtocolClassic:
+		return nil, fmt.Errorf("kafka: group protocol %q: want %s or %s", m.Protocol, ProtocolConsumer, ProtocolClassic)
 	}
 	base := []kgo.Opt{
 		kgo.SeedBrokers(m.Brokers...),
 		kgo.ConsumerGroup(m.Group),
 		kgo.ConsumeTopics(m.Topics...),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		kgo.Balancers(kgo.CooperativeStickyBalancer()),
 		kgo.BlockRebalanceOnPoll(),
 		kgo.OnPartitionsRevoked(m.OnRevoked),
 		kgo.OnPartitionsLost(m.OnLost),
 		kgo.AllowAutoTopicCreation(),
 		kgo.ProducerBatchMaxBytes(MaxBatchBytes),
 		kgo.WithLogger(Logger(m.Logger, m.LogPrefix)),
+	}
+	if m.Protocol != ProtocolClassic {
+		// With the sticky balancer first, franz-go asks for the broker's
+		// "uniform" assignor; without KIP-848 support it stays classic.
+		base = append(base, kgo.ServerSideBalancer())
 	}
 	cl, err := kgo.NewClient(append(base, opts...)...)
 	if err != nil {
