@@ -412,9 +412,11 @@ func TestSinkSurvivesClickHouseOutage(t *testing.T) {
 	ch.Start(t)
 
 	waitCaughtUp(t, s)
-	if got := gauge(t, reg, "triage_sink_paused"); got != 0 {
-		t.Errorf("fetching still paused after the insert succeeded")
-	}
+	// The commit that makes the sink caught up comes just before flush
+	// resumes fetching, so the gauge is awaited, not read at once.
+	audit.Await(t, "fetching to resume after the insert succeeded", func() (bool, error) {
+		return gauge(t, reg, "triage_sink_paused") == 0, nil
+	})
 	auditRows, decisions, err := countStored(conn)
 	if err != nil {
 		t.Fatal(err)
