@@ -7,6 +7,11 @@
 // SIGINT or SIGTERM stops producing (buffered records are still flushed);
 // with --measure, measuring then starts and a second signal stops it.
 //
+// "producer verify" reads the event topics and the decisions, audit and
+// DLQ topics of any cluster, say after a fault run, and reports source
+// records lost, duplicated, decided outside their type's outcomes or
+// missing from the audit (see loadgen.Verify); --help lists its flags.
+//
 // Progress goes to stderr, the final tables to stdout. The exit status is 1
 // when a record failed or, with --measure, an event is missing or ended up
 // somewhere its kind says it should not; 2 for bad flags.
@@ -94,6 +99,9 @@ func (f flags) config() (loadgen.Config, error) {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "verify" {
+		return runVerify(args[1:], stdout, stderr)
+	}
 	f, err := parseFlags(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
