@@ -21,35 +21,22 @@
 package chtest
 
 import (
-	"bytes"
-	"context"
 	"errors"
-	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/triage-dev/triage/internal/testrun"
 )
 
 // EnvDSN names the environment variable that points Server at an existing
 // server instead of starting one, e.g. clickhouse://127.0.0.1:9000/default.
 const EnvDSN = "TRIAGE_CLICKHOUSE_DSN"
 
-// exitUnavailable is scripts/clickhouse's exit code for "no server can be
-// had on this machine".
-const exitUnavailable = 3
-
-// scriptTimeout bounds one run of scripts/clickhouse; a start may include
-// installing the packages with apt-get.
+// scriptTimeout bounds one run of scripts/clickhouse; a start may wait for
+// another test binary's start, which holds the script's lock.
 const scriptTimeout = 5 * time.Minute
-
-// unavailableError is a script run that ended with exitUnavailable.
-type unavailableError struct{ reason string }
-
-func (e *unavailableError) Error() string { return "ClickHouse unavailable: " + e.reason }
 
 var shared struct {
 	once sync.Once
@@ -84,7 +71,7 @@ func need(t testing.TB, err error) {
 	if err == nil {
 		return
 	}
-	var ue *unavailableError
+	var ue *testrun.UnavailableError
 	if errors.As(err, &ue) {
 		t.Fatalf("chtest: %v\nthis test needs a ClickHouse server: run ./scripts/test, which installs and starts one, or scripts/clickhouse start (as root, to install it), or set %s", err, EnvDSN)
 		return
@@ -92,62 +79,9 @@ func need(t testing.TB, err error) {
 	t.Fatalf("chtest: %v", err)
 }
 
-// runScript runs scripts/clickhouse with args, the process environment plus
-// env, and returns its stdout (the DSN for start) and its stderr (progress
-// and reasons), both trimmed.
+// runScript runs scripts/clickhouse with args and env, never installing
+// the server (CLICKHOUSE_NO_INSTALL), and returns its stdout (the DSN for
+// start) and its stderr (progress and reasons).
 func runScript(env []string, args ...string) (stdout, stderr string, err error) {
-	script, err := scriptPath()
-	if err != nil {
-		return "", "", err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), scriptTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "bash", append([]string{script}, args...)...)
-	// Tests start an installed server but never install one: installing
-	// reaches a package registry, which scripts/test does before the tests.
-	cmd.Env = append(append(os.Environ(), "CLICKHOUSE_NO_INSTALL=1"), env...)
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	// The script hands the server its own stdio, so its pipes close when it
-	// exits; WaitDelay guards against a regression holding them open.
-	cmd.WaitDelay = 5 * time.Second
-	err = cmd.Run()
-	stdout, stderr = strings.TrimSpace(out.String()), strings.TrimSpace(errOut.String())
-	var exit *exec.ExitError
-	switch {
-	case err == nil:
-		return stdout, stderr, nil
-	case errors.As(err, &exit) && exit.ExitCode() == exitUnavailable:
-		return stdout, stderr, &unavailableError{reason: lastLine(stderr)}
-	default:
-		return stdout, stderr, fmt.Errorf("scripts/clickhouse %s: %w\n%s", strings.Join(args, " "), err, stderr)
-	}
-}
-
-func lastLine(s string) string {
-	s = strings.TrimSpace(s)
-	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
-		s = s[i+1:]
-	}
-	return strings.TrimPrefix(s, "clickhouse: unavailable: ")
-}
-
-// scriptPath finds scripts/clickhouse in the module root: the nearest
-// directory above the working directory (a test's package directory) that
-// holds go.mod.
-func scriptPath() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", fmt.Errorf("chtest: %w", err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return filepath.Join(dir, "scripts", "clickhouse"), nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("chtest: no go.mod above the working directory")
-		}
-		dir = parent
-	}
+	return testrun.Script("clickhouse", scriptTimeout, append([]string{"CLICKHOUSE_NO_INSTALL=1"}, env...), args...)
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/triage-dev/triage/internal/testrun"
 )
 
 // recorder is a testing.TB that records how a test would have ended.
@@ -22,7 +24,7 @@ func TestUnavailableFailsNotSkips(t *testing.T) {
 	for _, ci := range []string{"", "true"} {
 		t.Setenv("CI", ci)
 		r := &recorder{TB: t}
-		need(r, &unavailableError{reason: "/usr/sbin/clickhouse-server is missing"})
+		need(r, &testrun.UnavailableError{Script: "clickhouse", Reason: "/usr/sbin/clickhouse-server is missing"})
 		if r.skip != "" {
 			t.Errorf("CI=%q: skipped: %s", ci, r.skip)
 		}

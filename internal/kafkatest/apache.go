@@ -1,29 +1,22 @@
 package kafkatest
 
 import (
-	"bytes"
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
-	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/triage-dev/triage/internal/testrun"
 )
 
 // EnvBrokers names the environment variable that points ApacheKafka at an
 // existing broker instead of starting one: comma-separated host:port seeds.
 const EnvBrokers = "TRIAGE_KAFKA_BROKERS"
-
-// exitUnavailable is scripts/kafka's exit code for "no broker can be had on
-// this machine".
-const exitUnavailable = 3
 
 // scriptTimeout bounds one run of scripts/kafka: a broker start, or waiting
 // for another binary's start to release the script's lock.
@@ -66,7 +59,7 @@ func ApacheKafka(t testing.TB) []string {
 		t.Logf("scripts/kafka start: %s", apache.log)
 	}
 	if apache.err != nil {
-		var ue *unavailableError
+		var ue *testrun.UnavailableError
 		if errors.As(apache.err, &ue) {
 			t.Fatalf("kafkatest: %v\nthis test needs an Apache Kafka broker: run ./scripts/test, which fetches and starts one, or scripts/kafka start, or set %s", apache.err, EnvBrokers)
 		}
@@ -94,63 +87,9 @@ func Name(t testing.TB, prefix string) string {
 	return prefix + "." + name + "." + hex.EncodeToString(b[:])
 }
 
-// unavailableError is a script run that ended with exitUnavailable.
-type unavailableError struct{ reason string }
-
-func (e *unavailableError) Error() string { return "Apache Kafka unavailable: " + e.reason }
-
-// runKafkaScript runs scripts/kafka with args and KAFKA_NO_INSTALL=1 and
-// returns its stdout (the bootstrap address for start) and its stderr
-// (progress and reasons), both trimmed.
+// runKafkaScript runs scripts/kafka with args, never fetching the jars
+// (KAFKA_NO_INSTALL), and returns its stdout (the bootstrap address for
+// start) and its stderr (progress and reasons).
 func runKafkaScript(args ...string) (stdout, stderr string, err error) {
-	script, err := kafkaScriptPath()
-	if err != nil {
-		return "", "", err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), scriptTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "bash", append([]string{script}, args...)...)
-	// Tests start a broker from fetched jars but never fetch them: that
-	// reaches a package registry, which scripts/test does before the tests.
-	cmd.Env = append(os.Environ(), "KAFKA_NO_INSTALL=1")
-	var out, errOut bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errOut
-	// The script hands the broker its own stdio, so its pipes close when it
-	// exits; WaitDelay guards against a regression holding them open.
-	cmd.WaitDelay = 5 * time.Second
-	err = cmd.Run()
-	stdout, stderr = strings.TrimSpace(out.String()), strings.TrimSpace(errOut.String())
-	var exit *exec.ExitError
-	switch {
-	case err == nil:
-		return stdout, stderr, nil
-	case errors.As(err, &exit) && exit.ExitCode() == exitUnavailable:
-		reason := stderr
-		if i := strings.LastIndexByte(reason, '\n'); i >= 0 {
-			reason = reason[i+1:]
-		}
-		return stdout, stderr, &unavailableError{reason: strings.TrimPrefix(reason, "kafka: unavailable: ")}
-	default:
-		return stdout, stderr, fmt.Errorf("scripts/kafka %s: %w\n%s", strings.Join(args, " "), err, stderr)
-	}
-}
-
-// kafkaScriptPath finds scripts/kafka in the module root: the nearest
-// directory above the working directory (a test's package directory) that
-// holds go.mod.
-func kafkaScriptPath() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", fmt.Errorf("kafkatest: %w", err)
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return filepath.Join(dir, "scripts", "kafka"), nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("kafkatest: no go.mod above the working directory")
-		}
-		dir = parent
-	}
+	return testrun.Script("kafka", scriptTimeout, []string{"KAFKA_NO_INSTALL=1"}, args...)
 }

@@ -1,7 +1,8 @@
 // Package testrun holds what triage's tests share for running things in the
 // background: a runner with a stop function that returns the run's error, a
-// bounded poll for state that offers nothing to wait on, and a buffer that a
-// running goroutine or child process can write while the test reads it.
+// bounded poll for state that offers nothing to wait on, a buffer that a
+// running goroutine or child process can write while the test reads it, and
+// the runner of the project's server scripts (Script).
 package testrun
 
 import (
