@@ -163,21 +163,22 @@ func Verify(ctx context.Context, opts []kgo.Opt, o VerifyOptions) (Verification,
 		vf.parts = append(vf.parts, &partState{topic: so.Topic, partition: so.Partition, start: so.Offset,
 			state: make([]uint8, max(0, end.Offset-so.Offset))})
 	})
-	if err := readRange(ctx, opts, kgo.ReadUncommitted(), srcStart, srcEnd, vf.source); err != nil {
+	if err := ReadRange(ctx, opts, kgo.ReadUncommitted(), srcStart, srcEnd, vf.source); err != nil {
 		return Verification{}, err
 	}
-	if err := readRange(ctx, opts, kgo.ReadCommitted(), outStart, outEnd, vf.output); err != nil {
+	if err := ReadRange(ctx, opts, kgo.ReadCommitted(), outStart, outEnd, vf.output); err != nil {
 		return vf.v, err
 	}
 	vf.finish()
 	return vf.v, nil
 }
 
-// readRange reads every partition in start from its offset up to its offset
-// in end with a fresh direct client of the given isolation, calling fn for
-// each data record. Control records are kept so that a partition whose tail
-// is a transaction marker is known to be read to its end.
-func readRange(ctx context.Context, opts []kgo.Opt, iso kgo.IsolationLevel, start, end kadm.ListedOffsets, fn func(*kgo.Record)) error {
+// ReadRange reads every partition in start from its offset up to its offset
+// in end with a fresh direct client (opts: seeds, TLS, SASL) of the given
+// isolation, calling fn for each data record, in offset order within a
+// partition. Control records are kept so that a partition whose tail is a
+// transaction marker is known to be read to its end. ctx bounds the read.
+func ReadRange(ctx context.Context, opts []kgo.Opt, iso kgo.IsolationLevel, start, end kadm.ListedOffsets, fn func(*kgo.Record)) error {
 	parts := map[string]map[int32]kgo.Offset{}
 	ends := map[string]map[int32]int64{}
 	pending := 0
@@ -199,23 +200,23 @@ func readRange(ctx context.Context, opts []kgo.Opt, iso kgo.IsolationLevel, star
 	cl, err := kgo.NewClient(append(slices.Clone(opts),
 		kgo.ConsumePartitions(parts), kgo.FetchIsolationLevel(iso), kgo.KeepControlRecords())...)
 	if err != nil {
-		return fmt.Errorf("loadgen: verify: %w", err)
+		return fmt.Errorf("loadgen: read: %w", err)
 	}
 	defer cl.Close()
 	for pending > 0 {
 		fs := cl.PollFetches(ctx)
 		if err := ctx.Err(); err != nil {
-			return fmt.Errorf("loadgen: verify: %d partitions not read to their end: %w", pending, err)
+			return fmt.Errorf("loadgen: read: %d partitions not read to their end: %w", pending, err)
 		}
 		if fs.IsClientClosed() {
-			return fmt.Errorf("loadgen: verify: %w", kgo.ErrClientClosed)
+			return fmt.Errorf("loadgen: read: %w", kgo.ErrClientClosed)
 		}
 		var ferr error
 		fs.EachError(func(topic string, partition int32, err error) {
 			ferr = errors.Join(ferr, fmt.Errorf("fetch %s[%d]: %w", topic, partition, err))
 		})
 		if ferr != nil {
-			return fmt.Errorf("loadgen: verify: %w", ferr)
+			return fmt.Errorf("loadgen: read: %w", ferr)
 		}
 		fs.EachPartition(func(p kgo.FetchTopicPartition) {
 			end, ok := ends[p.Topic][p.Partition]
