@@ -33,6 +33,13 @@ type chain struct {
 }
 
 // NewChains returns an empty set of chains.
+// ChainName names the hash chain of a source partition, "topic/partition":
+// the pipeline links records under it and keys the audit topic by it, and
+// verify reconciles by it.
+func ChainName(topic string, partition int32) string {
+	return topic + "/" + strconv.Itoa(int(partition))
+}
+
 func NewChains() *Chains { return &Chains{chains: map[string]*chain{}} }
 
 // Link fills Chain, Segment, Seq, PrevHash and Hash of recs, in order, as

@@ -30,7 +30,7 @@ type Anchor struct {
 }
 
 // Chain is the name of the anchor's hash chain, "topic/partition".
-func (a Anchor) Chain() string { return a.Topic + "/" + strconv.Itoa(int(a.Partition)) }
+func (a Anchor) Chain() string { return ChainName(a.Topic, a.Partition) }
 
 // Problems of a Discrepancy.
 const (

@@ -3,10 +3,11 @@ package pipeline
 import (
 	"context"
 	"fmt"
-	"strconv"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/triage-dev/triage/audit"
 )
 
 // commitTimeout bounds one synchronous commit during a revoke or shutdown.
@@ -109,7 +110,7 @@ func flatten(m map[string][]int32) []TopicPartition {
 func chainNames(tps []TopicPartition) []string {
 	names := make([]string, len(tps))
 	for i, tp := range tps {
-		names[i] = tp.Topic + "/" + strconv.Itoa(int(tp.Partition))
+		names[i] = audit.ChainName(tp.Topic, tp.Partition)
 	}
 	return names
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"sync/atomic"
 	"time"
 	"unicode/utf8"
@@ -127,22 +126,22 @@ func (p *Pipeline) emitDecision(ev Event, d Decision, attempts []audit.Record, t
 	// The audit records join their source partition's hash chain and are
 	// produced in chain order, keyed by the chain, so that a chain sits in
 	// order in one audit partition.
-	chain := ev.Topic + "/" + strconv.Itoa(int(ev.Partition))
+	chain := audit.ChainName(ev.Topic, ev.Partition)
 	p.chains.Link(chain, trail, func() {
 		recs := make([]*kgo.Record, 0, 1+len(trail))
 		recs = append(recs, &kgo.Record{Topic: p.cfg.DecisionsTopic, Key: []byte(ev.Key), Value: value})
 		for _, a := range trail {
-			v, err := json.Marshal(a)
+			rec, err := p.auditRecord(chain, a)
 			if err != nil {
 				t.Abandon()
 				p.fail(fmt.Errorf("pipeline: encode audit record for %s: %w", ev.ID, err))
 				return
 			}
-			recs = append(recs, &kgo.Record{Topic: p.cfg.AuditTopic, Key: []byte(chain), Value: v})
+			recs = append(recs, rec)
 		}
 		p.produce(recs, t, func(latency time.Duration) Result {
 			return Result{Topic: ev.Topic, Partition: ev.Partition, Offset: ev.Offset, Decision: &d, AuditRecords: len(trail), SamplingAttempts: len(attempts), Latency: latency}
-		}, ev.Produced)
+		}, ev.Produced, nil)
 	})
 }
 
@@ -181,7 +180,7 @@ func (p *Pipeline) emitDLQ(r *kgo.Record, derr *DecodeError, t *Ticket) {
 	result := func(latency time.Duration) Result {
 		return Result{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, DLQReason: derr.Reason, AuditRecords: 1, Latency: latency}
 	}
-	chain := r.Topic + "/" + strconv.Itoa(int(r.Partition))
+	chain := audit.ChainName(r.Topic, r.Partition)
 	// The record has no event id to derive the audit id from; its source
 	// position is as stable across reprocessing.
 	pos := fmt.Sprintf("%s@%d", chain, r.Offset)
@@ -193,31 +192,46 @@ func (p *Pipeline) emitDLQ(r *kgo.Record, derr *DecodeError, t *Ticket) {
 		Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Consumer: p.cfg.Instance,
 	}
 	p.chains.Link(chain, []*audit.Record{dead}, func() {
-		v, err := json.Marshal(dead)
+		arec, err := p.auditRecord(chain, dead)
 		if err != nil {
 			t.Abandon()
 			p.fail(fmt.Errorf("pipeline: encode dead-letter audit record for %s: %w", pos, err))
 			return
 		}
-		var pending atomic.Int32
-		pending.Store(2)
-		p.cl.Produce(p.workCtx, rec, p.ack(&pending, t, result, r.Timestamp, func(err error) *kgo.Record {
+		p.produce([]*kgo.Record{rec, arec}, t, result, r.Timestamp, func(sent *kgo.Record, err error) *kgo.Record {
+			if sent != rec {
+				return nil
+			}
 			return deadletter.Truncated(rec, err)
-		}))
-		p.cl.Produce(p.workCtx, &kgo.Record{Topic: p.cfg.AuditTopic, Key: []byte(chain), Value: v}, p.ack(&pending, t, result, r.Timestamp, nil))
+		})
 	})
 }
 
 // produce writes recs and completes t once the broker acknowledged all of
 // them. A produce error is fatal to the pipeline: the record stays
 // uncommitted and is processed again after restart, rather than being
-// skipped.
-func (p *Pipeline) produce(recs []*kgo.Record, t *Ticket, result func(time.Duration) Result, produced time.Time) {
+// skipped; unless replace, when not nil, returns a record to send once
+// instead of the failed one.
+func (p *Pipeline) produce(recs []*kgo.Record, t *Ticket, result func(time.Duration) Result, produced time.Time, replace func(*kgo.Record, error) *kgo.Record) {
 	var pending atomic.Int32
 	pending.Store(int32(len(recs)))
 	for _, rec := range recs {
-		p.cl.Produce(p.workCtx, rec, p.ack(&pending, t, result, produced, nil))
+		var instead func(error) *kgo.Record
+		if replace != nil {
+			instead = func(err error) *kgo.Record { return replace(rec, err) }
+		}
+		p.cl.Produce(p.workCtx, rec, p.ack(&pending, t, result, produced, instead))
 	}
+}
+
+// auditRecord encodes a as a record of the audit topic keyed by its chain,
+// so that a chain sits in order in one audit partition.
+func (p *Pipeline) auditRecord(chain string, a *audit.Record) (*kgo.Record, error) {
+	v, err := json.Marshal(a)
+	if err != nil {
+		return nil, err
+	}
+	return &kgo.Record{Topic: p.cfg.AuditTopic, Key: []byte(chain), Value: v}, nil
 }
 
 // ack is the promise of one produced record: the last acknowledgement of
