@@ -18,21 +18,10 @@ import (
 
 	"github.com/triage-dev/triage/audit"
 	"github.com/triage-dev/triage/internal/chtest"
+	"github.com/triage-dev/triage/internal/testrun"
 )
 
 var quiet = slog.New(slog.DiscardHandler)
-
-// refusedAddr returns a loopback address that refuses connections.
-func refusedAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	return addr
-}
 
 // TestOpenMigratedWaitsForServer starts OpenMigrated against a stopped
 // server: it reports the server unreachable and keeps trying, and once the
@@ -117,7 +106,7 @@ func TestOpenMigratedFailsFast(t *testing.T) {
 func TestOpenMigratedStopsWithContext(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
-	_, _, err := audit.OpenMigrated(ctx, "clickhouse://"+refusedAddr(t)+"/db", audit.ConnectOptions{Logger: quiet,
+	_, _, err := audit.OpenMigrated(ctx, "clickhouse://"+testrun.FreeAddr(t)+"/db", audit.ConnectOptions{Logger: quiet,
 		OnUnreachable: func(error) { cancel() },
 	})
 	if !errors.Is(err, audit.ErrUnreachable) || !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "refused") {

@@ -201,12 +201,7 @@ func TestDemoClickHouseDownAtStart(t *testing.T) {
 // them and never answers (the DSN's dial timeout, a minute, is not waited
 // for).
 func TestShutdownWhileClickHouseDown(t *testing.T) {
-	refused, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	refusedAddr := refused.Addr().String()
-	refused.Close()
+	refusedAddr := testrun.FreeAddr(t)
 	hanging, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -258,12 +253,7 @@ func TestShutdownWhileClickHouseDown(t *testing.T) {
 // TestClickHouseNeverComes: the demo's wait for the sink ends at its bound
 // with a message that says the sink never reached ClickHouse and why.
 func TestClickHouseNeverComes(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	refused := l.Addr().String()
-	l.Close()
+	refused := testrun.FreeAddr(t)
 	cfg := config.Default()
 	cfg.ClickHouse = "clickhouse://" + refused + "/triage"
 	ch, err := newClickHouseSink(cfg, []string{"127.0.0.1:1"}, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
@@ -307,20 +297,10 @@ func TestBadDSNFailsAtStart(t *testing.T) {
 // TestSinkAloneWaits: `consumer sink` started while ClickHouse is down
 // waits (not ready, saying why) instead of exiting, and stops cleanly.
 func TestSinkAloneWaits(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	refused := l.Addr().String()
-	l.Close()
+	refused := testrun.FreeAddr(t)
 	// A port free a moment ago for the ops endpoint: runSink logs to
 	// stderr, where the test cannot read the address of port 0.
-	l, err = net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ops := l.Addr().String()
-	l.Close()
+	ops := testrun.FreeAddr(t)
 	stop := testrun.Background(t, "consumer sink", 20*time.Second, func(ctx context.Context) error {
 		if code := runSink(ctx, []string{"--brokers", "127.0.0.1:1", "--clickhouse", "clickhouse://" + refused + "/triage",
 			"--http-listen", ops, "--log-level", "error"}, io.Discard); code != 0 {

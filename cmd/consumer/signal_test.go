@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -42,12 +41,7 @@ func TestMain(m *testing.M) {
 // an hour, so sampled events are in flight). Before, the second signal was
 // swallowed and the process ran on until its shutdown ended by itself.
 func TestSecondSignalExitsAtOnce(t *testing.T) {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
+	addr := testrun.FreeAddr(t)
 	args, _ := json.Marshal([]string{
 		"--embedded", "--embedded-port", "0", "--demo", "2000",
 		"--offline-latency", "1h", "--drain-timeout", "1h",

@@ -3,7 +3,6 @@ package e2e
 import (
 	"context"
 	"encoding/json"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -172,16 +171,6 @@ func (k kafka) generator(t *testing.T, cfg loadgen.Config) *loadgen.Generator {
 	return gen
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
-
 // poll waits for cond, checking every 50 ms: the processes give the test
 // nothing to block on but their output topics.
 func poll(t *testing.T, what string, cond func() bool) {
@@ -203,7 +192,7 @@ func TestSamplersJoinAndLeave(t *testing.T) {
 func samplersJoinAndLeave(t *testing.T, bin map[string]string, b kafkatest.Broker) {
 	k := newKafka(t, b)
 	brokers := k.brokers
-	addr := freeAddr(t)
+	addr := testrun.FreeAddr(t)
 	url := "http://" + addr + "/mcp"
 	consumer := start(t, "consumer", bin["consumer"], k.consumerArgs("--mask-key", maskKey,
 		"--sampler", "none", "--mcp-listen", addr, "--mcp-token", "s3cret", "--queue-wait", "60s",
@@ -319,7 +308,7 @@ func samplersJoinAndLeave(t *testing.T, bin map[string]string, b kafkatest.Broke
 // names, which a run on the shared Apache Kafka broker must not use.
 func TestREADMERemoteSamplers(t *testing.T) {
 	bin := binaries(t)
-	addr := freeAddr(t)
+	addr := testrun.FreeAddr(t)
 	summary := filepath.Join(t.TempDir(), "summary.json")
 	consumer := start(t, "consumer", bin["consumer"], "--embedded", "--embedded-port", "0", "--demo", "3000",
 		"--sampler", "none", "--mcp-listen", addr, "--queue-wait", "30s", "--summary-json", summary,
