@@ -78,16 +78,18 @@ func Kinds(text string) []Kind {
 	return out
 }
 
-// fixedPoint scans s until a scan changes nothing. One scan is not always
-// enough: a phone pattern match with too many digits is kept, and once the
-// card it ran into is masked, what is left of it is a phone number
-// ("+1000000000 4111111111111111"). It ends: each scan that changes s
-// replaces at least one digit or "@" with a placeholder that has neither.
+// fixedPoint scans s until nothing is left to mask. One scan is enough
+// unless a phone pattern match was kept for its digit count and the card
+// it ran into was then masked: what is left of it may be a phone number
+// ("+1000000000 4111111111111111"), so only then is s scanned again. No
+// other pattern can match anew after a later one: placeholders hold no
+// digits and no "@". It ends: each further scan replaces at least one digit
+// with a placeholder.
 func fixedPoint(s string, found *[len(kinds)]bool) string {
 	for {
-		next := scan(s, found)
-		if next == s {
-			return s
+		next, again := scan(s, found)
+		if !again {
+			return next
 		}
 		s = next
 	}
@@ -95,7 +97,9 @@ func fixedPoint(s string, found *[len(kinds)]bool) string {
 
 // scan applies the patterns in order, each to what the earlier ones left,
 // and records in found (if not nil) which of them replaced something.
-func scan(s string, found *[len(kinds)]bool) string {
+// again reports whether the result may hold a phone number that only the
+// card masking uncovered.
+func scan(s string, found *[len(kinds)]bool) (out string, again bool) {
 	note := func(i int, before, after string) string {
 		if found != nil && after != before {
 			found[i] = true
@@ -106,16 +110,19 @@ func scan(s string, found *[len(kinds)]bool) string {
 		s = note(0, s, emailRe.ReplaceAllLiteralString(s, Email.Placeholder()))
 	}
 	if !strings.ContainsAny(s, "0123456789") {
-		return s
+		return s, false
 	}
 	s = note(1, s, ibanRe.ReplaceAllLiteralString(s, IBAN.Placeholder()))
+	phoneKept := false
 	s = note(2, s, phoneRe.ReplaceAllStringFunc(s, func(m string) string {
 		if phoneDigitsOK(m) {
 			return Phone.Placeholder()
 		}
+		phoneKept = true
 		return m
 	}))
-	return note(3, s, maskCards(s))
+	carded := note(3, s, maskCards(s))
+	return carded, phoneKept && carded != s
 }
 
 // phoneDigitsOK reports whether a phoneRe match has 7 to 15 digits, not
