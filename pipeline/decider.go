@@ -49,12 +49,15 @@ type Decider interface {
 	Decide(ctx context.Context, item Item) (Verdict, error)
 }
 
-// Fallback reasons set by the pipeline itself.
+// Fallback reasons: the vocabulary of the decision's reason field, which
+// Deciders' errors name through FallbackReason.
 const (
 	FallbackNoSampler = "no_sampler"
 	FallbackTimeout   = "timeout"
 	FallbackError     = "error"
 	FallbackInvalid   = "invalid_answer"
+	// FallbackLeaseExpired: samplers took the item and never answered.
+	FallbackLeaseExpired = "lease_expired"
 )
 
 // FallbackReason maps a Decider error to the reason recorded with the

@@ -153,7 +153,7 @@ func decisionStatus(d Decision) audit.Status {
 		return audit.StatusOK
 	}
 	switch d.Reason {
-	case FallbackTimeout, "lease_expired": // lease_expired: samplers took the item and never answered
+	case FallbackTimeout, FallbackLeaseExpired:
 		return audit.StatusTimeout
 	case FallbackInvalid:
 		return audit.StatusInvalidAnswer

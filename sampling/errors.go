@@ -1,5 +1,7 @@
 package sampling
 
+import "github.com/triage-dev/triage/pipeline"
+
 // Error is a sampling failure that names the fallback reason recorded with
 // the decision (pipeline.FallbackReason reads it).
 type Error struct {
@@ -15,13 +17,13 @@ func (e *Error) FallbackReason() string { return e.reason }
 // Sampling failures that callers branch on with errors.Is.
 var (
 	// ErrNoSampler means no sampler took the item within the queue wait.
-	ErrNoSampler = &Error{reason: "no_sampler", msg: "sampling: no sampler took the item in time"}
+	ErrNoSampler = &Error{reason: pipeline.FallbackNoSampler, msg: "sampling: no sampler took the item in time"}
 	// ErrLeaseExpired means samplers leased the item and did not answer in
 	// time, on the first lease and on the one re-queue.
-	ErrLeaseExpired = &Error{reason: "lease_expired", msg: "sampling: lease expired"}
+	ErrLeaseExpired = &Error{reason: pipeline.FallbackLeaseExpired, msg: "sampling: lease expired"}
 	// ErrInvalidAnswer means the answer did not fit the decision schema, even
 	// after one corrective follow-up.
-	ErrInvalidAnswer = &Error{reason: "invalid_answer", msg: "sampling: answer does not fit the decision schema"}
+	ErrInvalidAnswer = &Error{reason: pipeline.FallbackInvalid, msg: "sampling: answer does not fit the decision schema"}
 	// ErrClosed means the pool is shutting down.
-	ErrClosed = &Error{reason: "error", msg: "sampling: pool closed"}
+	ErrClosed = &Error{reason: pipeline.FallbackError, msg: "sampling: pool closed"}
 )
