@@ -78,12 +78,8 @@ func anchoredChains(t *testing.T) (driver.Conn, []Record, []string) {
 	if err := insertAudit(t.Context(), conn, recs[5:15]); err != nil {
 		t.Fatal(err)
 	}
-	b, err := embedded.Start(embedded.Config{Partitions: reconcileChains, Topics: []string{reconcileTopic}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
-	cl := kafkatest.Client(t, b.Addrs(), kgo.RecordPartitioner(kgo.ManualPartitioner()))
+	addrs := kafkatest.EmbeddedWith(t, embedded.Config{Partitions: reconcileChains, Topics: []string{reconcileTopic}})
+	cl := kafkatest.Client(t, addrs, kgo.RecordPartitioner(kgo.ManualPartitioner()))
 	var krs []*kgo.Record
 	for p := range reconcileChains {
 		for range reconcilePerChain {
@@ -104,7 +100,7 @@ func anchoredChains(t *testing.T) (driver.Conn, []Record, []string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return conn, recs, b.Addrs()
+	return conn, recs, addrs
 }
 
 func reconcileAll(t *testing.T, conn driver.Conn, brokers []string) ([]Discrepancy, ReconcileStats) {
@@ -253,12 +249,8 @@ func TestReconcileFromLogStart(t *testing.T) {
 }
 
 func TestFetchAnchorsNoCommits(t *testing.T) {
-	b, err := embedded.Start(embedded.Config{Partitions: 1, Topics: []string{reconcileTopic}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
-	_, err = FetchAnchors(t.Context(), kadm.NewClient(kafkatest.Client(t, b.Addrs())), "no-such-group")
+	addrs := kafkatest.EmbeddedWith(t, embedded.Config{Partitions: 1, Topics: []string{reconcileTopic}})
+	_, err := FetchAnchors(t.Context(), kadm.NewClient(kafkatest.Client(t, addrs)), "no-such-group")
 	if !errors.Is(err, ErrNoCommits) {
 		t.Fatalf("err %v, want ErrNoCommits", err)
 	}

@@ -28,12 +28,7 @@ var inputTopics = []string{"events.transactions", "events.documents"}
 func startBroker(t *testing.T, extraTopics ...string) []string {
 	t.Helper()
 	topics := append([]string{"decisions", "audit", "events.dlq"}, inputTopics...)
-	b, err := embedded.Start(embedded.Config{Partitions: 4, Topics: append(topics, extraTopics...)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
-	return b.Addrs()
+	return kafkatest.EmbeddedWith(t, embedded.Config{Partitions: 4, Topics: append(topics, extraTopics...)})
 }
 
 func testLogger(t *testing.T) *slog.Logger {

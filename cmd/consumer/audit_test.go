@@ -20,6 +20,7 @@ import (
 	"github.com/triage-dev/triage/internal/chtest"
 	"github.com/triage-dev/triage/internal/demo"
 	"github.com/triage-dev/triage/internal/embedded"
+	"github.com/triage-dev/triage/internal/kafkatest"
 	"github.com/triage-dev/triage/internal/testrun"
 )
 
@@ -164,12 +165,7 @@ func TestVerifyReconciles(t *testing.T) {
 	server := chtest.Server(t)
 	db := chtest.FreshDatabase(t, chtest.Open(t, server))
 	dsn := withDatabase(t, server, db)
-	b, err := embedded.Start(embedded.Config{Partitions: 3, Topics: []string{"events.transactions", "events.documents", "decisions", "audit", "events.dlq", "audit.dlq"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
-	brokers := strings.Join(b.Addrs(), ",")
+	brokers := strings.Join(kafkatest.EmbeddedWith(t, embedded.Config{Partitions: 3, Topics: []string{"events.transactions", "events.documents", "decisions", "audit", "events.dlq", "audit.dlq"}}), ",")
 
 	var code int
 	stdout := captureStdout(t, func() {

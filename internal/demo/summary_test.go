@@ -194,13 +194,9 @@ func TestDoneCountsProducedEvents(t *testing.T) {
 // written since the summary started count, and they make the run's audit
 // trail complete.
 func TestReadAudit(t *testing.T) {
-	b, err := embedded.Start(embedded.Config{Partitions: 3, Topics: []string{"audit"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
+	addrs := kafkatest.EmbeddedWith(t, embedded.Config{Partitions: 3, Topics: []string{"audit"}})
 	r := newRun()
-	cl := kafkatest.Client(t, b.Addrs())
+	cl := kafkatest.Client(t, addrs)
 	write := func(recs []audit.Record, at time.Time) {
 		t.Helper()
 		for _, a := range recs {
@@ -222,7 +218,7 @@ func TestReadAudit(t *testing.T) {
 		s.Add(res)
 	}
 	s.SetProduced(r.sent)
-	if err := s.ReadAudit(t.Context(), b.Addrs(), "audit"); err != nil {
+	if err := s.ReadAudit(t.Context(), addrs, "audit"); err != nil {
 		t.Fatal(err)
 	}
 	rep := s.Report("test")

@@ -2,11 +2,14 @@ package kafkatest
 
 import (
 	"context"
+	"fmt"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 
 	"github.com/triage-dev/triage/internal/embedded"
+	"github.com/triage-dev/triage/internal/testrun"
 )
 
 // Broker is a kind of broker that the integration and fault tests run
@@ -43,9 +46,13 @@ func Brokers() []Broker {
 // Embedded starts an embedded broker (internal/embedded, the one
 // consumer --embedded runs) with no topics, closed when the test ends, and
 // returns its addresses.
-func Embedded(t testing.TB) []string {
+func Embedded(t testing.TB) []string { return EmbeddedWith(t, embedded.Config{}) }
+
+// EmbeddedWith is Embedded with the broker's configuration: its topics and
+// their partitions, created before it answers.
+func EmbeddedWith(t testing.TB, cfg embedded.Config) []string {
 	t.Helper()
-	b, err := embedded.Start(embedded.Config{})
+	b, err := embedded.Start(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,7 +61,7 @@ func Embedded(t testing.TB) []string {
 }
 
 // CreateTopics creates the topics with the partitions and replication
-// factor 1, and deletes them when the test ends so that the shared broker
+// factor 1, returns once the metadata lists them, and deletes them when the test ends so that the shared broker
 // does not grow with every run.
 func CreateTopics(t testing.TB, brokers []string, partitions int32, topics ...string) {
 	t.Helper()
@@ -68,6 +75,21 @@ func CreateTopics(t testing.TB, brokers []string, partitions int32, topics ...st
 	if err != nil {
 		t.Fatalf("kafkatest: create topics %v: %v", topics, err)
 	}
+	// A broker answers CreateTopics before every broker's metadata has the
+	// topics (Apache Kafka just after start: UNKNOWN_TOPIC_OR_PARTITION);
+	// return only once they can be used.
+	testrun.Until(t, fmt.Sprintf("topics %v in the metadata", topics), Wait, 50*time.Millisecond, func() bool {
+		details, err := adm.ListTopics(ctx, topics...)
+		if err != nil {
+			return false
+		}
+		for _, topic := range topics {
+			if d, ok := details[topic]; !ok || d.Err != nil || len(d.Partitions) != int(partitions) {
+				return false
+			}
+		}
+		return true
+	})
 	// Registered after Client's cleanup, so it runs before the client
 	// closes; a deletion that fails leaves uniquely named topics behind,
 	// which no other test reads.

@@ -26,13 +26,8 @@ const verifyTimeout = 60 * time.Second
 // acknowledged; it returns the broker's addresses.
 func runPipelineOver(t *testing.T, n int) []string {
 	t.Helper()
-	b, err := embedded.Start(embedded.Config{Partitions: 4, Topics: []string{
+	addrs := kafkatest.EmbeddedWith(t, embedded.Config{Partitions: 4, Topics: []string{
 		DefaultTransactionsTopic, DefaultDocumentsTopic, DefaultDecisionsTopic, DefaultAuditTopic, DefaultDLQTopic}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(b.Close)
-	addrs := b.Addrs()
 
 	cl := newClient(t, addrs, ProducerClientOpts()...)
 	rep, err := Produce(t.Context(), cl, mustGenerator(t, Config{Seed: 3, Bad: 0.1}), ProduceOptions{Events: n})
