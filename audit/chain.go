@@ -76,6 +76,15 @@ func (c *Chains) Reset(names []string) {
 	}
 }
 
+// ResetAll ends the segments of every chain: after a transaction abort
+// discarded the tails this member had linked, each chain goes on in a new
+// segment.
+func (c *Chains) ResetAll() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	clear(c.chains)
+}
+
 func newSegment() string {
 	var b [8]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails

@@ -161,11 +161,14 @@ func NewSink(conn driver.Conn, opts SinkOptions) (*Sink, error) {
 		OnRevoked: s.onRevoked, OnLost: s.onLost, Logger: opts.Logger, LogPrefix: "sink: kafka: ",
 		Protocol: opts.GroupProtocol,
 	}
+	// Every member reads read_committed (internal/kafka): outputs of
+	// aborted pipeline transactions are not decisions.
 	kopts := []kgo.Opt{
-		// Outputs of aborted pipeline transactions are not decisions.
-		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		// Commits follow inserts, never polls.
 		kgo.DisableAutoCommit(),
+		// Transaction markers are committed past like records, so that
+		// the group's offsets reach the partitions' ends.
+		kgo.KeepControlRecords(),
 	}
 	cl, err := kafka.NewClient(member, append(kopts, opts.ClientOpts...)...)
 	if err != nil {
@@ -250,6 +253,9 @@ func (s *Sink) add(r *kgo.Record) {
 	}
 	b.records++
 	b.advance(r)
+	if r.Attrs.IsControl() {
+		return // a transaction marker: nothing to store
+	}
 	s.opts.Metrics.consumed(r.Topic)
 	var err error
 	switch r.Topic {

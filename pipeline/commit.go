@@ -40,8 +40,12 @@ func (p *Pipeline) markPartition(tp TopicPartition) {
 	}
 }
 
-// commit synchronously commits every completed watermark.
+// commit synchronously commits every completed watermark; with
+// exactly-once, it ends the open transaction (and begins the next).
 func (p *Pipeline) commit(ctx context.Context) error {
+	if p.txn != nil {
+		return p.commitTxn(ctx, false)
+	}
 	p.markCommits()
 	ctx, cancel := context.WithTimeout(ctx, commitTimeout)
 	defer cancel()
@@ -66,8 +70,21 @@ func (p *Pipeline) leave(ctx context.Context) {
 // those partitions, commits what is done and forgets them. Setting our own
 // callback turns off franz-go's commit-on-revoke, so committing here is
 // what keeps a rebalance from replaying finished work.
+//
+// With exactly-once, the open transaction is doomed instead (the
+// transactional session aborts a transaction a revoke overlapped, and so
+// does commitTxn): the revoked partitions are dropped at once, so that
+// nothing more is emitted for them, and their in-flight events are left to
+// the next owner.
 func (p *Pipeline) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[string][]int32) {
 	tps := flatten(revoked)
+	if p.txn != nil {
+		if len(tps) > 0 && p.txn.revoke() {
+			p.forget(tps)
+			p.log.Info("partitions revoked; the open transaction aborts and their events go to the next owner", "partitions", revoked)
+		}
+		return
+	}
 	p.cfg.Metrics.pausedDelta(-p.stalled.drop(tps))
 	p.cl.ResumeFetchPartitions(revoked) // a pause outlives the assignment
 	waitCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.RevokeTimeout)
@@ -90,11 +107,29 @@ func (p *Pipeline) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[str
 // (session expired, fenced): their uncommitted work is redone by the new
 // owner.
 func (p *Pipeline) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
-	p.cfg.Metrics.pausedDelta(-p.stalled.drop(flatten(lost)))
-	p.cl.ResumeFetchPartitions(lost)
-	p.offsets.Drop(flatten(lost))
-	p.chains.Reset(chainNames(flatten(lost)))
+	if p.txn != nil {
+		p.txn.revoke()
+	}
+	p.forget(flatten(lost))
 	p.log.Warn("partitions lost", "partitions", lost)
+}
+
+// forget drops the bookkeeping, stalls and chains of partitions this
+// member no longer owns: tickets still out for them are no longer live,
+// so their events emit nothing here.
+func (p *Pipeline) forget(tps []TopicPartition) {
+	p.cfg.Metrics.pausedDelta(-p.stalled.drop(tps))
+	p.cl.ResumeFetchPartitions(byTopic(tps))
+	p.offsets.Drop(tps)
+	p.chains.Reset(chainNames(tps))
+}
+
+func byTopic(tps []TopicPartition) map[string][]int32 {
+	m := map[string][]int32{}
+	for _, tp := range tps {
+		m[tp.Topic] = append(m[tp.Topic], tp.Partition)
+	}
+	return m
 }
 
 func flatten(m map[string][]int32) []TopicPartition {

@@ -8,4 +8,73 @@
 // The pipeline knows nothing of MCP or LLMs: ambiguous events go to a
 // [Decider], and a decider that fails (or no decider at all) yields the
 // event type's conservative fallback outcome, never a lost event.
+//
+// # Exactly once
+//
+// With [DeliveryExactlyOnce] (the default) each event's outputs (its
+// decision, its audit records, or its dead letter and audit record) are
+// produced exactly once as seen by a read_committed reader, whatever
+// happens to the members. The argument:
+//
+//  1. Outputs and offsets commit together. A member produces through one
+//     transactional producer, and every CommitInterval (100 ms) it ends
+//     the open transaction with a TxnOffsetCommit of its offsets (franz-go's
+//     GroupTransactSession). An event's outputs are produced under a shared
+//     gate that ending a transaction holds exclusively, so they fall wholly
+//     into one transaction. A crash or kill leaves the open transaction to
+//     abort (at TransactionTimeout, 10 s, or at once when a member with the
+//     same transactional id starts): nothing of it was ever visible.
+//
+//  2. Out-of-order completion is committed, not waited for. A rule-decided
+//     event finishes in microseconds, an event with a sampler in seconds,
+//     and the decision of the later must not wait behind the earlier. So a
+//     transaction holds whatever completed since the last one, in any order,
+//     and the committed offset is the contiguous watermark (the first
+//     record not done). The events done above it would be decided again
+//     after a crash; to prevent that, each partition's offset commit
+//     carries, in its metadata, the ranges of offsets above the watermark
+//     that are done (base64 varints, see encodeProgress). Offset and
+//     metadata are one record of __consumer_offsets written by the same
+//     transaction as the outputs, so they can never disagree with what was
+//     emitted. (franz-go's group commits fill the metadata with the member
+//     id, but kgo.PreTxnCommitFnContext lets the member write its own, so no
+//     side topic is needed.)
+//
+//  3. A new owner resumes from exactly that state. On the first records of
+//     a partition it has no state for, a member reads the group's committed
+//     offsets with RequireStable, which waits while the previous owner's
+//     transaction is open, and skips the records in the inherited ranges:
+//     they are done without a second decision, and stay in the member's own
+//     progress until its watermark passes them.
+//
+//  4. Zombies cannot commit. The TxnOffsetCommit carries the member's group
+//     generation (or KIP-848 member epoch), and the broker refuses it from a
+//     member the group no longer counts; the transaction then aborts. Every
+//     transaction commits the offsets of every partition with state, moved
+//     or not, so even a transaction in which no watermark moved is fenced.
+//
+//  5. Rebalances abort, coarsely. franz-go's session aborts a transaction
+//     that a revoke overlapped, and revoked partitions are dropped at once
+//     (their tickets stop being live, so nothing more is emitted for them).
+//     After any abort, franz-go rewinds every partition to its committed
+//     offset and the member drops all its state: work done since the last
+//     commit (at most one CommitInterval of completed events, plus the
+//     events with a sampler at that moment) is done again, by this member
+//     or the next owner. The cost of a rebalance is bounded by the commit
+//     interval and the pool size, not by the sampling timeout.
+//
+//  6. The transaction timeout is not tied to sampling. A transaction never
+//     waits for a sampler: events still with one are simply not in it, so a
+//     30 s sampling timeout needs no 30 s transaction. The done ranges grow
+//     with the number of unfinished events per partition, which the pool and
+//     its queue bound (Workers + QueueSize + 1 ranges); should they ever
+//     exceed Kafka's offset metadata limit, the commit waits for the
+//     watermark to move, and aborts (safely) after half the transaction
+//     timeout.
+//
+// Downstream readers of the decisions and audit topics, the ClickHouse sink
+// included, must read read_committed. [DeliveryAtLeastOnce] keeps the
+// non-transactional path for brokers without transactions: offsets are
+// committed after the outputs are acknowledged, and a crash repeats the
+// outputs of events decided after the last commit.
 package pipeline

@@ -53,6 +53,9 @@ type Result struct {
 // the fallback when the Decider fails.
 func (p *Pipeline) decide(w work) {
 	it := w.item
+	if !w.ticket.Live() {
+		return // its partition moved on while it waited: not ours to decide
+	}
 	if p.cfg.Decider == nil {
 		p.emitDecision(it.Event, p.fallback(it, FallbackNoSampler), nil, w.ticket)
 		return
@@ -127,7 +130,7 @@ func (p *Pipeline) emitDecision(ev Event, d Decision, attempts []audit.Record, t
 	// produced in chain order, keyed by the chain, so that a chain sits in
 	// order in one audit partition.
 	chain := audit.ChainName(ev.Topic, ev.Partition)
-	p.chains.Link(chain, trail, func() {
+	p.emit(t, chain, trail, func() {
 		recs := make([]*kgo.Record, 0, 1+len(trail))
 		recs = append(recs, &kgo.Record{Topic: p.cfg.DecisionsTopic, Key: []byte(ev.Key), Value: value})
 		for _, a := range trail {
@@ -191,7 +194,7 @@ func (p *Pipeline) emitDLQ(r *kgo.Record, derr *DecodeError, t *Ticket) {
 		LatencyMS: millis(now.Sub(r.Timestamp)), At: now.UTC(),
 		Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Consumer: p.cfg.Instance,
 	}
-	p.chains.Link(chain, []*audit.Record{dead}, func() {
+	p.emit(t, chain, []*audit.Record{dead}, func() {
 		arec, err := p.auditRecord(chain, dead)
 		if err != nil {
 			t.Abandon()
@@ -205,6 +208,20 @@ func (p *Pipeline) emitDLQ(r *kgo.Record, derr *DecodeError, t *Ticket) {
 			return deadletter.Truncated(rec, err)
 		})
 	})
+}
+
+// emit links trail into the chain and calls send to produce the event's
+// outputs, all under the gate: not at all when the ticket is no longer
+// live (its partition was revoked, lost or rewound), and otherwise wholly
+// inside the open transaction.
+func (p *Pipeline) emit(t *Ticket, chain string, trail []*audit.Record, send func()) {
+	p.gate.RLock()
+	defer p.gate.RUnlock()
+	if !t.Live() {
+		return
+	}
+	p.txn.touch()
+	p.chains.Link(chain, trail, send)
 }
 
 // produce writes recs and completes t once the broker acknowledged all of
@@ -258,6 +275,11 @@ func (p *Pipeline) ack(pending *atomic.Int32, t *Ticket, result func(time.Durati
 		}
 		if t.Done() {
 			p.markPartition(t.Partition())
+		}
+		if p.txn != nil {
+			// Visible, and so done, when its transaction commits.
+			p.txn.hold(pendingResult{result, produced})
+			return
 		}
 		res := result(time.Since(produced))
 		p.cfg.Metrics.observe(res)

@@ -1,6 +1,8 @@
 package pipeline
 
 import (
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/triage-dev/triage/rules"
@@ -16,6 +18,9 @@ type Metrics struct {
 	queueFulls    prometheus.Counter
 	paused        prometheus.Gauge
 	latency       *prometheus.HistogramVec
+	transactions  *prometheus.CounterVec
+	txnSeconds    prometheus.Histogram
+	skipped       *prometheus.CounterVec
 }
 
 // NewMetrics creates the pipeline's metrics and registers them with reg.
@@ -44,8 +49,21 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help:    "From the event's produce timestamp to its decision being acknowledged, by path.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
 		}, []string{"path"}),
+		transactions: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "triage_transactions_total", Help: "Transactions ended (exactly-once delivery), by result: committed or aborted.",
+		}, []string{"result"}),
+		txnSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "triage_transaction_end_seconds",
+			Help:    "Time to end a transaction: flush, offset commit and end.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
+		}),
+		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "triage_records_already_decided_total",
+			Help: "Records read again after a crash or rebalance that an earlier committed transaction had already decided, so skipped.",
+		}, []string{"topic"}),
 	}
-	for _, c := range []prometheus.Collector{m.consumedTotal, m.decisions, m.dlq, m.ruleHits, m.queueFulls, m.paused, m.latency} {
+	for _, c := range []prometheus.Collector{m.consumedTotal, m.decisions, m.dlq, m.ruleHits, m.queueFulls, m.paused, m.latency,
+		m.transactions, m.txnSeconds, m.skipped} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -87,4 +105,22 @@ func (m *Metrics) observe(r Result) {
 	}
 	m.decisions.WithLabelValues(r.Decision.Type, r.Decision.Path, r.Decision.Outcome).Inc()
 	m.latency.WithLabelValues(r.Decision.Path).Observe(r.Latency.Seconds())
+}
+
+func (m *Metrics) transaction(committed bool, d time.Duration) {
+	if m == nil {
+		return
+	}
+	result := "aborted"
+	if committed {
+		result = "committed"
+	}
+	m.transactions.WithLabelValues(result).Inc()
+	m.txnSeconds.Observe(d.Seconds())
+}
+
+func (m *Metrics) alreadyDecided(topic string) {
+	if m != nil {
+		m.skipped.WithLabelValues(topic).Inc()
+	}
 }

@@ -1,7 +1,9 @@
 package pipeline
 
 import (
+	"cmp"
 	"context"
+	"slices"
 	"sync"
 )
 
@@ -38,7 +40,23 @@ type partOffsets struct {
 	pending []*Ticket // in offset order; a prefix of done tickets is popped eagerly
 	mark    Mark
 	marked  bool
+	// base is where this ownership started: the committed offset the
+	// group resumed from, or the first record tracked. Until a mark
+	// exists, it is the partition's committed position.
+	base    int64
+	hasBase bool
+	// floor is the committed offset read from the group, when it was
+	// (-1 otherwise): records below it are decided and committed.
+	floor int64
+	// inherited are offsets above the committed one that an earlier
+	// owner (or an earlier transaction of this member) already decided
+	// and committed: their records are skipped, and they stay part of
+	// the partition's progress until the watermark passes them.
+	inherited []Range
 }
+
+// Range is an inclusive range of offsets.
+type Range struct{ First, Last int64 }
 
 // Ticket is one tracked record. Done reports that its outputs are durable.
 type Ticket struct {
@@ -63,14 +81,149 @@ func NewOffsets() *Offsets {
 func (o *Offsets) Track(tp TopicPartition, offset int64, epoch int32) *Ticket {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	p := o.parts[tp]
-	if p == nil {
-		p = &partOffsets{}
-		o.parts[tp] = p
+	p := o.part(tp)
+	if !p.hasBase {
+		p.base, p.hasBase = offset, true
 	}
 	t := &Ticket{offsets: o, tp: tp, part: p, offset: offset, epoch: epoch}
 	p.pending = append(p.pending, t)
 	return t
+}
+
+func (o *Offsets) part(tp TopicPartition) *partOffsets {
+	p := o.parts[tp]
+	if p == nil {
+		p = &partOffsets{floor: -1}
+		o.parts[tp] = p
+	}
+	return p
+}
+
+// Inherit starts the partition's bookkeeping from its committed state: the
+// committed offset, and the ranges above it already decided and committed.
+// It must come before the partition's first Track.
+func (o *Offsets) Inherit(tp TopicPartition, committed int64, done []Range) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	p := o.part(tp)
+	p.base, p.hasBase, p.floor = committed, committed >= 0, committed
+	p.inherited = nil
+	for _, r := range done {
+		if r.Last >= committed && r.First <= r.Last {
+			p.inherited = append(p.inherited, r)
+		}
+	}
+}
+
+// Known reports whether the partition has bookkeeping: it was inherited
+// or tracked since it was last dropped.
+func (o *Offsets) Known(tp TopicPartition) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return o.parts[tp] != nil
+}
+
+// Below reports whether the record at offset lies below the committed
+// offset the partition's bookkeeping was inherited from: decided and
+// committed, and delivered again only because the client's view of the
+// commit was older than the group's (an end whose verdict was lost).
+func (o *Offsets) Below(tp TopicPartition, offset int64) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	p := o.parts[tp]
+	return p != nil && offset < p.floor
+}
+
+// Decided reports whether the record at offset was decided and committed
+// before this ownership began (it lies in an inherited range).
+func (o *Offsets) Decided(tp TopicPartition, offset int64) bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	p := o.parts[tp]
+	if p == nil {
+		return false
+	}
+	for _, r := range p.inherited {
+		if r.First <= offset && offset <= r.Last {
+			return true
+		}
+	}
+	return false
+}
+
+// Progress is a partition's committable state: the watermark (or, before
+// any record completed, where the ownership started), and the ranges above
+// it whose records are done.
+type Progress struct {
+	Mark Mark
+	Done []Range
+}
+
+// Progress returns the committable state of every partition that has one.
+func (o *Offsets) Progress() map[TopicPartition]Progress {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	out := make(map[TopicPartition]Progress, len(o.parts))
+	for tp, p := range o.parts {
+		mark := p.mark
+		if !p.marked {
+			if !p.hasBase {
+				continue
+			}
+			mark = Mark{Offset: p.base, Epoch: -1}
+		}
+		var done []Range
+		// Consecutive done tickets form one range even across offsets
+		// that were never delivered (transaction markers, aborted
+		// records): no record can ever appear there.
+		for i := 0; i < len(p.pending); i++ {
+			if !p.pending[i].done {
+				continue
+			}
+			j := i
+			for j+1 < len(p.pending) && p.pending[j+1].done {
+				j++
+			}
+			done = append(done, Range{p.pending[i].offset, p.pending[j].offset})
+			i = j
+		}
+		for _, r := range p.inherited {
+			if r.Last >= mark.Offset {
+				done = append(done, Range{max(r.First, mark.Offset), r.Last})
+			}
+		}
+		out[tp] = Progress{Mark: mark, Done: mergeRanges(done)}
+	}
+	return out
+}
+
+// mergeRanges sorts rs and merges the ranges that overlap or touch.
+func mergeRanges(rs []Range) []Range {
+	if len(rs) < 2 {
+		return rs
+	}
+	slices.SortFunc(rs, func(a, b Range) int { return cmp.Compare(a.First, b.First) })
+	out := rs[:1]
+	for _, r := range rs[1:] {
+		last := &out[len(out)-1]
+		if r.First <= last.Last+1 {
+			last.Last = max(last.Last, r.Last)
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
+}
+
+// Live reports whether the ticket still counts: its partition was not
+// dropped since it was tracked, and it was not abandoned. A record whose
+// ticket is not live must not be emitted: its partition's next owner (or
+// this member after a rewind) processes it again.
+func (t *Ticket) Live() bool {
+	o := t.offsets
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return !t.abandoned && o.parts[t.tp] == t.part
 }
 
 // Done marks the ticket's record as completed and reports whether the
@@ -189,6 +342,16 @@ func (o *Offsets) Wait(ctx context.Context, tps []TopicPartition) error {
 	}
 }
 
+// DropAll forgets every partition, after a transaction abort rewound
+// consumption to the committed offsets.
+func (o *Offsets) DropAll() {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	clear(o.parts)
+	close(o.changed)
+	o.changed = make(chan struct{})
+}
+
 // Drop forgets the given partitions, after a revoke or a loss: tickets still
 // out for them complete without effect, so a late completion can never move
 // a watermark of a partition this member no longer owns.
@@ -198,4 +361,6 @@ func (o *Offsets) Drop(tps []TopicPartition) {
 	for _, tp := range tps {
 		delete(o.parts, tp)
 	}
+	close(o.changed)
+	o.changed = make(chan struct{})
 }

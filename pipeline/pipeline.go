@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -65,6 +66,26 @@ type Config struct {
 	// OnResult, when not nil, is called once per consumed record after all
 	// of its outputs are acknowledged. It must not block for long.
 	OnResult func(Result)
+	// Delivery is DeliveryExactlyOnce (the default) or DeliveryAtLeastOnce.
+	Delivery string
+	// TransactionalID identifies this member's transactional producer
+	// (exactly-once). Two live members must never share one: the newer
+	// fences the older. Default: group, Instance and a random suffix. A
+	// stable id (a StatefulSet pod's name) lets a restarted member abort
+	// its predecessor's open transaction at once instead of after
+	// TransactionTimeout, which otherwise holds back read_committed
+	// readers of the outputs and the partitions' next owners.
+	TransactionalID string
+	// CommitInterval is how often completed work is committed: with
+	// exactly-once, decisions become visible to read_committed readers
+	// when their transaction commits. Default 100 ms (exactly-once), 1 s
+	// (at-least-once).
+	CommitInterval time.Duration
+	// TransactionTimeout is how long the broker lets a transaction stay
+	// open before aborting it. A transaction holds only completed
+	// events, never one waiting for a sampler, so it need not cover a
+	// sampling timeout. Default 10 s.
+	TransactionTimeout time.Duration
 	// GroupProtocol is the consumer group protocol: "consumer" (KIP-848
 	// where the broker offers it, the default) or "classic"; see
 	// internal/kafka's Protocol constants for when to choose classic.
@@ -109,6 +130,21 @@ func (c *Config) setDefaults() {
 		host, _ := os.Hostname()
 		c.Instance = fmt.Sprintf("%s-%d", host, os.Getpid())
 	}
+	if c.Delivery == "" {
+		c.Delivery = DeliveryExactlyOnce
+	}
+	if c.CommitInterval <= 0 {
+		c.CommitInterval = time.Second
+		if c.Delivery == DeliveryExactlyOnce {
+			c.CommitInterval = 100 * time.Millisecond
+		}
+	}
+	if c.TransactionTimeout <= 0 {
+		c.TransactionTimeout = 10 * time.Second
+	}
+	if c.TransactionalID == "" {
+		c.TransactionalID = fmt.Sprintf("%s-%s-%s", c.Group, c.Instance, rand.Text()[:8])
+	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
@@ -116,15 +152,22 @@ func (c *Config) setDefaults() {
 
 // Pipeline is one member of the consumer group running the decision loop.
 type Pipeline struct {
-	cfg     Config
-	log     *slog.Logger
-	cl      *kgo.Client
-	offsets *Offsets
-	chains  *audit.Chains
-	queue   chan work
-	space   chan struct{} // a worker took an item off the queue
-	stalled stalledParts  // partitions paused because the queue was full
-	ready   chan struct{}
+	cfg Config
+	log *slog.Logger
+	cl  *kgo.Client
+	txn *txn // nil with at-least-once delivery
+	// gate is held shared while an event's outputs are linked and
+	// produced, and exclusively while a transaction ends or partitions
+	// are dropped: each event's outputs fall wholly in one transaction,
+	// and none is produced for a partition this member gave up.
+	gate     sync.RWMutex
+	topicIDs map[string][16]byte // the event topics' ids, for offset commits
+	offsets  *Offsets
+	chains   *audit.Chains
+	queue    chan work
+	space    chan struct{} // a worker took an item off the queue
+	stalled  stalledParts  // partitions paused because the queue was full
+	ready    chan struct{}
 
 	// workCtx outlives the run context by up to DrainTimeout, so that
 	// in-flight decisions and produces can finish during shutdown.
@@ -150,6 +193,9 @@ func New(cfg Config) (*Pipeline, error) {
 	if cfg.Rules == nil {
 		return nil, errors.New("pipeline: no rules configured")
 	}
+	if cfg.Delivery != DeliveryExactlyOnce && cfg.Delivery != DeliveryAtLeastOnce {
+		return nil, fmt.Errorf("pipeline: delivery %q: want %s or %s", cfg.Delivery, DeliveryExactlyOnce, DeliveryAtLeastOnce)
+	}
 	p := &Pipeline{
 		cfg:     cfg,
 		log:     cfg.Logger,
@@ -169,18 +215,54 @@ func New(cfg Config) (*Pipeline, error) {
 		// Commit only what is done: offsets are marked by the completion
 		// watermark, never by what was polled.
 		kgo.AutoCommitMarks(),
-		kgo.AutoCommitInterval(time.Second),
 		// A partition resumed after backpressure joins the next fetch only
 		// when the one in flight returns; an idle fetch waits FetchMaxWait
 		// (5 s by default), which would stall the resumed partition.
 		kgo.FetchMaxWait(250 * time.Millisecond),
 	}
-	cl, err := kafka.NewClient(member, append(opts, cfg.ClientOpts...)...)
+	if cfg.Delivery == DeliveryAtLeastOnce {
+		opts = append(opts, kgo.AutoCommitInterval(cfg.CommitInterval))
+		cl, err := kafka.NewClient(member, append(opts, cfg.ClientOpts...)...)
+		if err != nil {
+			return nil, fmt.Errorf("pipeline: %w", err)
+		}
+		p.cl = cl
+		return p, nil
+	}
+	opts = append(opts, kgo.TransactionalID(cfg.TransactionalID), kgo.TransactionTimeout(cfg.TransactionTimeout))
+	sess, err := kafka.NewTransactSession(member, append(opts, cfg.ClientOpts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("pipeline: %w", err)
 	}
-	p.cl = cl
+	p.cl, p.txn = sess.Client(), &txn{sess: sess}
 	return p, nil
+}
+
+// drainTxn commits on the commit interval until every in-flight event is
+// done or drainCtx ends, then ends the last transaction and closes the
+// gate, so that nothing decided later is emitted.
+func (p *Pipeline) drainTxn(drainCtx context.Context) error {
+	drained := make(chan error, 1)
+	go func() { drained <- p.offsets.Wait(drainCtx, nil) }()
+	tick := time.NewTicker(p.cfg.CommitInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case err := <-drained:
+			if err != nil {
+				p.log.Warn("shutdown: in-flight events not finished in time; they stay uncommitted",
+					"in_flight", p.offsets.InFlight(nil), "timeout", p.cfg.DrainTimeout)
+			}
+			return p.commitTxn(drainCtx, true)
+		case <-tick.C:
+			if err := p.commitTxn(drainCtx, false); err != nil {
+				p.gate.Lock()
+				p.offsets.DropAll()
+				p.gate.Unlock()
+				return err
+			}
+		}
+	}
 }
 
 // Ready is closed once the pipeline is polling.
@@ -218,6 +300,12 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		})
 	}
 
+	if p.txn != nil {
+		if err := p.txn.sess.Begin(); err != nil {
+			return fmt.Errorf("pipeline: begin transaction: %w", err)
+		}
+		p.txn.next = time.Now().Add(p.cfg.CommitInterval)
+	}
 	p.poll(runCtx)
 	p.cfg.Metrics.pausedDelta(-p.stalled.abandonAll())
 
@@ -227,14 +315,23 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	close(p.queue)
 	drainCtx, cancelDrain := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.DrainTimeout)
 	defer cancelDrain()
-	stop := context.AfterFunc(drainCtx, p.cancelWork)
-	defer stop()
-	_ = workers.Wait()
-	if err := p.offsets.Wait(drainCtx, nil); err != nil {
-		p.log.Warn("shutdown: in-flight events not finished in time; they stay uncommitted",
-			"in_flight", p.offsets.InFlight(nil), "timeout", p.cfg.DrainTimeout)
+	var commitErr error
+	if p.txn != nil {
+		commitErr = p.drainTxn(drainCtx)
+		// The last commit closed the gate: deciders still out may stop,
+		// their events stay with the next owner.
+		p.cancelWork()
+		_ = workers.Wait()
+	} else {
+		stop := context.AfterFunc(drainCtx, p.cancelWork)
+		defer stop()
+		_ = workers.Wait()
+		if err := p.offsets.Wait(drainCtx, nil); err != nil {
+			p.log.Warn("shutdown: in-flight events not finished in time; they stay uncommitted",
+				"in_flight", p.offsets.InFlight(nil), "timeout", p.cfg.DrainTimeout)
+		}
+		commitErr = p.commit(context.WithoutCancel(ctx))
 	}
-	commitErr := p.commit(context.WithoutCancel(ctx))
 	p.leave(context.WithoutCancel(ctx))
 	select {
 	case <-p.failed:

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -69,6 +70,11 @@ func (p *Pipeline) poll(ctx context.Context) {
 	for {
 		readyOnce()
 		pollCtx, stopWake := p.wakeOnSpace(ctx)
+		if due := p.txn.due(); !due.IsZero() {
+			var cancel context.CancelFunc
+			pollCtx, cancel = context.WithDeadline(pollCtx, due)
+			stopWake = func(stop func()) func() { return func() { cancel(); stop() } }(stopWake)
+		}
 		fetches := p.cl.PollRecords(pollCtx, p.cfg.MaxPollRecords)
 		stopWake()
 		if fetches.IsClientClosed() || ctx.Err() != nil {
@@ -76,16 +82,42 @@ func (p *Pipeline) poll(ctx context.Context) {
 			return
 		}
 		fetches.EachError(func(topic string, partition int32, err error) {
-			if !errors.Is(err, context.Canceled) {
+			if !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
 				p.log.Warn("fetch error", "topic", topic, "partition", partition, "err", err)
 			}
 		})
+		if err := p.load(ctx, p.unknown(fetches)); err != nil {
+			p.cl.AllowRebalance()
+			if ctx.Err() == nil {
+				p.fail(err)
+			}
+			return
+		}
 		p.retryStalled()
 		fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
 			p.take(TopicPartition{fp.Topic, fp.Partition}, fp.Records)
 		})
 		p.cl.AllowRebalance()
+		if due := p.txn.due(); !due.IsZero() && !time.Now().Before(due) {
+			if err := p.commitTxn(ctx, false); err != nil {
+				p.fail(err)
+				return
+			}
+		}
 	}
+}
+
+// unknown returns the partitions of fetches that have records but no
+// bookkeeping yet: newly assigned, or rewound by an aborted transaction.
+func (p *Pipeline) unknown(fetches kgo.Fetches) []TopicPartition {
+	var tps []TopicPartition
+	fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
+		tp := TopicPartition{fp.Topic, fp.Partition}
+		if len(fp.Records) > 0 && !p.offsets.Known(tp) {
+			tps = append(tps, tp)
+		}
+	})
+	return tps
 }
 
 // wakeOnSpace returns a poll context that also ends when a worker frees a
@@ -181,6 +213,21 @@ func (p *Pipeline) enqueue(w work) bool {
 func (p *Pipeline) handle(r *kgo.Record) (w work, ok bool) {
 	p.cfg.Metrics.consumed(r.Topic)
 	tp := TopicPartition{r.Topic, r.Partition}
+	if p.offsets.Below(tp, r.Offset) {
+		p.cfg.Metrics.alreadyDecided(r.Topic)
+		return work{}, false
+	}
+	if p.offsets.Decided(tp, r.Offset) {
+		// Decided and committed before this ownership began (see the
+		// package doc): done here without a second decision.
+		t := p.offsets.Track(tp, r.Offset, r.LeaderEpoch)
+		p.txn.touch()
+		if t.Done() {
+			p.markPartition(tp)
+		}
+		p.cfg.Metrics.alreadyDecided(r.Topic)
+		return work{}, false
+	}
 	set := p.cfg.Rules.Current()
 	fields, typ, err := Decode(set, r.Value)
 	if err != nil {

@@ -123,7 +123,9 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		Rules: live, Decider: stage.decider, Workers: cfg.Workers, QueueSize: cfg.QueueSize, DrainTimeout: cfg.DrainTimeout,
 		Logger: log, Metrics: metrics,
 		GroupProtocol: cfg.GroupProtocol,
-		ClientOpts:    []kgo.Opt{kgo.SessionTimeout(cfg.SessionTimeout)},
+		Delivery:      cfg.Delivery, TransactionalID: cfg.TxnID,
+		CommitInterval: cfg.CommitInterval, TransactionTimeout: cfg.TxnTimeout,
+		ClientOpts: []kgo.Opt{kgo.SessionTimeout(cfg.SessionTimeout)},
 	}
 	if summary != nil {
 		pcfg.OnResult = summary.Add

@@ -26,6 +26,10 @@ type Config struct {
 	DrainTimeout   time.Duration
 	SessionTimeout time.Duration
 	GroupProtocol  string
+	Delivery       string
+	TxnID          string
+	CommitInterval time.Duration
+	TxnTimeout     time.Duration
 	HTTPListen     string
 	LogFormat      string
 	LogLevel       string
@@ -80,6 +84,8 @@ func Default() Config {
 		DrainTimeout:   30 * time.Second,
 		SessionTimeout: 45 * time.Second,
 		GroupProtocol:  "consumer",
+		Delivery:       "exactly-once",
+		TxnTimeout:     10 * time.Second,
 		HTTPListen:     "127.0.0.1:9464",
 		LogFormat:      "json",
 		LogLevel:       "info",
@@ -131,6 +137,10 @@ func (c Config) validate() error {
 		return fmt.Errorf("config: --log-format %q: want json or text", c.LogFormat)
 	case c.GroupProtocol != "consumer" && c.GroupProtocol != "classic":
 		return fmt.Errorf("config: --group-protocol %q: want consumer or classic", c.GroupProtocol)
+	case c.Delivery != "exactly-once" && c.Delivery != "at-least-once":
+		return fmt.Errorf("config: --delivery %q: want exactly-once or at-least-once", c.Delivery)
+	case c.CommitInterval < 0 || c.TxnTimeout < 0:
+		return errors.New("config: --commit-interval and --transaction-timeout must not be negative")
 	case c.MaskKey != "" && c.MaskKeyFile != "":
 		return errors.New("config: --mask-key and --mask-key-file are both set: give the key one way")
 	}
@@ -151,6 +161,10 @@ func bind(fs *flag.FlagSet, c *Config) {
 	fs.DurationVar(&c.DrainTimeout, "drain-timeout", c.DrainTimeout, "graceful shutdown bound; unfinished events stay uncommitted")
 	fs.DurationVar(&c.SessionTimeout, "session-timeout", c.SessionTimeout, "group session timeout: how soon partitions of a crashed member move to the others")
 	fs.StringVar(&c.GroupProtocol, "group-protocol", c.GroupProtocol, "consumer: KIP-848 (broker-assigned, cooperative) where the broker offers it, else classic; classic: client-driven cooperative-sticky (use it on Kafka 4.0-4.2, whose KIP-848 commits can fail with STALE_MEMBER_EPOCH)")
+	fs.StringVar(&c.Delivery, "delivery", c.Delivery, "exactly-once: decisions, audit records, dead letters and offsets in one Kafka transaction (read them read_committed); at-least-once: for brokers without transactions, a crash may repeat outputs")
+	fs.StringVar(&c.TxnID, "transactional-id", c.TxnID, "exactly-once: this member's transactional id, unique among live members (empty: group, instance and a random suffix); a stable one lets a restart abort its predecessor's open transaction at once")
+	fs.DurationVar(&c.CommitInterval, "commit-interval", c.CommitInterval, "how often finished work is committed, and so visible to read_committed readers (0: 100ms exactly-once, 1s at-least-once)")
+	fs.DurationVar(&c.TxnTimeout, "transaction-timeout", c.TxnTimeout, "exactly-once: how long the broker keeps a transaction of a crashed member open before aborting it")
 	fs.StringVar(&c.HTTPListen, "http-listen", c.HTTPListen, "address for /metrics, /healthz, /readyz (empty: off)")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "json or text")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")

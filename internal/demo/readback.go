@@ -11,7 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/triage-dev/triage/audit"
-	"github.com/triage-dev/triage/internal/loadgen"
+	"github.com/triage-dev/triage/internal/kafka"
 )
 
 // ReadAudit reads the audit topic from the summary's start (NewSummary or
@@ -46,7 +46,7 @@ func (s *Summary) ReadAudit(ctx context.Context, brokers []string, topic string)
 		return fmt.Errorf("demo: read audit: offsets of %s since %s: %w", topic, since.Format(time.RFC3339), err)
 	}
 	var firstErr error
-	err = loadgen.ReadRange(ctx, []kgo.Opt{kgo.SeedBrokers(brokers...)}, kgo.ReadUncommitted(), starts, ends, func(r *kgo.Record) {
+	err = kafka.ReadRange(ctx, []kgo.Opt{kgo.SeedBrokers(brokers...)}, kgo.ReadUncommitted(), starts, ends, func(r *kgo.Record) {
 		var rec audit.Record
 		if err := json.Unmarshal(r.Value, &rec); err != nil {
 			if firstErr == nil {

@@ -67,6 +67,35 @@ const (
 // longer owns. opts follow the shared options: the member's commit mode
 // and tuning, then the user's.
 func NewClient(m Member, opts ...kgo.Opt) (*kgo.Client, error) {
+	base, err := memberOpts(m)
+	if err != nil {
+		return nil, err
+	}
+	cl, err := kgo.NewClient(append(base, opts...)...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka: client for group %s: %w", m.Group, err)
+	}
+	return cl, nil
+}
+
+// NewTransactSession is NewClient for a member that writes its outputs
+// and offsets in transactions: opts must include kgo.TransactionalID. The
+// session aborts a transaction that a rebalance overlapped, and
+// AutoCommitMarks lets the member mark the offsets the transaction
+// commits.
+func NewTransactSession(m Member, opts ...kgo.Opt) (*kgo.GroupTransactSession, error) {
+	base, err := memberOpts(m)
+	if err != nil {
+		return nil, err
+	}
+	s, err := kgo.NewGroupTransactSession(append(base, opts...)...)
+	if err != nil {
+		return nil, fmt.Errorf("kafka: transactional client for group %s: %w", m.Group, err)
+	}
+	return s, nil
+}
+
+func memberOpts(m Member) ([]kgo.Opt, error) {
 	switch {
 	case len(m.Brokers) == 0:
 		return nil, errors.New("kafka: no brokers configured")
@@ -84,6 +113,9 @@ func NewClient(m Member, opts ...kgo.Opt) (*kgo.Client, error) {
 		kgo.ConsumerGroup(m.Group),
 		kgo.ConsumeTopics(m.Topics...),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		// Records of an upstream transaction that aborted are not
+		// events; those of an open one wait for it to end.
+		kgo.FetchIsolationLevel(kgo.ReadCommitted()),
 		kgo.Balancers(kgo.CooperativeStickyBalancer()),
 		kgo.BlockRebalanceOnPoll(),
 		kgo.OnPartitionsRevoked(m.OnRevoked),
@@ -97,11 +129,7 @@ func NewClient(m Member, opts ...kgo.Opt) (*kgo.Client, error) {
 		// "uniform" assignor; without KIP-848 support it stays classic.
 		base = append(base, kgo.ServerSideBalancer())
 	}
-	cl, err := kgo.NewClient(append(base, opts...)...)
-	if err != nil {
-		return nil, fmt.Errorf("kafka: client for group %s: %w", m.Group, err)
-	}
-	return cl, nil
+	return base, nil
 }
 
 // Logger adapts log to franz-go: warnings and errors go to slog at the same

@@ -12,6 +12,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/triage-dev/triage/internal/kafka"
 )
 
 // Wait bounds every wait in these helpers; it is a hang guard, not a
@@ -29,39 +31,30 @@ func Client(t testing.TB, brokers []string, opts ...kgo.Opt) *kgo.Client {
 	return cl
 }
 
-// ReadTopic reads a whole topic, up to its end offsets at call time.
+// ReadTopic reads a whole topic as a downstream consumer of the
+// pipeline's outputs does, read_committed: every record of a transaction
+// committed by the time of the call, none of an aborted one.
 func ReadTopic(t testing.TB, brokers []string, topic string) []*kgo.Record {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), Wait)
 	defer cancel()
-	ends, err := kadm.NewClient(Client(t, brokers)).ListEndOffsets(ctx, topic)
+	adm := kadm.NewClient(Client(t, brokers))
+	starts, err := adm.ListStartOffsets(ctx, topic)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[int32]int64{}
-	ends.Each(func(o kadm.ListedOffset) {
-		if o.Offset > 0 {
-			want[o.Partition] = o.Offset
-		}
-	})
-	if len(want) == 0 {
-		return nil
+	// The last stable offset: a transaction still open at call time is
+	// not waited for.
+	ends, err := adm.ListCommittedOffsets(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
 	}
-	cl := Client(t, brokers, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
 	var out []*kgo.Record
-	for len(want) > 0 {
-		fs := cl.PollFetches(ctx)
-		if err := ctx.Err(); err != nil {
-			t.Fatalf("reading %s: %v (missing %v)", topic, err, want)
-		}
-		fs.EachRecord(func(r *kgo.Record) {
-			if end, ok := want[r.Partition]; ok && r.Offset < end {
-				out = append(out, r)
-				if r.Offset == end-1 {
-					delete(want, r.Partition)
-				}
-			}
-		})
+	err = kafka.ReadRange(ctx, []kgo.Opt{kgo.SeedBrokers(brokers...)}, kgo.ReadCommitted(), starts, ends, func(r *kgo.Record) {
+		out = append(out, r)
+	})
+	if err != nil {
+		t.Fatalf("reading %s: %v", topic, err)
 	}
 	return out
 }
