@@ -31,14 +31,14 @@ func startBroker(t *testing.T, extraTopics ...string) []string {
 	return kafkatest.EmbeddedWith(t, embedded.Config{Partitions: 4, Topics: append(topics, extraTopics...)})
 }
 
-func testLogger(t *testing.T) *slog.Logger {
+func testLogger(t testing.TB) *slog.Logger {
 	if testing.Verbose() {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	return slog.New(slog.DiscardHandler)
 }
 
-func defaultRules(t *testing.T) *rules.Live {
+func defaultRules(t testing.TB) *rules.Live {
 	t.Helper()
 	set, err := rules.Parse("default.yaml", rules.Default, rules.WithMaskKey(rules.RandomMaskKey()))
 	if err != nil {

@@ -99,7 +99,7 @@ func runChaos(t *testing.T, bin map[string]string, brokers []string, faults []ch
 	// CHAOS_DIR keeps the processes' logs after the test, to read why a
 	// run failed.
 	if d := os.Getenv("CHAOS_DIR"); d != "" {
-		dir = d
+		dir = filepath.Join(d, strings.ReplaceAll(t.Name(), "/", "_"))
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 150*time.Second)
 	defer cancel()
