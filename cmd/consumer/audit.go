@@ -316,7 +316,7 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	dsn, code, ok := clickhouseFlags("consumer audit verify", args, stderr, func(fs *flag.FlagSet) {
 		fs.Var(config.NewList(&brokers), "brokers", "Kafka seed brokers, comma-separated: reconcile every source partition with the group's committed offset (default: no reconciliation, so deleted segments and cut tails go unseen)")
 		fs.StringVar(&group, "group", "triage", "consumer group of the pipeline whose committed offsets anchor the reconciliation")
-		fs.BoolVar(&strict, "strict", false, "exit 1 on offsets decided twice too (a crash before transactions land makes them legitimately)")
+		fs.BoolVar(&strict, "strict", false, "exit 1 on offsets decided twice too (right with the default exactly-once delivery; with --delivery at-least-once a crash makes them legitimately)")
 	})
 	if !ok {
 		return code
