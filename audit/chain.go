@@ -20,16 +20,22 @@ import (
 // records are gap-free as long as they are written in Seq order to one
 // audit partition, which the pipeline guarantees by keying them by Chain and
 // producing them under the chain's lock.
+//
+// With a [Signer], a KindCheckpoint record linked into a chain is signed at
+// its position, and each chain remembers whether records were linked since
+// its last checkpoint (see Unsigned).
 type Chains struct {
 	mu     sync.Mutex
 	chains map[string]*chain
+	signer *Signer
 }
 
 type chain struct {
-	mu      sync.Mutex
-	segment string
-	seq     int64
-	last    string
+	mu       sync.Mutex
+	segment  string
+	seq      int64
+	last     string
+	unsigned bool // records were linked since the last checkpoint
 }
 
 // NewChains returns an empty set of chains.
@@ -41,6 +47,29 @@ func ChainName(topic string, partition int32) string {
 }
 
 func NewChains() *Chains { return &Chains{chains: map[string]*chain{}} }
+
+// NewSignedChains returns an empty set of chains whose checkpoints s signs
+// (none when s is nil).
+func NewSignedChains(s *Signer) *Chains { return &Chains{chains: map[string]*chain{}, signer: s} }
+
+// Unsigned returns the chains that had records linked since their last
+// checkpoint (none without a signer): the ones a checkpoint should close.
+func (c *Chains) Unsigned() []string {
+	if c.signer == nil {
+		return nil
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var out []string
+	for name, ch := range c.chains {
+		ch.mu.Lock()
+		if ch.unsigned {
+			out = append(out, name)
+		}
+		ch.mu.Unlock()
+	}
+	return out
+}
 
 // Link fills Chain, Segment, Seq, PrevHash and Hash of recs, in order, as
 // the next records of the named chain, then calls emit while still holding
@@ -59,6 +88,11 @@ func (c *Chains) Link(name string, recs []*Record, emit func()) {
 	for _, r := range recs {
 		r.Chain, r.Segment, r.Seq, r.PrevHash = name, ch.segment, ch.seq, ch.last
 		r.At = r.At.Truncate(time.Millisecond)
+		ch.unsigned = r.Kind != KindCheckpoint
+		if !ch.unsigned && c.signer != nil {
+			r.AuditID = ID(name+"#"+ch.segment, KindCheckpoint, int(ch.seq))
+			c.signer.sign(r)
+		}
 		r.Hash = r.ComputeHash()
 		ch.seq++
 		ch.last = r.Hash
@@ -132,8 +166,10 @@ type Break struct {
 }
 
 // Verify checks rows of one segment, sorted by Seq, and returns every break.
-// Identical duplicates (a replay stored twice) are not breaks.
-func Verify(rows []Record) []Break {
+// Identical duplicates (a replay stored twice) are not breaks. With a
+// signer, every checkpoint must carry its key's signature of its position
+// ("bad signature" otherwise); without one, checkpoints are checked as rows.
+func Verify(rows []Record, signer *Signer) []Break {
 	var out []Break
 	var prev *Record
 	next := int64(0)
@@ -150,6 +186,9 @@ func Verify(rows []Record) []Break {
 		}
 		if r.ComputeHash() != r.Hash {
 			brk("edited")
+		}
+		if signer != nil && r.Kind == KindCheckpoint && !signer.Check(r) {
+			brk("bad signature")
 		}
 		switch {
 		case r.Seq > next:

@@ -53,7 +53,7 @@ func TestVerify(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			var got []string
-			for _, b := range Verify(c.tamper(linked(t, 5))) {
+			for _, b := range Verify(c.tamper(linked(t, 5)), nil) {
 				got = append(got, fmt.Sprintf("%d:%s", b.Seq, b.Problem))
 			}
 			if strings.Join(got, ",") != strings.Join(c.want, ",") {

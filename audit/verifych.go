@@ -25,7 +25,8 @@ const selectAuditColumns = `audit_id, kind, event_id, type, tenant_id, user_id, 
 	topic, partition, offset, consumer, chain, segment, seq, prev_hash, hash`
 
 // VerifyTable recomputes every hash chain stored in the audit table of
-// conn's database and calls onBreak for each break (an edited, deleted or
+// conn's database, checks the checkpoints' signatures when signer is not
+// nil, and calls onBreak for each break (an edited, deleted or
 // inserted row), in chain, segment and seq order. It reads every stored
 // copy, not FINAL: identical copies of a row are no break, two different
 // rows at one position are.
@@ -34,7 +35,7 @@ const selectAuditColumns = `audit_id, kind, event_id, type, tenant_id, user_id, 
 // of a segment, and rows appended to a segment's end with valid hashes. The
 // chain proves the inside of what is there; Reconcile proves, against the
 // consumer group's committed offsets, that nothing below them is missing.
-func VerifyTable(ctx context.Context, conn driver.Conn, onBreak func(Break)) (VerifyStats, error) {
+func VerifyTable(ctx context.Context, conn driver.Conn, signer *Signer, onBreak func(Break)) (VerifyStats, error) {
 	var st VerifyStats
 	type segment struct {
 		chain, segment string
@@ -61,7 +62,7 @@ func VerifyTable(ctx context.Context, conn driver.Conn, onBreak func(Break)) (Ve
 			st.Chains++
 		}
 		st.Segments++
-		n, err := verifySegment(ctx, conn, s.chain, s.segment, func(b Break) {
+		n, err := verifySegment(ctx, conn, s.chain, s.segment, signer, func(b Break) {
 			st.Breaks++
 			onBreak(b)
 		})
@@ -78,7 +79,7 @@ func VerifyTable(ctx context.Context, conn driver.Conn, onBreak func(Break)) (Ve
 // starts with the row Verify linked the previous chunk's last seq to, so
 // the links across the cut are checked; breaks already reported for that
 // carried row are not reported again.
-func verifySegment(ctx context.Context, conn driver.Conn, chain, seg string, onBreak func(Break)) (int64, error) {
+func verifySegment(ctx context.Context, conn driver.Conn, chain, seg string, signer *Signer, onBreak func(Break)) (int64, error) {
 	// Of two rows at one position, the one the next row links to comes
 	// first, so that the other (an inserted row, typically) is the one
 	// reported as the conflict.
@@ -95,7 +96,7 @@ func verifySegment(ctx context.Context, conn driver.Conn, chain, seg string, onB
 		carried = false
 		groupAt = 0 // index in chunk of the first row with the last seq
 		report  = func(chunk []Record, carried bool) {
-			for _, b := range Verify(chunk) {
+			for _, b := range Verify(chunk, signer) {
 				if carried && b.Seq <= chunk[0].Seq {
 					continue
 				}

@@ -36,7 +36,7 @@ func storedChains(t *testing.T) (driver.Conn, []Record) {
 func verifyAll(t *testing.T, conn driver.Conn) ([]Break, VerifyStats) {
 	t.Helper()
 	var breaks []Break
-	st, err := VerifyTable(t.Context(), conn, func(b Break) { breaks = append(breaks, b) })
+	st, err := VerifyTable(t.Context(), conn, nil, func(b Break) { breaks = append(breaks, b) })
 	if err != nil {
 		t.Fatalf("verify: %v", err)
 	}

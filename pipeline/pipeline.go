@@ -86,6 +86,9 @@ type Config struct {
 	// events, never one waiting for a sampler, so it need not cover a
 	// sampling timeout. Default 10 s.
 	TransactionTimeout time.Duration
+	// Signer, when not nil, signs a checkpoint that closes each audit
+	// chain at every commit (see audit.KindCheckpoint).
+	Signer *audit.Signer
 	// GroupProtocol is the consumer group protocol: "consumer" (KIP-848
 	// where the broker offers it, the default) or "classic"; see
 	// internal/kafka's Protocol constants for when to choose classic.
@@ -200,7 +203,7 @@ func New(cfg Config) (*Pipeline, error) {
 		cfg:     cfg,
 		log:     cfg.Logger,
 		offsets: NewOffsets(),
-		chains:  audit.NewChains(),
+		chains:  audit.NewSignedChains(cfg.Signer),
 		queue:   make(chan work, cfg.QueueSize),
 		space:   make(chan struct{}, 1),
 		stalled: stalledParts{parts: map[TopicPartition]*stall{}},
@@ -329,6 +332,13 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		if err := p.offsets.Wait(drainCtx, nil); err != nil {
 			p.log.Warn("shutdown: in-flight events not finished in time; they stay uncommitted",
 				"in_flight", p.offsets.InFlight(nil), "timeout", p.cfg.DrainTimeout)
+		}
+		// Close the chains this member wrote, as a transaction's end does.
+		p.gate.RLock()
+		p.checkpoint()
+		p.gate.RUnlock()
+		if err := p.cl.Flush(drainCtx); err != nil {
+			p.log.Warn("shutdown: last checkpoints not acknowledged", "err", err)
 		}
 		commitErr = p.commit(context.WithoutCancel(ctx))
 	}

@@ -131,7 +131,7 @@ func TestEndToEnd(t *testing.T) {
 	// Each chain is in one audit partition, in order: read in topic order,
 	// every segment verifies as it is.
 	for name, rows := range segments {
-		if breaks := audit.Verify(rows); len(breaks) > 0 {
+		if breaks := audit.Verify(rows, nil); len(breaks) > 0 {
 			t.Errorf("chain %s: %+v", name, breaks)
 		}
 	}

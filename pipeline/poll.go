@@ -67,6 +67,7 @@ func (s *stalledParts) abandonAll() int {
 // every record handed out is tracked before its partition can move.
 func (p *Pipeline) poll(ctx context.Context) {
 	readyOnce := sync.OnceFunc(func() { close(p.ready) })
+	lastCheckpoint := time.Now()
 	for {
 		readyOnce()
 		pollCtx, stopWake := p.wakeOnSpace(ctx)
@@ -98,6 +99,12 @@ func (p *Pipeline) poll(ctx context.Context) {
 			p.take(TopicPartition{fp.Topic, fp.Partition}, fp.Records)
 		})
 		p.cl.AllowRebalance()
+		if p.txn == nil && time.Since(lastCheckpoint) >= p.cfg.CommitInterval {
+			p.gate.RLock()
+			p.checkpoint()
+			p.gate.RUnlock()
+			lastCheckpoint = time.Now()
+		}
 		if due := p.txn.due(); !due.IsZero() && !time.Now().Before(due) {
 			if err := p.commitTxn(ctx, false); err != nil {
 				p.fail(err)

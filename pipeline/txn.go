@@ -153,6 +153,7 @@ func (p *Pipeline) commitTxn(ctx context.Context, final bool) error {
 		}()
 	}
 	start := time.Now()
+	p.checkpoint()
 	// Flush before reading the bookkeeping: the acknowledgements move
 	// the watermarks and hold the results. End flushes again, with
 	// nothing left to send.

@@ -312,14 +312,21 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		brokers []string
 		group   string
 		strict  bool
+		keyFile string
 	)
 	dsn, code, ok := clickhouseFlags("consumer audit verify", args, stderr, func(fs *flag.FlagSet) {
 		fs.Var(config.NewList(&brokers), "brokers", "Kafka seed brokers, comma-separated: reconcile every source partition with the group's committed offset (default: no reconciliation, so deleted segments and cut tails go unseen)")
 		fs.StringVar(&group, "group", "triage", "consumer group of the pipeline whose committed offsets anchor the reconciliation")
+		fs.StringVar(&keyFile, "audit-key-file", "", "file holding the consumers' --audit-key-file key: check every checkpoint's signature (empty: checkpoints are checked as rows, and a rewritten chain would verify)")
 		fs.BoolVar(&strict, "strict", false, "exit 1 on offsets decided twice too (right with the default exactly-once delivery; with --delivery at-least-once a crash makes them legitimately)")
 	})
 	if !ok {
 		return code
+	}
+	signer, err := auditSigner(keyFile)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 2
 	}
 	conn, err := audit.Open(ctx, dsn)
 	if err != nil {
@@ -327,7 +334,7 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return 1
 	}
 	defer conn.Close()
-	st, err := audit.VerifyTable(ctx, conn, func(b audit.Break) {
+	st, err := audit.VerifyTable(ctx, conn, signer, func(b audit.Break) {
 		fmt.Fprintf(stdout, "BREAK chain=%s segment=%s seq=%d audit_id=%s problem=%q\n", b.Chain, b.Segment, b.Seq, b.AuditID, b.Problem)
 	})
 	if err != nil {
@@ -335,6 +342,11 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return 1
 	}
 	fmt.Fprintf(stdout, "verified %d rows in %d chains, %d segments: %s\n", st.Rows, st.Chains, st.Segments, plural(st.Breaks, "break"))
+	if signer == nil {
+		fmt.Fprintln(stdout, "checkpoint signatures not checked (no --audit-key-file): a chain rewritten from an edited row on would verify")
+	} else {
+		fmt.Fprintf(stdout, "checkpoint signatures checked with key %s\n", signer.ID())
+	}
 	failed := st.Breaks > 0
 	if len(brokers) == 0 {
 		fmt.Fprintln(stdout, "reconciliation not done (no --brokers): a deleted segment or a cut tail would not show")
@@ -350,6 +362,16 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return 1
 	}
 	return 0
+}
+
+// auditSigner is the checkpoint signer of the key in file, or nil when
+// file is empty.
+func auditSigner(file string) (*audit.Signer, error) {
+	key, err := config.ReadKeyFile("audit-key-file", file)
+	if err != nil || key == nil {
+		return nil, err
+	}
+	return audit.NewSigner(key)
 }
 
 // reconcile prints what audit.Reconcile finds against group's committed

@@ -167,11 +167,18 @@ func TestVerifyReconciles(t *testing.T) {
 	dsn := withDatabase(t, server, db)
 	brokers := strings.Join(kafkatest.EmbeddedWith(t, embedded.Config{Partitions: 3, Topics: []string{"events.transactions", "events.documents", "decisions", "audit", "events.dlq", "audit.dlq"}}), ",")
 
+	keyFile, otherKey := filepath.Join(t.TempDir(), "audit.key"), filepath.Join(t.TempDir(), "other.key")
+	if err := os.WriteFile(keyFile, []byte(strings.Repeat("a", 32)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(otherKey, []byte(strings.Repeat("b", 32)), 0o600); err != nil {
+		t.Fatal(err)
+	}
 	var code int
 	stdout := captureStdout(t, func() {
 		code = run(context.Background(), []string{
 			"--brokers", brokers, "--group", "reconciled", "--mask-key", strings.Repeat("k", 32),
-			"--demo", "600", "--demo-bad", "0.05",
+			"--demo", "600", "--demo-bad", "0.05", "--audit-key-file", keyFile,
 			"--http-listen", "", "--mcp-listen", "", "--log-level", "warn", "--clickhouse", dsn,
 		})
 	})
@@ -200,6 +207,19 @@ func TestVerifyReconciles(t *testing.T) {
 	code, out := verify("--brokers", brokers, "--group", "reconciled")
 	if code != 0 || !strings.Contains(out, "0 breaks") || !strings.Contains(out, " 0 without a decision or dead letter, 0 decided twice") {
 		t.Fatalf("verify of an intact table with reconciliation: exit %d\n%s", code, out)
+	}
+	// The checkpoints carry the key's signatures: they check with it, and
+	// with another key every one of them is a break.
+	if code, out := verify("--audit-key-file", keyFile); code != 0 || !strings.Contains(out, "0 breaks") || !strings.Contains(out, "checkpoint signatures checked") {
+		t.Fatalf("verify with the signing key: exit %d\n%s", code, out)
+	}
+	var checkpoints uint64
+	if err := conn.QueryRow(t.Context(), "SELECT uniqExact(audit_id) FROM audit WHERE kind = 'checkpoint'").Scan(&checkpoints); err != nil {
+		t.Fatal(err)
+	}
+	if code, out := verify("--audit-key-file", otherKey); code != 1 || checkpoints == 0 ||
+		strings.Count(out, `problem="bad signature"`) != int(checkpoints) {
+		t.Fatalf("verify with another key: exit %d, want 1 and %d bad signatures\n%s", code, checkpoints, out)
 	}
 	if code, _ := verify("--brokers", brokers, "--group", "no-such-group"); code != 1 {
 		t.Errorf("verify against a group without commits: exit %d, want 1", code)

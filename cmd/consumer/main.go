@@ -117,6 +117,10 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if cfg.Demo > 0 {
 		summary = demo.NewSummary()
 	}
+	signer, err := auditSigner(cfg.AuditKeyFile)
+	if err != nil {
+		return err
+	}
 	pcfg := pipeline.Config{
 		Brokers: brokers, Group: cfg.Group, Topics: cfg.Topics,
 		DecisionsTopic: cfg.DecisionsTopic, AuditTopic: cfg.AuditTopic, DLQTopic: cfg.DLQTopic,
@@ -124,7 +128,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		Logger: log, Metrics: metrics,
 		GroupProtocol: cfg.GroupProtocol,
 		Delivery:      cfg.Delivery, TransactionalID: cfg.TxnID,
-		CommitInterval: cfg.CommitInterval, TransactionTimeout: cfg.TxnTimeout,
+		CommitInterval: cfg.CommitInterval, TransactionTimeout: cfg.TxnTimeout, Signer: signer,
 		ClientOpts: []kgo.Opt{kgo.SessionTimeout(cfg.SessionTimeout)},
 	}
 	if summary != nil {

@@ -53,6 +53,9 @@ type Config struct {
 	// the run.
 	MaskKey     string
 	MaskKeyFile string
+	// AuditKeyFile names a file holding the HMAC key that signs the
+	// audit chains' checkpoints; empty means no checkpoints.
+	AuditKeyFile string
 
 	Embedded     bool
 	EmbeddedPort int
@@ -181,6 +184,7 @@ func bind(fs *flag.FlagSet, c *Config) {
 	fs.IntVar(&c.SamplerCalls, "sampler-calls", c.SamplerCalls, "work-tool calls in flight of the builtin sampler (0: --workers)")
 	fs.StringVar(&c.MaskKey, "mask-key", c.MaskKey, "secret of the keyed pseudonymisation of fields the rules mask with hash (at least 32 bytes; empty: a rules file that uses hash does not load, except with --embedded, which uses a random key for the run); ps shows flags: prefer TRIAGE_MASK_KEY or --mask-key-file")
 	fs.StringVar(&c.MaskKeyFile, "mask-key-file", c.MaskKeyFile, "file holding the --mask-key secret (not both)")
+	fs.StringVar(&c.AuditKeyFile, "audit-key-file", c.AuditKeyFile, "file holding the HMAC key (at least 32 bytes) that signs a checkpoint closing each audit chain at every commit, so that audit verify can tell rewritten rows from genuine ones (empty: no checkpoints)")
 	fs.BoolVar(&c.Embedded, "embedded", c.Embedded, "run an in-process Kafka-protocol broker on 127.0.0.1 (no infrastructure needed)")
 	fs.IntVar(&c.EmbeddedPort, "embedded-port", c.EmbeddedPort, "port of the embedded broker")
 	fs.IntVar(&c.Partitions, "partitions", c.Partitions, "partitions per topic created by the embedded broker")
@@ -204,9 +208,18 @@ func (c Config) MaskSecret() ([]byte, error) {
 		}
 		return []byte(c.MaskKey), nil
 	}
-	b, err := os.ReadFile(c.MaskKeyFile)
+	return ReadKeyFile("mask-key-file", c.MaskKeyFile)
+}
+
+// ReadKeyFile reads a secret from the file the named flag gives, without
+// its trailing line break; nil when the flag is empty.
+func ReadKeyFile(flag, path string) ([]byte, error) {
+	if path == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("config: --mask-key-file: %w", err)
+		return nil, fmt.Errorf("config: --%s: %w", flag, err)
 	}
 	return bytes.TrimRight(b, "\r\n"), nil
 }

@@ -14,11 +14,12 @@ import (
 	"github.com/triage-dev/triage/internal/kafka"
 )
 
-// ReadAudit reads the audit topic from the summary's start (NewSummary or
-// Restart) through its end offsets at the time of the call, counts each
-// record with AddAudit, and marks the audit trail as read back. Call it once
-// every event has its result: the pipeline reports an event only after all
-// of its audit records are acknowledged, so they lie below those offsets.
+// ReadAudit reads the audit topic read_committed from the summary's start
+// (NewSummary or Restart) through its last stable offsets at the time of
+// the call, counts each record with AddAudit, and marks the audit trail as
+// read back. Call it once every event has its result: the pipeline reports
+// an event only after all of its audit records are committed (or, at least
+// once, acknowledged), so they lie below those offsets.
 func (s *Summary) ReadAudit(ctx context.Context, brokers []string, topic string) error {
 	s.mu.Lock()
 	// The pipeline's clock may run behind this one; records of earlier runs
@@ -31,7 +32,9 @@ func (s *Summary) ReadAudit(ctx context.Context, brokers []string, topic string)
 	}
 	defer cl.Close()
 	adm := kadm.NewClient(cl)
-	ends, err := adm.ListEndOffsets(ctx, topic)
+	// Read as a downstream reader does, read_committed, up to the last
+	// stable offset: a result is reported once its transaction committed.
+	ends, err := adm.ListCommittedOffsets(ctx, topic)
 	if err == nil {
 		err = ends.Error()
 	}
@@ -46,7 +49,7 @@ func (s *Summary) ReadAudit(ctx context.Context, brokers []string, topic string)
 		return fmt.Errorf("demo: read audit: offsets of %s since %s: %w", topic, since.Format(time.RFC3339), err)
 	}
 	var firstErr error
-	err = kafka.ReadRange(ctx, []kgo.Opt{kgo.SeedBrokers(brokers...)}, kgo.ReadUncommitted(), starts, ends, func(r *kgo.Record) {
+	err = kafka.ReadRange(ctx, []kgo.Opt{kgo.SeedBrokers(brokers...)}, kgo.ReadCommitted(), starts, ends, func(r *kgo.Record) {
 		var rec audit.Record
 		if err := json.Unmarshal(r.Value, &rec); err != nil {
 			if firstErr == nil {

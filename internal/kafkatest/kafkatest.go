@@ -33,7 +33,8 @@ func Client(t testing.TB, brokers []string, opts ...kgo.Opt) *kgo.Client {
 
 // ReadTopic reads a whole topic as a downstream consumer of the
 // pipeline's outputs does, read_committed: every record of a transaction
-// committed by the time of the call, none of an aborted one.
+// committed by the time of the call or open then and committed later, none
+// of an aborted one.
 func ReadTopic(t testing.TB, brokers []string, topic string) []*kgo.Record {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), Wait)
@@ -43,11 +44,33 @@ func ReadTopic(t testing.TB, brokers []string, topic string) []*kgo.Record {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// The last stable offset: a transaction still open at call time is
-	// not waited for.
-	ends, err := adm.ListCommittedOffsets(ctx, topic)
+	// Wait for the transactions open at call time to end: a member
+	// killed mid-transaction leaves its transaction open until the broker
+	// aborts it (its transaction timeout), and until then the last stable
+	// offset, up to which read_committed readers read, stays behind it.
+	high, err := adm.ListEndOffsets(ctx, topic)
 	if err != nil {
 		t.Fatal(err)
+	}
+	var ends kadm.ListedOffsets
+	for {
+		if ends, err = adm.ListCommittedOffsets(ctx, topic); err != nil {
+			t.Fatal(err)
+		}
+		stable := true
+		high.Each(func(h kadm.ListedOffset) {
+			if e, ok := ends.Lookup(h.Topic, h.Partition); !ok || e.Offset < h.Offset {
+				stable = false
+			}
+		})
+		if stable {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatalf("reading %s: transactions open at the call did not end within %s", topic, Wait)
+		case <-time.After(100 * time.Millisecond):
+		}
 	}
 	var out []*kgo.Record
 	err = kafka.ReadRange(ctx, []kgo.Opt{kgo.SeedBrokers(brokers...)}, kgo.ReadCommitted(), starts, ends, func(r *kgo.Record) {

@@ -1,0 +1,34 @@
+package pipeline
+
+import (
+	"fmt"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/triage-dev/triage/audit"
+)
+
+// checkpoint closes every chain that had records linked since its last
+// checkpoint with a signed checkpoint record (see audit.KindCheckpoint),
+// when the pipeline has a signer. With exactly-once it runs as each
+// transaction ends, so a committed transaction ends every chain it wrote
+// with a signature; with at-least-once, on the commit interval. The caller
+// holds the gate, shared or exclusive.
+func (p *Pipeline) checkpoint() {
+	for _, chain := range p.chains.Unsigned() {
+		cp := audit.Checkpoint(p.cfg.Instance, time.Now())
+		p.chains.Link(chain, []*audit.Record{cp}, func() {
+			rec, err := p.auditRecord(chain, cp)
+			if err != nil {
+				p.fail(fmt.Errorf("pipeline: encode checkpoint of %s: %w", chain, err))
+				return
+			}
+			p.cl.Produce(p.workCtx, rec, func(_ *kgo.Record, err error) {
+				if err != nil && p.workCtx.Err() == nil {
+					p.fail(fmt.Errorf("pipeline: produce checkpoint of %s: %w", chain, err))
+				}
+			})
+		})
+	}
+}
