@@ -155,7 +155,7 @@ func consumerStopAndKillLoseNothing(t *testing.T, bin map[string]string, b kafka
 		segments[a.Chain+" "+a.Segment] = append(segments[a.Chain+" "+a.Segment], a)
 	}
 	for name, rows := range segments {
-		if breaks := audit.Verify(rows); len(breaks) > 0 {
+		if breaks := audit.Verify(rows, nil); len(breaks) > 0 {
 			t.Errorf("segment %s: %d breaks, first %+v", name, len(breaks), breaks[0])
 		}
 	}
