@@ -3,11 +3,15 @@
 // running broker, SIGKILLs consumers (and now and then the sampler) at
 // random times and restarts them, optionally restarts the broker or takes
 // ClickHouse down once, then verifies that every produced record has a
-// decision or a dead letter and an audit record, as "producer verify" does.
+// decision or a dead letter and an audit record, as "producer verify" does,
+// and with --clickhouse that the audit table holds unbroken chains and one
+// decision or dead letter per committed source offset, as "consumer audit
+// verify --strict" does (checking the checkpoints' signatures with
+// --audit-key-file).
 //
 //	chaos --brokers 127.0.0.1:19092 --events 20000 --rate 500 --kills 5 --kill-every 8s-15s
 //	chaos --brokers 127.0.0.1:19092 --restart-broker            # scripts/kafka stop, start midway
-//	chaos --brokers … --clickhouse clickhouse://127.0.0.1:19000/default --clickhouse-outage 30s
+//	chaos --brokers … --clickhouse clickhouse://127.0.0.1:19000/chaos --audit-key-file audit.key --clickhouse-outage 30s
 //
 // Without --bin-dir it builds the three binaries with go build (run it
 // inside the module). Every run has its own topics and group (--prefix);
@@ -15,8 +19,10 @@
 // default a new temporary directory), whose path is printed first. The
 // table goes to stdout, progress to stderr. Exit status: 0 when nothing was
 // lost, duplicated (unless --allow-duplicates), decided outside its type's
-// outcomes or left without an audit record and every process behaved; 1
-// otherwise; 2 for bad flags or binaries that would not build.
+// outcomes or left without an audit record, no chain in ClickHouse broke
+// and no committed offset is missing there or (unless --allow-duplicates)
+// decided twice, and every process behaved; 1 otherwise; 2 for bad flags
+// or binaries that would not build.
 //
 // --restart-broker runs scripts/kafka stop, then start, with this process's
 // KAFKA_DIR, KAFKA_PORT and KAFKA_CONTROLLER_PORT; --clickhouse-outage runs
@@ -79,6 +85,7 @@ type flags struct {
 	restartBroker    bool
 	restartBrokerAt  time.Duration
 	clickhouse       string
+	auditKeyFile     string
 	outage           time.Duration
 	outageAt         time.Duration
 	scripts          string
@@ -124,7 +131,8 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 	fs.Int64Var(&f.killSeed, "kill-seed", 0, "seed of the kill schedule (0: from the clock; the report prints it)")
 	fs.BoolVar(&f.restartBroker, "restart-broker", false, "restart the broker once with scripts/kafka stop and start (KAFKA_DIR, KAFKA_PORT from the environment)")
 	fs.DurationVar(&f.restartBrokerAt, "restart-broker-at", 0, "when to restart the broker, from the producer's start (0: half the production time)")
-	fs.StringVar(&f.clickhouse, "clickhouse", "", "ClickHouse DSN passed to the consumers (--clickhouse), which then run the audit sink")
+	fs.StringVar(&f.clickhouse, "clickhouse", "", "ClickHouse DSN passed to the consumers (--clickhouse), which then run the audit sink; the run then also verifies the audit table's chains and reconciles it with the group's commits (give it a database of its own: the whole table is verified)")
+	fs.StringVar(&f.auditKeyFile, "audit-key-file", "", "file holding an HMAC key (at least 32 bytes) passed to the consumers (--audit-key-file), which then sign checkpoints; with --clickhouse every signature is checked")
 	fs.DurationVar(&f.outage, "clickhouse-outage", 0, "take ClickHouse down this long once with scripts/clickhouse stop and start (needs --clickhouse)")
 	fs.DurationVar(&f.outageAt, "clickhouse-outage-at", 0, "when the ClickHouse outage starts, from the producer's start (0: a quarter of the production time)")
 	fs.StringVar(&f.scripts, "scripts", "", "the project's scripts directory (empty: scripts/ of the module around the working directory)")
@@ -213,8 +221,13 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	}
 	if rep.Failed(f.allowDuplicates) {
 		v := rep.Verification
-		log.Error("faults found", "lost", v.Lost, "duplicated", v.Duplicated, "outside", v.Outside,
-			"audit_missing", v.AuditMissing, "unexpected_exits", rep.UnexpectedExits, "stop_errors", len(rep.StopErrors))
+		attrs := []any{"lost", v.Lost, "duplicated", v.Duplicated, "outside", v.Outside,
+			"audit_missing", v.AuditMissing, "unexpected_exits", rep.UnexpectedExits, "stop_errors", len(rep.StopErrors)}
+		if c := rep.ClickHouse; c != nil {
+			attrs = append(attrs, "clickhouse_verified", c.Verified, "chain_breaks", c.Table.Breaks,
+				"missing_in_clickhouse", c.Reconciled.Missing, "twice_in_clickhouse", c.Reconciled.Twice)
+		}
+		log.Error("faults found", attrs...)
 		return 1
 	}
 	return 0
@@ -229,6 +242,7 @@ func (f flags) config(bins map[string]string, scripts string, log *slog.Logger) 
 	cfg := chaos.Config{
 		Consumer: bins["consumer"], Producer: bins["producer"], Sampler: bins["sampler"],
 		Brokers: f.brokers, Topics: chaos.NewTopics(prefix), Partitions: int32(f.partitions), Dir: f.dir,
+		ClickHouse: f.clickhouse, AuditKeyFile: f.auditKeyFile,
 		Events: f.events, Rate: f.rate, Bad: f.bad, ProducerSeed: f.seed,
 		Consumers: f.consumers, GroupProtocol: f.groupProtocol, SessionTimeout: f.sessionTimeout, DrainTimeout: f.drainTimeout,
 		ConsumerArgs:   f.consumerArgs,
@@ -248,9 +262,6 @@ func (f flags) config(bins map[string]string, scripts string, log *slog.Logger) 
 		}
 		cfg.Rules = set
 		cfg.ConsumerArgs = append([]string{"--rules", f.rules}, cfg.ConsumerArgs...)
-	}
-	if f.clickhouse != "" {
-		cfg.ConsumerArgs = append([]string{"--clickhouse", f.clickhouse}, cfg.ConsumerArgs...)
 	}
 	// The production time, to place the one-off faults inside it.
 	produce := 30 * time.Second

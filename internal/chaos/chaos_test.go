@@ -2,9 +2,11 @@ package chaos_test
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,7 +15,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+
 	"github.com/triage-dev/triage/internal/chaos"
+	"github.com/triage-dev/triage/internal/chtest"
 	"github.com/triage-dev/triage/internal/kafkatest"
 	"github.com/triage-dev/triage/internal/testrun"
 )
@@ -55,7 +60,10 @@ func binaries(t *testing.T) map[string]string {
 // five consumer SIGKILLs (a third of them taking the sampler along), and on
 // Apache Kafka a broker restart midway. Nothing may be lost, decided twice,
 // left without an audit record, decided outside its type's outcomes or
-// unmatched, and no process may exit on its own.
+// unmatched, and no process may exit on its own. On kfake the consumers
+// also run the ClickHouse sink and sign checkpoints: the audit table must
+// hold unbroken, correctly signed chains and exactly one decision or dead
+// letter per source offset.
 func TestChaos(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the triage binaries as processes for about a minute; skipped with -short")
@@ -66,6 +74,7 @@ func TestChaos(t *testing.T) {
 			t.Parallel()
 			var brokers []string
 			var faults []chaos.Fault
+			var clickhouse bool
 			switch b.Name {
 			case "apache":
 				// The suite's broker is shared by test packages running in
@@ -76,15 +85,19 @@ func TestChaos(t *testing.T) {
 			default:
 				// kfake lives in this test process and keeps its log in
 				// memory: it cannot restart without losing what it holds,
-				// so it gets the kills only.
-				brokers = b.Seeds(t)
+				// so it gets the kills only. It is the cheaper run, so it
+				// carries the ClickHouse verification.
+				brokers, clickhouse = b.Seeds(t), true
 			}
-			runChaos(t, bin, brokers, faults)
+			runChaos(t, bin, brokers, faults, clickhouse)
 		})
 	}
 }
 
-func runChaos(t *testing.T, bin map[string]string, brokers []string, faults []chaos.Fault) {
+// runChaos runs the harness on brokers with faults and checks the report;
+// with clickhouse, the consumers store the audit trail in a fresh database
+// and sign it, and the report's ClickHouse figures are checked too.
+func runChaos(t *testing.T, bin map[string]string, brokers []string, faults []chaos.Fault, clickhouse bool) {
 	topics := chaos.Topics{
 		Transactions: kafkatest.Name(t, "events.transactions"),
 		Documents:    kafkatest.Name(t, "events.documents"),
@@ -103,7 +116,7 @@ func runChaos(t *testing.T, bin map[string]string, brokers []string, faults []ch
 	}
 	ctx, cancel := context.WithTimeout(t.Context(), 150*time.Second)
 	defer cancel()
-	rep, err := chaos.Run(ctx, chaos.Config{
+	cfg := chaos.Config{
 		Consumer: bin["consumer"], Producer: bin["producer"], Sampler: bin["sampler"],
 		Brokers: brokers, Topics: topics, Dir: dir,
 		Events: 20000, Rate: 450, Bad: 0.01,
@@ -114,7 +127,16 @@ func runChaos(t *testing.T, bin map[string]string, brokers []string, faults []ch
 		Faults:            faults,
 		SettleTimeout:     60 * time.Second,
 		Logger:            testLogger(t),
-	})
+	}
+	var ch driver.Conn
+	if clickhouse {
+		cfg.ClickHouse, ch = freshClickHouse(t)
+		cfg.AuditKeyFile = filepath.Join(t.TempDir(), "audit.key")
+		if err := os.WriteFile(cfg.AuditKeyFile, []byte(rand.Text()+rand.Text()+"\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rep, err := chaos.Run(ctx, cfg)
 	var table strings.Builder
 	_ = rep.WriteTable(&table)
 	t.Logf("run directory %s\n%s", rep.Dir, table.String())
@@ -149,9 +171,57 @@ func runChaos(t *testing.T, bin map[string]string, brokers []string, faults []ch
 			t.Errorf("fault %s: injected %v, err %v", f.Name, f.Injected, f.Err)
 		}
 	}
+	if clickhouse {
+		checkClickHouse(t, rep, ch)
+	}
 	if t.Failed() && rep.UnexpectedExits == 0 {
 		logTails(t, dir)
 	}
+}
+
+// checkClickHouse checks the ClickHouse figures of a run with ClickHouse
+// and an audit key: every source offset reconciled once, no break, and
+// signed checkpoints among the rows.
+func checkClickHouse(t *testing.T, rep chaos.Report, conn driver.Conn) {
+	t.Helper()
+	c := rep.ClickHouse
+	if c == nil || !c.Verified {
+		t.Errorf("ClickHouse not verified: %+v", c)
+		return
+	}
+	t.Logf("ClickHouse: %d rows in %d chains, %d segments, %d breaks; %d offsets reconciled, %d missing, %d decided twice; sink caught up in %s",
+		c.Table.Rows, c.Table.Chains, c.Table.Segments, c.Table.Breaks, c.Reconciled.Offsets, c.Reconciled.Missing, c.Reconciled.Twice, c.CatchUp)
+	if !c.CaughtUp || c.Table.Rows == 0 {
+		t.Errorf("sink caught up %v, %d rows: want the end of the outputs stored", c.CaughtUp, c.Table.Rows)
+	}
+	if c.Table.Breaks != 0 || c.Reconciled.Missing != 0 || c.Reconciled.Twice != 0 {
+		t.Errorf("%d chain breaks, %d offsets missing, %d decided twice in ClickHouse; want none (examples: %v)",
+			c.Table.Breaks, c.Reconciled.Missing, c.Reconciled.Twice, c.Examples)
+	}
+	if produced := int64(rep.Verification.Produced); c.Reconciled.Offsets != produced {
+		t.Errorf("%d source offsets reconciled, want every produced record (%d)", c.Reconciled.Offsets, produced)
+	}
+	var checkpoints uint64
+	if err := conn.QueryRow(t.Context(), "SELECT count() FROM audit WHERE kind = 'checkpoint'").Scan(&checkpoints); err != nil {
+		t.Fatal(err)
+	}
+	if c.KeyID == "" || checkpoints == 0 {
+		t.Errorf("signatures checked with key %q over %d checkpoints: want a key and checkpoints", c.KeyID, checkpoints)
+	}
+}
+
+// freshClickHouse returns the DSN of a fresh database on the test
+// ClickHouse server, dropped when the test ends, and a connection to it.
+func freshClickHouse(t *testing.T) (string, driver.Conn) {
+	t.Helper()
+	server := chtest.Server(t)
+	db := chtest.FreshDatabase(t, chtest.Open(t, server))
+	u, err := url.Parse(server)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Path = "/" + db
+	return u.String(), chtest.Open(t, u.String())
 }
 
 // privateKafka starts an Apache Kafka broker of the test's own (work

@@ -36,6 +36,11 @@ type Topics struct {
 	Group string
 }
 
+// SinkGroup is the group of the audit sink that a consumer given
+// --clickhouse runs in-process: the consumers' group + "-clickhouse", as
+// cmd/consumer names it.
+func (t Topics) SinkGroup() string { return t.Group + "-clickhouse" }
+
 // NewTopics names a run's topics and group after prefix: prefix +
 // ".events.transactions", prefix + ".decisions", …, prefix + ".group".
 func NewTopics(prefix string) Topics {
@@ -120,8 +125,25 @@ type Config struct {
 	// DrainTimeout is the consumers' --drain-timeout. Default 20 s.
 	DrainTimeout time.Duration
 	// ConsumerArgs are passed to every consumer after the harness's own
-	// flags, so they win (--rules, --clickhouse, --workers …).
+	// flags, so they win (--rules, --workers …).
 	ConsumerArgs []string
+
+	// ClickHouse is the DSN passed to every consumer as --clickhouse: each
+	// then runs the audit sink in-process (group Topics.SinkGroup()). Run
+	// then also waits for the sink to store every output and verifies the
+	// audit table: its hash chains (VerifyTable) and, against the group's
+	// committed offsets, one terminal record per source offset
+	// (Reconcile). The whole table is verified: give the run a database of
+	// its own, or the figures count earlier runs too (and their
+	// checkpoints, signed with another key, are breaks). Empty means no
+	// sink and no ClickHouse verification.
+	ClickHouse string
+	// AuditKeyFile is passed to every consumer as --audit-key-file: each
+	// commit then closes the chains it wrote with a checkpoint signed with
+	// the file's key (at least 32 bytes), and the ClickHouse verification
+	// checks every signature. Empty means no checkpoints, and a chain
+	// rewritten from an edited row on would verify.
+	AuditKeyFile string
 
 	// SamplerLatency is the offline scorer's latency per answer
 	// (--offline-latency), in the sampler process or the builtin sampler.
@@ -151,11 +173,13 @@ type Config struct {
 	// kills.
 	Faults []Fault
 
-	// SettleTimeout bounds the wait, once the producer, the kills and the
-	// faults are done, for the group to commit the end of the event topics.
-	// Default 2 min.
+	// SettleTimeout bounds each wait once the producer, the kills and the
+	// faults are done: for the group to commit the end of the event topics,
+	// for the ClickHouse sink to store every output (with ClickHouse), and
+	// for the outputs' open transactions to end. Default 2 min.
 	SettleTimeout time.Duration
-	// VerifyTimeout bounds the verification's reading. Default 2 min.
+	// VerifyTimeout bounds the verification's reading of the topics and,
+	// separately, of ClickHouse. Default 2 min.
 	VerifyTimeout time.Duration
 	// Rules gives each type's outcomes to the verification: the rules the
 	// consumers run. Nil means the built-in rules.

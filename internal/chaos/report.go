@@ -19,6 +19,9 @@ type Report struct {
 	// result, which decides whether the pipeline survived the faults.
 	Verified     bool
 	Verification loadgen.Verification
+	// ClickHouse is what the audit table showed, with Config.ClickHouse;
+	// nil without.
+	ClickHouse *ClickHouseCheck
 	// ProducerErr is how the producer process ended: nil when it exited 0
 	// (every record acknowledged). The verification counts what reached the
 	// event topics either way.
@@ -56,14 +59,18 @@ type FaultResult struct {
 
 // Failed reports whether the run shows a fault of the pipeline: the
 // verification did not run or failed (duplicates count unless
-// allowDuplicates, for at-least-once runs), a process exited on its own,
-// or a process did not stop cleanly.
+// allowDuplicates, for at-least-once runs), the ClickHouse verification
+// did (ClickHouseCheck.Failed), a process exited on its own, or a process
+// did not stop cleanly.
 func (r Report) Failed(allowDuplicates bool) bool {
-	return !r.Verified || r.Verification.Failed(allowDuplicates) || r.UnexpectedExits > 0 || len(r.StopErrors) > 0
+	return !r.Verified || r.Verification.Failed(allowDuplicates) ||
+		(r.ClickHouse != nil && r.ClickHouse.Failed(allowDuplicates)) ||
+		r.UnexpectedExits > 0 || len(r.StopErrors) > 0
 }
 
 // WriteTable writes the faults injected, then the verification table
-// (loadgen.Verification.WriteTable).
+// (loadgen.Verification.WriteTable), then with ClickHouse what the audit
+// table showed.
 func (r Report) WriteTable(w io.Writer) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "consumer kills\t%d\n", r.Kills)
@@ -98,8 +105,50 @@ func (r Report) WriteTable(w io.Writer) error {
 		return err
 	}
 	if !r.Verified {
-		_, err := fmt.Fprintln(w, "not verified")
+		if _, err := fmt.Fprintln(w, "not verified"); err != nil {
+			return err
+		}
+	} else if err := r.Verification.WriteTable(w); err != nil {
 		return err
 	}
-	return r.Verification.WriteTable(w)
+	if r.ClickHouse == nil {
+		return nil
+	}
+	return r.ClickHouse.writeTable(w)
+}
+
+// writeTable writes c as rows of a two-column table, then its examples.
+func (c *ClickHouseCheck) writeTable(w io.Writer) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	caughtUp := fmt.Sprintf("yes, in %s", c.CatchUp.Round(time.Millisecond))
+	if !c.CaughtUp {
+		caughtUp = fmt.Sprintf("no, gave up after %s", c.CatchUp.Round(time.Millisecond))
+	}
+	fmt.Fprintf(tw, "clickhouse sink caught up\t%s\n", caughtUp)
+	if !c.Verified {
+		fmt.Fprintf(tw, "clickhouse\tnot verified\n")
+		return tw.Flush()
+	}
+	fmt.Fprintf(tw, "clickhouse rows\t%d in %d chains, %d segments\n", c.Table.Rows, c.Table.Chains, c.Table.Segments)
+	fmt.Fprintf(tw, "chain breaks\t%d\n", c.Table.Breaks)
+	signatures := "not checked (no audit key file)"
+	if c.KeyID != "" {
+		signatures = "checked with key " + c.KeyID
+	}
+	fmt.Fprintf(tw, "checkpoint signatures\t%s\n", signatures)
+	fmt.Fprintf(tw, "reconciled offsets\t%d in %d source partitions\n", c.Reconciled.Offsets, c.Reconciled.Partitions)
+	fmt.Fprintf(tw, "missing in clickhouse\t%d\n", c.Reconciled.Missing)
+	fmt.Fprintf(tw, "decided twice in clickhouse\t%d\n", c.Reconciled.Twice)
+	if n := len(c.Reconciled.Unanchored); n > 0 {
+		fmt.Fprintf(tw, "chains not reconciled\t%d (the group committed no offset for them: other runs' rows?)\n", n)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, e := range c.Examples {
+		if _, err := fmt.Fprintln(w, "  "+e); err != nil {
+			return err
+		}
+	}
+	return nil
 }

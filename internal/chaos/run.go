@@ -36,13 +36,15 @@ const queueWait = 30 * time.Second
 const stopGrace = 10 * time.Second
 
 // Run runs the configured processes and faults, waits for the group to
-// commit the end of the event topics, stops the processes with SIGTERM
-// and verifies every produced record. Processes write to their log files
-// in cfg.Dir.
+// commit the end of the event topics (and, with cfg.ClickHouse, for the
+// sink to store the end of the output topics), stops the processes with
+// SIGTERM and verifies every produced record, then with cfg.ClickHouse the
+// audit table. Processes write to their log files in cfg.Dir.
 //
 // The error says that the run could not be carried out as configured: a
 // binary that would not start, a fault whose injection failed, a group that
-// did not settle (ErrNotSettled), a verification that could not read.
+// did not settle (ErrNotSettled), a sink that did not catch up
+// (ErrNotCaughtUp), a verification that could not read.
 // Whether the pipeline survived is the Report's (Report.Failed). The report
 // is filled as far as the run got, and verification runs whenever the
 // processes ran. Every process has exited when Run returns; ending ctx kills
@@ -56,6 +58,10 @@ func Run(ctx context.Context, cfg Config) (rep Report, err error) {
 	}
 	rep.Dir, rep.Seed = cfg.Dir, cfg.Seed
 	log := cfg.Logger
+	signer, err := auditSigner(cfg.AuditKeyFile)
+	if err != nil {
+		return rep, fmt.Errorf("chaos: %w", err)
+	}
 	if err := os.MkdirAll(cfg.Dir, 0o755); err != nil {
 		return rep, fmt.Errorf("chaos: run directory: %w", err)
 	}
@@ -139,6 +145,25 @@ func Run(ctx context.Context, cfg Config) (rep Report, err error) {
 	settleErr := settle(pctx, cfg, log)
 	rep.Settle, rep.Settled = time.Since(settleStart), settleErr == nil
 
+	// The sink must catch up before the consumers stop, not after: it runs
+	// inside them (cmd/consumer), and on SIGTERM it stores and commits only
+	// what it has polled while the pipeline beside it drains; after the
+	// stop no sink runs at all. Once the group has committed the end of the
+	// event topics, every output below those commits is written (with
+	// exactly-once, in the committed transactions, checkpoints included),
+	// so the end offsets the sink must reach no longer move, but for the
+	// aborts of killed consumers' open transactions, which the sink's
+	// read_committed reading waits out. Whatever a stopping consumer might
+	// still write lies above the group's commits, where the reconciliation
+	// does not look.
+	var catchUpErr error
+	if cfg.ClickHouse != "" {
+		rep.ClickHouse = &ClickHouseCheck{}
+		start := time.Now()
+		catchUpErr = catchUp(pctx, cfg, log)
+		rep.ClickHouse.CatchUp, rep.ClickHouse.CaughtUp = time.Since(start), catchUpErr == nil
+	}
+
 	// Consumers first: their drain needs the sampler to answer what is in
 	// flight.
 	rep.StopErrors = stopAll(consumers, cfg.DrainTimeout+stopGrace)
@@ -166,7 +191,14 @@ func Run(ctx context.Context, cfg Config) (rep Report, err error) {
 	} else {
 		verr = fmt.Errorf("chaos: verify: %w", verr)
 	}
-	return rep, errors.Join(append(faultErrs, settleErr, stableErr, verr)...)
+	var chErr error
+	if cfg.ClickHouse != "" {
+		log.Info("chaos: verifying ClickHouse", "group", cfg.Topics.Group, "signatures", signer != nil)
+		cctx, ccancel := context.WithTimeout(ctx, cfg.VerifyTimeout)
+		defer ccancel()
+		chErr = verifyClickHouse(cctx, cfg, signer, rep.ClickHouse)
+	}
+	return rep, errors.Join(append(faultErrs, settleErr, catchUpErr, stableErr, verr, chErr)...)
 }
 
 // slots builds the consumer slots and, with a sampler binary, the sampler's
@@ -215,7 +247,8 @@ func consumerArgs(cfg Config) []string {
 		"--topics", t.Transactions + "," + t.Documents, "--decisions-topic", t.Decisions,
 		"--audit-topic", t.Audit, "--dlq-topic", t.DLQ, "--sink-dlq-topic", t.SinkDLQ,
 		"--group-protocol", cfg.GroupProtocol, "--session-timeout", cfg.SessionTimeout.String(),
-		"--drain-timeout", cfg.DrainTimeout.String(), "--http-listen", "", "--log-format", "text"}
+		"--drain-timeout", cfg.DrainTimeout.String(), "--http-listen", "", "--log-format", "text",
+		"--clickhouse", cfg.ClickHouse, "--audit-key-file", cfg.AuditKeyFile}
 }
 
 func producerArgs(cfg Config) []string {

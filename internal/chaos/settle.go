@@ -2,6 +2,7 @@ package chaos
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"time"
@@ -10,38 +11,73 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// settleInterval is how often settle compares the group's commits with the
-// end offsets: the broker offers nothing to block on.
+// settleInterval is how often the waits of the run's end poll the broker:
+// it offers nothing to block on.
 const settleInterval = 250 * time.Millisecond
+
+// errTimedOut ends a wait that cfg.SettleTimeout cut short.
+var errTimedOut = errors.New("timed out")
+
+// waitFor calls done with an admin client of cfg's brokers every
+// settleInterval until it returns true, or up to cfg.SettleTimeout, after
+// which it returns errTimedOut (wrapped with done's last error).
+func waitFor(ctx context.Context, cfg Config, done func(context.Context, *kadm.Client) (bool, error)) error {
+	cl, err := kgo.NewClient(kgo.SeedBrokers(cfg.Brokers...))
+	if err != nil {
+		return fmt.Errorf("kafka client: %w", err)
+	}
+	defer cl.Close()
+	adm := kadm.NewClient(cl)
+	wctx, cancel := context.WithTimeout(ctx, cfg.SettleTimeout)
+	defer cancel()
+	tick := time.NewTicker(settleInterval)
+	defer tick.Stop()
+	for {
+		ok, err := done(wctx, adm)
+		if err == nil && ok {
+			return nil
+		}
+		select {
+		case <-wctx.Done():
+			if ctx.Err() != nil {
+				return fmt.Errorf("interrupted: %w", ctx.Err())
+			}
+			return fmt.Errorf("%w after %s (last error: %v)", errTimedOut, cfg.SettleTimeout, err)
+		case <-tick.C:
+		}
+	}
+}
+
+// atEnd waits, up to cfg.SettleTimeout, until group has committed the end
+// offset of every partition of topics, and returns the sum of those
+// offsets. On timeout its error says, wrapping errTimedOut, how far the
+// group got.
+func atEnd(ctx context.Context, cfg Config, group string, topics ...string) (end int64, err error) {
+	var committed int64
+	err = waitFor(ctx, cfg, func(ctx context.Context, adm *kadm.Client) (bool, error) {
+		var err error
+		committed, end, err = committedAndEnd(ctx, adm, group, topics...)
+		return end > 0 && committed == end, err
+	})
+	if errors.Is(err, errTimedOut) {
+		err = fmt.Errorf("committed %d of %d: %w", committed, end, err)
+	}
+	return end, err
+}
 
 // settle waits, up to cfg.SettleTimeout, until the group has committed the
 // end offset of every partition of the event topics. It returns
 // ErrNotSettled (wrapped with the last counts) on timeout.
 func settle(ctx context.Context, cfg Config, log *slog.Logger) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(cfg.Brokers...))
+	records, err := atEnd(ctx, cfg, cfg.Topics.Group, cfg.Topics.sources()...)
+	if errors.Is(err, errTimedOut) {
+		return fmt.Errorf("%w: %w", ErrNotSettled, err)
+	}
 	if err != nil {
 		return fmt.Errorf("chaos: settle: %w", err)
 	}
-	defer cl.Close()
-	adm := kadm.NewClient(cl)
-	ctx, cancel := context.WithTimeout(ctx, cfg.SettleTimeout)
-	defer cancel()
-	tick := time.NewTicker(settleInterval)
-	defer tick.Stop()
-	var committed, end int64
-	var lastErr error
-	for {
-		committed, end, lastErr = committedAndEnd(ctx, adm, cfg.Topics.Group, cfg.Topics.sources()...)
-		if lastErr == nil && end > 0 && committed == end {
-			log.Info("chaos: the group committed the end of the event topics", "records", end)
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%w within %s: committed %d of %d (last error: %v)", ErrNotSettled, cfg.SettleTimeout, committed, end, lastErr)
-		case <-tick.C:
-		}
-	}
+	log.Info("chaos: the group committed the end of the event topics", "records", records)
+	return nil
 }
 
 // committedAndEnd returns the group's committed offsets and the topics' end
@@ -101,32 +137,22 @@ func inject(ctx context.Context, f Fault, log *slog.Logger) FaultResult {
 // ID aborts it or the broker's transaction timeout does; outputs after it
 // would otherwise count as lost.
 func stable(ctx context.Context, cfg Config, log *slog.Logger) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(cfg.Brokers...))
+	outputs := []string{cfg.Topics.Decisions, cfg.Topics.Audit, cfg.Topics.DLQ}
+	start := time.Now()
+	var open int
+	err := waitFor(ctx, cfg, func(ctx context.Context, adm *kadm.Client) (bool, error) {
+		var err error
+		open, err = openPartitions(ctx, adm, outputs)
+		return open == 0, err
+	})
+	if errors.Is(err, errTimedOut) {
+		return fmt.Errorf("chaos: %d output partitions still had an open transaction: %w", open, err)
+	}
 	if err != nil {
 		return fmt.Errorf("chaos: stable: %w", err)
 	}
-	defer cl.Close()
-	adm := kadm.NewClient(cl)
-	ctx, cancel := context.WithTimeout(ctx, cfg.SettleTimeout)
-	defer cancel()
-	outputs := []string{cfg.Topics.Decisions, cfg.Topics.Audit, cfg.Topics.DLQ}
-	tick := time.NewTicker(settleInterval)
-	defer tick.Stop()
-	start := time.Now()
-	var open int
-	var lastErr error
-	for {
-		open, lastErr = openPartitions(ctx, adm, outputs)
-		if lastErr == nil && open == 0 {
-			log.Info("chaos: no open transaction on the outputs", "waited", time.Since(start).Round(time.Millisecond))
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("chaos: %d output partitions still had an open transaction after %s (last error: %v)", open, cfg.SettleTimeout, lastErr)
-		case <-tick.C:
-		}
-	}
+	log.Info("chaos: no open transaction on the outputs", "waited", time.Since(start).Round(time.Millisecond))
+	return nil
 }
 
 // openPartitions counts the partitions of topics whose last stable offset
