@@ -77,7 +77,7 @@ type SinkOptions struct {
 
 func (o *SinkOptions) setDefaults() {
 	if o.Group == "" {
-		o.Group = "triage-clickhouse"
+		o.Group = SinkGroup("triage")
 	}
 	if o.AuditTopic == "" {
 		o.AuditTopic = "audit"
@@ -479,3 +479,7 @@ func (s *Sink) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int32)
 	s.opts.Metrics.setPending(s.pending.records)
 	s.log.Warn("sink: partitions lost", "partitions", lost)
 }
+
+// SinkGroup is the consumer group of the sink that a consumer of the
+// pipeline group runs in-process (consumer --clickhouse).
+func SinkGroup(pipelineGroup string) string { return pipelineGroup + "-clickhouse" }

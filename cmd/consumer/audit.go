@@ -97,7 +97,7 @@ func newClickHouseSink(cfg config.Config, brokers []string, log *slog.Logger, re
 	return &clickhouseSink{
 		dsn: cfg.ClickHouse,
 		opts: audit.SinkOptions{
-			Brokers: brokers, Group: cfg.Group + "-clickhouse",
+			Brokers: brokers, Group: audit.SinkGroup(cfg.Group),
 			AuditTopic: cfg.AuditTopic, DecisionsTopic: cfg.DecisionsTopic, DLQTopic: cfg.SinkDLQTopic,
 			Logger: log, Metrics: metrics,
 			GroupProtocol: cfg.GroupProtocol,

@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/triage-dev/triage/audit"
 	"github.com/triage-dev/triage/rules"
 )
 
@@ -37,9 +38,8 @@ type Topics struct {
 }
 
 // SinkGroup is the group of the audit sink that a consumer given
-// --clickhouse runs in-process: the consumers' group + "-clickhouse", as
-// cmd/consumer names it.
-func (t Topics) SinkGroup() string { return t.Group + "-clickhouse" }
+// --clickhouse runs in-process.
+func (t Topics) SinkGroup() string { return audit.SinkGroup(t.Group) }
 
 // NewTopics names a run's topics and group after prefix: prefix +
 // ".events.transactions", prefix + ".decisions", …, prefix + ".group".
