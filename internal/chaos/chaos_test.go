@@ -237,7 +237,11 @@ func privateKafka(t *testing.T) ([]string, func(context.Context) error) {
 		}
 		return p
 	}
-	env := []string{"KAFKA_NO_INSTALL=1", "KAFKA_DIR=" + filepath.Join(t.TempDir(), "kafka"),
+	kafkaDir := filepath.Join(t.TempDir(), "kafka")
+	if d := os.Getenv("CHAOS_DIR"); d != "" {
+		kafkaDir = filepath.Join(d, "private-kafka") // its server log, kept with the processes'
+	}
+	env := []string{"KAFKA_NO_INSTALL=1", "KAFKA_DIR=" + kafkaDir,
 		"KAFKA_PORT=" + port(), "KAFKA_CONTROLLER_PORT=" + port()}
 	script := func(arg string) (string, error) {
 		out, stderr, err := testrun.Script("kafka", 3*time.Minute, env, arg)
