@@ -6,8 +6,10 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 )
 
 // Chains link audit records into tamper-evident hash chains, one per source
@@ -86,6 +88,7 @@ func (c *Chains) Link(name string, recs []*Record, emit func()) {
 	ch.mu.Lock()
 	defer ch.mu.Unlock()
 	for _, r := range recs {
+		r.validUTF8()
 		r.Chain, r.Segment, r.Seq, r.PrevHash = name, ch.segment, ch.seq, ch.last
 		r.At = r.At.Truncate(time.Millisecond)
 		ch.unsigned = r.Kind != KindCheckpoint
@@ -117,6 +120,22 @@ func (c *Chains) ResetAll() {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	clear(c.chains)
+}
+
+// validUTF8 replaces invalid UTF-8 in the record's strings by U+FFFD, as
+// encoding/json does when the record is written: the hash must cover the
+// strings as they will be stored, or the row would verify as edited.
+func (r *Record) validUTF8() {
+	for _, f := range []*string{
+		&r.AuditID, &r.EventID, &r.Type, &r.TenantID, &r.UserID, &r.Key,
+		&r.Path, &r.RuleID, &r.Outcome, &r.Reason, &r.Mode, &r.SamplerSession,
+		&r.ModelRequested, &r.ModelAnswered, &r.RequestSummary, &r.ResponseSummary,
+		&r.Topic, &r.Consumer,
+	} {
+		if !utf8.ValidString(*f) {
+			*f = strings.ToValidUTF8(*f, "\uFFFD")
+		}
+	}
 }
 
 func newSegment() string {

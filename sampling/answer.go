@@ -39,7 +39,8 @@ func ParseAnswer(text string, outcomes []string) (Answer, error) {
 		return Answer{}, fmt.Errorf("score %v is outside 0..1", *a.Score)
 	}
 	if len(a.Reason) > maxReason {
-		a.Reason = a.Reason[:maxReason]
+		// Between characters, and with room for the ellipsis clip adds.
+		a.Reason = clip(a.Reason, maxReason-len("…"))
 	}
 	return a, nil
 }

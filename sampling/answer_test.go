@@ -3,6 +3,7 @@ package sampling
 import (
 	"strings"
 	"testing"
+	"unicode/utf8"
 )
 
 func TestParseAnswer(t *testing.T) {
@@ -47,4 +48,19 @@ func FuzzParseAnswer(f *testing.F) {
 			t.Fatalf("accepted outcome %q", a.Outcome)
 		}
 	})
+}
+
+// TestParseAnswerCutsLongReasonsOnRuneBoundaries: a model's reason longer
+// than the bound is cut between characters; a cut inside one would turn
+// into U+FFFD on the way through JSON, and the audit hash, computed before,
+// would no longer match the stored row.
+func TestParseAnswerCutsLongReasonsOnRuneBoundaries(t *testing.T) {
+	long := strings.Repeat("€", 300) // 900 bytes of 3-byte characters: byte 500 is inside one
+	a, err := ParseAnswer(`{"outcome":"review","reason":"`+long+`"}`, []string{"review"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !utf8.ValidString(a.Reason) || len(a.Reason) > maxReason || !strings.HasPrefix(long, strings.TrimSuffix(a.Reason, "…")) {
+		t.Fatalf("reason cut to %d bytes, valid UTF-8 %v: %q", len(a.Reason), utf8.ValidString(a.Reason), a.Reason)
+	}
 }
