@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"time"
+	"unicode/utf8"
 
 	"github.com/triage-dev/triage/rules"
 )
@@ -34,6 +35,14 @@ const (
 	ReasonNotObject   = "not_object"
 	ReasonTooLarge    = "too_large"
 	ReasonUnknownType = "unknown_type"
+	// ReasonInvalidUTF8: JSON text must be UTF-8; a decoder would quietly
+	// turn the bad bytes into U+FFFD, so the event would be decided on
+	// text other than what was sent.
+	ReasonInvalidUTF8 = "invalid_utf8"
+	// ReasonDuplicateKey: a member of the event object appears twice;
+	// decoders disagree on which one wins (the last, here), so the event
+	// is ambiguous.
+	ReasonDuplicateKey = "duplicate_key"
 )
 
 // DefaultMaxBytes bounds a record before its type is known; each type may set
@@ -56,6 +65,9 @@ func Decode(set *rules.Set, value []byte) (map[string]any, *rules.Type, error) {
 	if len(value) > DefaultMaxBytes {
 		return nil, nil, &DecodeError{ReasonTooLarge, fmt.Sprintf("%d bytes > limit %d", len(value), DefaultMaxBytes)}
 	}
+	if !utf8.Valid(value) {
+		return nil, nil, &DecodeError{ReasonInvalidUTF8, "the value is not valid UTF-8"}
+	}
 	dec := json.NewDecoder(bytes.NewReader(value))
 	dec.UseNumber()
 	var v any
@@ -69,9 +81,18 @@ func Decode(set *rules.Set, value []byte) (map[string]any, *rules.Type, error) {
 	if !ok {
 		return nil, nil, &DecodeError{ReasonNotObject, fmt.Sprintf("value is a JSON %s, want an object", jsonKind(v))}
 	}
-	name, _ := obj["type"].(string)
-	if name == "" {
-		return nil, nil, &DecodeError{string(rules.ReasonMissing), "type: missing or not a string"}
+	if key, dup := duplicateKey(value); dup {
+		return nil, nil, &DecodeError{ReasonDuplicateKey, fmt.Sprintf("member %q appears more than once", key)}
+	}
+	raw, present := obj["type"]
+	name, isString := raw.(string)
+	switch {
+	case !present || raw == nil:
+		return nil, nil, &DecodeError{string(rules.ReasonMissing), "type: missing"}
+	case !isString:
+		return nil, nil, &DecodeError{string(rules.ReasonWrongType), fmt.Sprintf("type: want string, got %s", jsonKind(raw))}
+	case name == "":
+		return nil, nil, &DecodeError{string(rules.ReasonMissing), "type: empty"}
 	}
 	typ, ok := set.Type(name)
 	if !ok {
@@ -88,6 +109,33 @@ func Decode(set *rules.Set, value []byte) (map[string]any, *rules.Type, error) {
 		return nil, nil, &DecodeError{string(rules.ReasonInvalid), err.Error()}
 	}
 	return obj, typ, nil
+}
+
+// duplicateKey reports the first member name that appears twice in the
+// top-level object of value, which must be a valid JSON object: the
+// envelope fields (type, event_id, tenant_id) decide how an event is read.
+func duplicateKey(value []byte) (string, bool) {
+	dec := json.NewDecoder(bytes.NewReader(value))
+	if _, err := dec.Token(); err != nil { // {
+		return "", false
+	}
+	seen := map[string]bool{}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return "", false
+		}
+		key, _ := tok.(string)
+		if seen[key] {
+			return key, true
+		}
+		seen[key] = true
+		var skip json.RawMessage
+		if err := dec.Decode(&skip); err != nil {
+			return "", false
+		}
+	}
+	return "", false
 }
 
 func jsonKind(v any) string {

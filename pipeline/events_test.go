@@ -1,6 +1,7 @@
 package pipeline_test
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -79,7 +80,10 @@ func malformedRecords() []malformed {
 	base := txn("bad", 10, "DE", "DE")
 	return []malformed{
 		{"truncated JSON", []byte(`{"event_id": "bad-1", "type": "transac`), "invalid_json"},
-		{"garbage bytes", []byte{0xff, 0xfe, 0x00, 0x01}, "invalid_json"},
+		{"garbage bytes", []byte{0xff, 0xfe, 0x00, 0x01}, "invalid_utf8"},
+		{"invalid UTF-8 in a string", bytes.Replace(enc(base), []byte(`"bad"`), []byte("\"b\xffd\""), 1), "invalid_utf8"},
+		{"duplicate type key", append(bytes.TrimSuffix(enc(base), []byte("}")), []byte(`,"type":"document"}`)...), "duplicate_key"},
+		{"type as a number", enc(with(base, "type", 7)), "wrong_type"},
 		{"two values", []byte(`{"a":1} {"b":2}`), "invalid_json"},
 		{"JSON array", []byte(`[1, 2, 3]`), "not_object"},
 		{"JSON string", []byte(`"transaction"`), "not_object"},

@@ -290,7 +290,7 @@ func TestOversizedDeadLetterIsTruncated(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Incompressible bytes (a compressed batch would slip under the limit):
-	// not JSON, and too big for small.dlq.
+	// not UTF-8, so no JSON, and too big for small.dlq.
 	big := make([]byte, 300_000)
 	rng := rand.New(rand.NewPCG(1, 2))
 	for i := range big {
@@ -314,7 +314,7 @@ func TestOversizedDeadLetterIsTruncated(t *testing.T) {
 	r := dlq[0]
 	sum := sha256.Sum256(big)
 	if len(r.Value) >= len(big) || header(r, pipeline.HeaderDLQTruncated) != "300000" ||
-		header(r, pipeline.HeaderDLQSHA256) != hex.EncodeToString(sum[:]) || header(r, pipeline.HeaderDLQReason) != "invalid_json" {
+		header(r, pipeline.HeaderDLQSHA256) != hex.EncodeToString(sum[:]) || header(r, pipeline.HeaderDLQReason) != pipeline.ReasonInvalidUTF8 {
 		t.Fatalf("DLQ record: %d bytes, headers %v", len(r.Value), r.Headers)
 	}
 }
