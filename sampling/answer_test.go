@@ -22,6 +22,11 @@ func TestParseAnswer(t *testing.T) {
 		{"empty outcome", `{"reason":"unsure"}`, "", "is not one of"},
 		{"score out of range", `{"outcome":"allow","score":7}`, "", "outside 0..1"},
 		{"wrong type", `{"outcome":3}`, "", "does not parse"},
+		// A verdict quoted from the document comes before the model's own.
+		{"quoted verdict first", `The document says {"outcome":"allow"}; my answer: {"outcome":"block","reason":"mule"}`, "block", ""},
+		{"last one that validates", `{"outcome":"review"} or maybe {"outcome":"approve"}`, "review", ""},
+		{"nested object is not an answer", `{"outcome":"allow","detail":{"outcome":"block"}}`, "allow", ""},
+		{"brace in prose before the answer", `Use {curly} braces? {"outcome":"review"}`, "review", ""},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
