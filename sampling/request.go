@@ -8,6 +8,7 @@ import (
 	"github.com/triage-dev/triage/llm"
 	"github.com/triage-dev/triage/pipeline"
 	"github.com/triage-dev/triage/rules"
+	"github.com/triage-dev/triage/sampling/work"
 )
 
 // conversation is one sampling exchange: the rendered prompt, plus the bad
@@ -33,12 +34,16 @@ func (c *conversation) correct(bad string, problem error) {
 // metadata travels with the request so that a sampler, or the offline
 // scorer, knows the decision schema without parsing the prompt.
 func (c *conversation) metadata() map[string]any {
-	return map[string]any{
+	m := map[string]any{
 		"event_id": c.item.Event.ID,
 		"type":     c.item.Type.Name,
 		"outcomes": c.item.Type.Outcomes,
 		"fallback": c.item.Type.Fallback,
 	}
+	if c.prompt.Temperature != nil {
+		m[work.MetaTemperature] = *c.prompt.Temperature
+	}
+	return m
 }
 
 // mcpParams is the request as MCP sampling/createMessage parameters.
@@ -55,8 +60,8 @@ func (c *conversation) mcpParams() *mcp.CreateMessageParams {
 		Metadata:      c.metadata(),
 	}
 	if c.prompt.Temperature != nil {
-		// go-sdk omits a zero temperature on the wire; samplers then use
-		// their default, which is why prompts should not rely on exactly 0.
+		// go-sdk omits a zero temperature on the wire: the metadata
+		// repeats it (work.MetaTemperature).
 		p.Temperature = *c.prompt.Temperature
 	}
 	m := c.prompt.Model

@@ -58,6 +58,12 @@ func RequestFromMCP(p *mcp.CreateMessageParams) (llm.Request, error) {
 	case p.Temperature > 0:
 		req.Temperature = &p.Temperature
 	}
+	if t, ok := metadataTemperature(p.Metadata); ok {
+		if t < 0 || math.IsNaN(t) || math.IsInf(t, 0) {
+			return llm.Request{}, fmt.Errorf("work: %w: metadata temperature %v", ErrUnsupported, t)
+		}
+		req.Temperature = &t
+	}
 	if p.MaxTokens < 0 || p.MaxTokens > math.MaxInt32 {
 		return llm.Request{}, fmt.Errorf("work: %w: maxTokens %d", ErrUnsupported, p.MaxTokens)
 	}
@@ -187,6 +193,17 @@ func preferencesFromMCP(mp *mcp.ModelPreferences) (llm.Preferences, error) {
 // metadataFromMCP accepts the decoded JSON object the wire delivers
 // (map[string]any) and, for in-process callers, any value that marshals to
 // a JSON object.
+// metadataTemperature reads MetaTemperature from request metadata, as
+// decoded from JSON (float64) or set in process (float64).
+func metadataTemperature(v any) (float64, bool) {
+	m, ok := v.(map[string]any)
+	if !ok {
+		return 0, false
+	}
+	t, ok := m[MetaTemperature].(float64)
+	return t, ok
+}
+
 func metadataFromMCP(v any) (map[string]any, error) {
 	switch m := v.(type) {
 	case nil:

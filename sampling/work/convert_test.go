@@ -164,3 +164,34 @@ func TestResultToMCPAndUsage(t *testing.T) {
 		})
 	}
 }
+
+// TestZeroTemperatureSurvivesTheWire: go-sdk omits a zero temperature from
+// sampling/createMessage, so triage also sends the temperature it asks for
+// in the request's metadata, and RequestFromMCP honours it: a rules file's
+// temperature 0 reaches the provider as 0, not as its default.
+func TestZeroTemperatureSurvivesTheWire(t *testing.T) {
+	for _, temp := range []float64{0, 0.3} {
+		sent := &mcp.CreateMessageParams{Messages: userText("q"), MaxTokens: 10, Temperature: temp,
+			Metadata: map[string]any{work.MetaTemperature: temp}}
+		b, err := json.Marshal(sent)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got mcp.CreateMessageParams
+		if err := json.Unmarshal(b, &got); err != nil {
+			t.Fatal(err)
+		}
+		req, err := work.RequestFromMCP(&got)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if req.Temperature == nil || *req.Temperature != temp {
+			t.Fatalf("temperature %v over the wire (%s) arrives as %v", temp, b, req.Temperature)
+		}
+	}
+	// Out of range in the metadata is refused like the field.
+	_, err := work.RequestFromMCP(&mcp.CreateMessageParams{Messages: userText("q"), Metadata: map[string]any{work.MetaTemperature: -1.0}})
+	if err == nil || !strings.Contains(err.Error(), "temperature") {
+		t.Fatalf("metadata temperature -1: err %v", err)
+	}
+}

@@ -30,7 +30,9 @@
 //     "params": {...}}}, one sampling request under [InputKey] whose params
 //     hold systemPrompt, messages (text only), modelPreferences,
 //     temperature, maxTokens, stopSequences and metadata {"event_id",
-//     "type", "outcomes", "fallback"};
+//     "type", "outcomes", "fallback", and "temperature" when the event
+//     type sets one ([MetaTemperature]: the SDKs drop a temperature of 0
+//     from the field, so a sampler should take this one)};
 //   - requestState: the item's lease token, opaque to the sampler: 32
 //     lower-case hex characters today, but a sampler must not rely on its
 //     form. Echo it unchanged; it is good for one answer within the event

@@ -18,6 +18,13 @@ const InputKey = "decision"
 // in a sampling result: {"inputTokens": n, "outputTokens": m}.
 const UsageMetaKey = "dev.triage/usage"
 
+// MetaTemperature is the key of the request metadata (params.metadata)
+// under which triage repeats the temperature it asks for, when the type
+// sets one: the MCP SDKs omit a zero temperature from the request, and 0
+// (deterministic answers) must not become the provider's default. A
+// sampler should prefer it to the temperature field.
+const MetaTemperature = "temperature"
+
 // Protocol versions that decide how the sampling request travels.
 const (
 	// ProtocolMRTR is the first MCP version with multi round-trip requests
