@@ -80,7 +80,7 @@ func (t *Type) Prompt(ev map[string]any, ruleID string) (Prompt, error) {
 			v = MaskValue(kind, v, s.key)
 		}
 		ctx[name] = v
-		data[name] = display(v)
+		data[name] = display(unfenced(v))
 	}
 	user, err := s.render(data)
 	// A template written as a YAML block ends with a newline that means

@@ -178,6 +178,36 @@ func zeroValue(ft FieldType) any {
 // plain decimal (1000000, not fmt's 1e+06), timestamps in RFC 3339, and
 // lists and objects as JSON, while comparisons, range and index still work
 // on them as numbers, lists and maps.
+// fenceReplacer turns the data fence's delimiters into look-alikes that
+// close nothing.
+var fenceReplacer = strings.NewReplacer("<<<", "‹‹‹", ">>>", "›››")
+
+// unfenced returns v with every "<<<" and ">>>" in its strings replaced by
+// look-alikes: templates fence untrusted text between those delimiters
+// (the shipped ones do, and the system prompt says what lies between them
+// is data), and a value must not be able to close its fence and go on as
+// instructions. Values the template shows go through it; the prompt's
+// context, which no model sees, keeps them as they are.
+func unfenced(v any) any {
+	switch x := v.(type) {
+	case string:
+		return fenceReplacer.Replace(x)
+	case []any:
+		out := make([]any, len(x))
+		for i, e := range x {
+			out[i] = unfenced(e)
+		}
+		return out
+	case map[string]any:
+		out := make(map[string]any, len(x))
+		for k, e := range x {
+			out[k] = unfenced(e)
+		}
+		return out
+	}
+	return v
+}
+
 func display(v any) any {
 	switch x := v.(type) {
 	case float64:
