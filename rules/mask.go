@@ -136,26 +136,29 @@ func hashValue(v any, key MaskKey) string {
 }
 
 // scrubValue applies pii.Mask to v's strings, copying lists and objects.
-func scrubValue(v any) any {
+func scrubValue(v any) any { return mapStrings(v, pii.Mask) }
+
+// mapStrings applies f to every string in v, copying lists and objects.
+func mapStrings(v any, f func(string) string) any {
 	switch x := v.(type) {
 	case string:
-		return pii.Mask(x)
+		return f(x)
 	case []any:
 		out := make([]any, len(x))
 		for i, e := range x {
-			out[i] = scrubValue(e)
+			out[i] = mapStrings(e, f)
 		}
 		return out
 	case []string:
 		out := make([]string, len(x))
 		for i, e := range x {
-			out[i] = pii.Mask(e)
+			out[i] = f(e)
 		}
 		return out
 	case map[string]any:
 		out := make(map[string]any, len(x))
 		for k, e := range x {
-			out[k] = scrubValue(e)
+			out[k] = mapStrings(e, f)
 		}
 		return out
 	}

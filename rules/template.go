@@ -188,25 +188,7 @@ var fenceReplacer = strings.NewReplacer("<<<", "‹‹‹", ">>>", "›››")
 // is data), and a value must not be able to close its fence and go on as
 // instructions. Values the template shows go through it; the prompt's
 // context, which no model sees, keeps them as they are.
-func unfenced(v any) any {
-	switch x := v.(type) {
-	case string:
-		return fenceReplacer.Replace(x)
-	case []any:
-		out := make([]any, len(x))
-		for i, e := range x {
-			out[i] = unfenced(e)
-		}
-		return out
-	case map[string]any:
-		out := make(map[string]any, len(x))
-		for k, e := range x {
-			out[k] = unfenced(e)
-		}
-		return out
-	}
-	return v
-}
+func unfenced(v any) any { return mapStrings(v, fenceReplacer.Replace) }
 
 func display(v any) any {
 	switch x := v.(type) {
