@@ -59,8 +59,9 @@ func TestEvalDefaultPolicy(t *testing.T) {
 			map[string]any{"text": "IBAN: GB29NWBK60161331926819."}, "pii_pattern", "contains_pii"},
 		{"no address, just an at sign", "document",
 			map[string]any{"text": "Meet @ noon, see example.com"}, DefaultRuleID, "no_pii"},
-		{"order: unknown template beats pii pattern", "document",
-			map[string]any{"template_id": "x", "text": "a@b.io"}, "sample_unknown_template", "sample"},
+		// The deterministic patterns decide before any text goes to an LLM.
+		{"order: pii pattern beats unknown template", "document",
+			map[string]any{"template_id": "x", "text": "a@b.io"}, "pii_pattern", "contains_pii"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -187,7 +188,7 @@ func TestHitsDefaultPolicyOrder(t *testing.T) {
 			t.Errorf("transaction default count = %d, want 1", h.Count)
 		}
 	}
-	want := "document/sample_unknown_template document/pii_template document/pii_pattern document/default " +
+	want := "document/pii_template document/pii_pattern document/sample_unknown_template document/default " +
 		"transaction/block_sanctioned transaction/block_huge_new_account transaction/sample_large_high_risk " +
 		"transaction/sample_geo_mismatch_large transaction/sample_velocity_spike transaction/review_chargebacks " +
 		"transaction/default"

@@ -71,7 +71,8 @@ func ExampleType_Validate() {
 
 // ExampleType_Prompt renders the sampling request for a document that the
 // rules sent to sampling: only the allow-listed fields reach the LLM, and
-// the text's e-mail address and phone number are masked.
+// the text's phone number is masked. (An e-mail address or IBAN in the
+// text would have decided it by rule, before any sampling.)
 func ExampleType_Prompt() {
 	set, _ := rules.Parse("default.yaml", rules.Default, rules.WithMaskKey(rules.RandomMaskKey()))
 	typ, _ := set.Type("document")
@@ -79,7 +80,7 @@ func ExampleType_Prompt() {
 		"event_id": "ev-7", "type": "document", "tenant_id": "acme",
 		"occurred_at": "2026-03-01T12:00:00Z", "doc_id": "d-7", "owner_id": "o-7",
 		"mime": "text/plain", "size_bytes": json.Number("64"), "title": "Note",
-		"text": "Call Jo on +44 20 7946 0958 or jo@example.org.",
+		"text": "Call Jo on +44 20 7946 0958 about the flat.",
 	}
 	if err := typ.Validate(ev); err != nil {
 		fmt.Println(err)
@@ -98,7 +99,7 @@ func ExampleType_Prompt() {
 	// Document: Note (text/plain, 64 bytes, template unknown).
 	// Text:
 	// <<<
-	// Call Jo on [PHONE] or [EMAIL].
+	// Call Jo on [PHONE] about the flat.
 	// >>>
 }
 

@@ -45,9 +45,11 @@ func TestPromptGolden(t *testing.T) {
 		}, "sample_geo_mismatch_large"},
 		{"document/sample_unknown_template", tickets, "document", map[string]any{
 			"doc_id": "doc-3", "owner_id": "o-3", "mime": "text/plain", "size_bytes": 412,
-			"title": "Letter to Weber (call +49 30 1234567)",
-			"text": "Dear Ms Weber,\nplease call me back on +44 20 7946 0958 or write to jonas.schmidt@example.org.\n" +
-				"Refund to DE89 3704 0044 0532 0130 00 (or GB29NWBK60161331926819); card 4111 1111 1111 1111 is cancelled.\n" +
+			// An e-mail address or IBAN in the text decides by rule (pii_pattern)
+			// before sampling; in the title they reach the LLM masked.
+			"title": "Letter to Weber (jonas.schmidt@example.org, DE89 3704 0044 0532 0130 00, call +49 30 1234567)",
+			"text": "Dear Ms Weber,\nplease call me back on +44 20 7946 0958.\n" +
+				"Refund pending; card 4111 1111 1111 1111 is cancelled.\n" +
 				"Order 2024031512, total 120.50 EUR on 2026-01-02.\nKind regards,\nJonas Schmidt\n",
 		}, "sample_unknown_template"},
 		{"support_ticket/default", tickets, "support_ticket", map[string]any{
