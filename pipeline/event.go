@@ -43,6 +43,9 @@ const (
 	// decoders disagree on which one wins (the last, here), so the event
 	// is ambiguous.
 	ReasonDuplicateKey = "duplicate_key"
+	// ReasonWrongTopic: a valid event of a type its topic is not
+	// configured to carry (Config.TopicTypes).
+	ReasonWrongTopic = "wrong_topic"
 )
 
 // DefaultMaxBytes bounds a record before its type is known; each type may set

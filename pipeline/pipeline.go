@@ -28,6 +28,11 @@ type Config struct {
 	// Topics are the event topics to consume. Default events.transactions
 	// and events.documents.
 	Topics []string
+	// TopicTypes lists the event types each topic may carry; an event of
+	// another type on a listed topic is dead-lettered as wrong_topic. A
+	// topic not listed accepts every type the rules define. Every type
+	// named must be one the rules define.
+	TopicTypes map[string][]string
 	// DecisionsTopic, AuditTopic and DLQTopic default to "decisions",
 	// "audit" and "events.dlq".
 	DecisionsTopic, AuditTopic, DLQTopic string
@@ -195,6 +200,13 @@ func New(cfg Config) (*Pipeline, error) {
 	}
 	if cfg.Rules == nil {
 		return nil, errors.New("pipeline: no rules configured")
+	}
+	for topic, types := range cfg.TopicTypes {
+		for _, name := range types {
+			if _, ok := cfg.Rules.Current().Type(name); !ok {
+				return nil, fmt.Errorf("pipeline: topic %s: event type %q is not defined by the rules", topic, name)
+			}
+		}
 	}
 	if cfg.Delivery != DeliveryExactlyOnce && cfg.Delivery != DeliveryAtLeastOnce {
 		return nil, fmt.Errorf("pipeline: delivery %q: want %s or %s", cfg.Delivery, DeliveryExactlyOnce, DeliveryAtLeastOnce)

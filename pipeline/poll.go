@@ -3,6 +3,9 @@ package pipeline
 import (
 	"context"
 	"errors"
+	"fmt"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -237,6 +240,9 @@ func (p *Pipeline) handle(r *kgo.Record) (w work, ok bool) {
 	}
 	set := p.cfg.Rules.Current()
 	fields, typ, err := Decode(set, r.Value)
+	if allowed := p.cfg.TopicTypes[r.Topic]; err == nil && len(allowed) > 0 && !slices.Contains(allowed, typ.Name) {
+		err = &DecodeError{ReasonWrongTopic, fmt.Sprintf("type %q is not one the topic carries (%s)", typ.Name, strings.Join(allowed, ", "))}
+	}
 	if err != nil {
 		t := p.offsets.Track(tp, r.Offset, r.LeaderEpoch)
 		p.emitDLQ(r, err.(*DecodeError), t)

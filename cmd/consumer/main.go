@@ -122,7 +122,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return err
 	}
 	pcfg := pipeline.Config{
-		Brokers: brokers, Group: cfg.Group, Topics: cfg.Topics,
+		Brokers: brokers, Group: cfg.Group, Topics: cfg.Topics, TopicTypes: cfg.TopicTypeMap(),
 		DecisionsTopic: cfg.DecisionsTopic, AuditTopic: cfg.AuditTopic, DLQTopic: cfg.DLQTopic,
 		Rules: live, Decider: stage.decider, Workers: cfg.Workers, QueueSize: cfg.QueueSize, DrainTimeout: cfg.DrainTimeout,
 		Logger: log, Metrics: metrics,

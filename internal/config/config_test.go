@@ -26,6 +26,8 @@ func TestSources(t *testing.T) {
 		configtest.Flag("demo-rate", "2.5", 2.5, func(c config.Config) any { return c.DemoRate }),
 		configtest.Flag("embedded", "true", true, func(c config.Config) any { return c.Embedded }),
 		configtest.Flag("topics", "a, b", []string{"a", "b"}, func(c config.Config) any { return c.Topics }),
+		configtest.Flag("topic-types", "a=x, a=y", []string{"a=x", "a=y"}, func(c config.Config) any { return c.TopicTypes }),
+		configtest.Flag("delivery", "at-least-once", "at-least-once", func(c config.Config) any { return c.Delivery }),
 		configtest.Flag("mask-key", "s3cret", "s3cret", func(c config.Config) any { return c.MaskKey }),
 		configtest.Flag("mask-key-file", "/run/secrets/mask", "/run/secrets/mask", func(c config.Config) any { return c.MaskKeyFile }),
 	)
@@ -85,6 +87,8 @@ func TestErrors(t *testing.T) {
 		{name: "empty topics in file", file: "topics: []\n", want: "--topics is empty"},
 		{name: "stray argument", args: []string{"extra"}, want: `unexpected arguments ["extra"]`},
 		{name: "bad log format", args: []string{"--log-format", "xml"}, want: "want json or text"},
+		{name: "topic type without a type", args: []string{"--topic-types", "events.transactions=transaction,events.documents"}, want: `--topic-types "events.documents": want topic=type`},
+		{name: "bad delivery", args: []string{"--delivery", "maybe-once"}, want: "want exactly-once or at-least-once"},
 		{name: "both mask keys", args: []string{"--mask-key-file", "/k"}, env: map[string]string{"TRIAGE_MASK_KEY": "s"}, want: "--mask-key and --mask-key-file are both set"},
 	}
 	for _, c := range cases {

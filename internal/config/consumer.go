@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"time"
 )
 
@@ -16,6 +17,7 @@ type Config struct {
 	Brokers        []string
 	Group          string
 	Topics         []string
+	TopicTypes     []string
 	DecisionsTopic string
 	AuditTopic     string
 	DLQTopic       string
@@ -144,6 +146,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("config: --delivery %q: want exactly-once or at-least-once", c.Delivery)
 	case c.CommitInterval < 0 || c.TxnTimeout < 0:
 		return errors.New("config: --commit-interval and --transaction-timeout must not be negative")
+	case c.topicTypesErr() != nil:
+		return c.topicTypesErr()
 	case c.MaskKey != "" && c.MaskKeyFile != "":
 		return errors.New("config: --mask-key and --mask-key-file are both set: give the key one way")
 	}
@@ -154,6 +158,7 @@ func bind(fs *flag.FlagSet, c *Config) {
 	fs.Var(NewList(&c.Brokers), "brokers", "Kafka seed brokers, comma-separated")
 	fs.StringVar(&c.Group, "group", c.Group, "consumer group id")
 	fs.Var(NewList(&c.Topics), "topics", "event topics to consume, comma-separated")
+	fs.Var(NewList(&c.TopicTypes), "topic-types", "topic=type pairs, comma-separated (a topic may repeat): the event types each topic carries; others there are dead-lettered as wrong_topic (empty: every topic takes every type)")
 	fs.StringVar(&c.DecisionsTopic, "decisions-topic", c.DecisionsTopic, "topic for decisions")
 	fs.StringVar(&c.AuditTopic, "audit-topic", c.AuditTopic, "topic for audit records")
 	fs.StringVar(&c.DLQTopic, "dlq-topic", c.DLQTopic, "dead-letter topic for invalid records")
@@ -222,4 +227,26 @@ func ReadKeyFile(flag, path string) ([]byte, error) {
 		return nil, fmt.Errorf("config: --%s: %w", flag, err)
 	}
 	return bytes.TrimRight(b, "\r\n"), nil
+}
+
+// TopicTypeMap is --topic-types as a map from topic to its event types.
+func (c Config) TopicTypeMap() map[string][]string {
+	if len(c.TopicTypes) == 0 {
+		return nil
+	}
+	m := map[string][]string{}
+	for _, pair := range c.TopicTypes {
+		topic, typ, _ := strings.Cut(pair, "=")
+		m[topic] = append(m[topic], typ)
+	}
+	return m
+}
+
+func (c Config) topicTypesErr() error {
+	for _, pair := range c.TopicTypes {
+		if topic, typ, ok := strings.Cut(pair, "="); !ok || topic == "" || typ == "" {
+			return fmt.Errorf("config: --topic-types %q: want topic=type", pair)
+		}
+	}
+	return nil
 }
