@@ -43,6 +43,9 @@ func (c *conversation) metadata() map[string]any {
 	if c.prompt.Temperature != nil {
 		m[work.MetaTemperature] = *c.prompt.Temperature
 	}
+	if c.prompt.Timeout > 0 {
+		m[work.MetaTimeoutMS] = c.prompt.Timeout.Milliseconds()
+	}
 	return m
 }
 

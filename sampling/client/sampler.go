@@ -198,6 +198,15 @@ func (s *Sampler) transport(server string) (mcp.Transport, error) {
 // honoured up to BackoffMax; a longer one fails the answer at once (the
 // server re-queues the item when its lease expires).
 func (s *Sampler) answer(ctx context.Context, req *mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error) {
+	if req != nil {
+		if d, ok := work.AnswerTimeout(req.Params); ok {
+			// The item's lease ends then: an answer after it is wasted,
+			// and a hung model must not keep this slot.
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, d)
+			defer cancel()
+		}
+	}
 	res, err := retry.Provider(ctx, s.cfg.AnswerAttempts, s.backoff(), s.cfg.BackoffMax,
 		func() (*mcp.CreateMessageResult, error) { return s.handle(ctx, req) })
 	if err != nil {

@@ -30,9 +30,12 @@
 //     "params": {...}}}, one sampling request under [InputKey] whose params
 //     hold systemPrompt, messages (text only), modelPreferences,
 //     temperature, maxTokens, stopSequences and metadata {"event_id",
-//     "type", "outcomes", "fallback", and "temperature" when the event
-//     type sets one ([MetaTemperature]: the SDKs drop a temperature of 0
-//     from the field, so a sampler should take this one)};
+//     "type", "outcomes", "fallback", "timeout_ms" (the item's sampling
+//     timeout, [MetaTimeoutMS]: the lease ends then, so a sampler should
+//     give up on the request at that point rather than let a hung model
+//     hold a slot), and "temperature" when the event type sets one
+//     ([MetaTemperature]: the SDKs drop a temperature of 0 from the field,
+//     so a sampler should take this one)};
 //   - requestState: the item's lease token, opaque to the sampler: 32
 //     lower-case hex characters today, but a sampler must not rely on its
 //     form. Echo it unchanged; it is good for one answer within the event

@@ -3,8 +3,10 @@ package work
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/google/jsonschema-go/jsonschema"
+	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
 
 // ToolName is the work tool that samplers call to pull items.
@@ -17,6 +19,40 @@ const InputKey = "decision"
 // UsageMetaKey is the _meta key under which a sampler reports token usage
 // in a sampling result: {"inputTokens": n, "outputTokens": m}.
 const UsageMetaKey = "dev.triage/usage"
+
+// MetaTimeoutMS is the key of the request metadata under which triage
+// sends the item's sampling timeout, in milliseconds: the lease on the
+// item ends then, and an answer after it is discarded. A sampler should
+// give up on the request at that point, so that a model that hangs does
+// not hold one of its slots for good.
+const MetaTimeoutMS = "timeout_ms"
+
+// AnswerTimeout returns the MetaTimeoutMS of a sampling request, if it has
+// a positive one.
+func AnswerTimeout(p *mcp.CreateMessageParams) (time.Duration, bool) {
+	if p == nil {
+		return 0, false
+	}
+	m, ok := p.Metadata.(map[string]any)
+	if !ok {
+		return 0, false
+	}
+	var ms float64
+	switch v := m[MetaTimeoutMS].(type) {
+	case float64:
+		ms = v
+	case int64:
+		ms = float64(v)
+	case int:
+		ms = float64(v)
+	default:
+		return 0, false
+	}
+	if ms <= 0 || ms > float64(24*time.Hour/time.Millisecond) {
+		return 0, false
+	}
+	return time.Duration(ms * float64(time.Millisecond)), true
+}
 
 // MetaTemperature is the key of the request metadata (params.metadata)
 // under which triage repeats the temperature it asks for, when the type
