@@ -88,6 +88,11 @@ func (p *Pool) send(ctx context.Context, ss *mcp.ServerSession, token string, pa
 	}
 	defer cancel()
 	res, err := ss.CreateMessage(lctx, params)
+	if err == nil {
+		if msg, failed := work.AnswerError(res); failed {
+			err = &samplerError{msg}
+		}
+	}
 	if err != nil {
 		p.failLease(token, err)
 		return nil

@@ -75,7 +75,11 @@ func (p *Pool) next(ctx context.Context, req *mcp.CallToolRequest, args work.Arg
 }
 
 func (p *Pool) complete(ctx context.Context, req *mcp.CallToolRequest, token string) (*mcp.CallToolResult, work.Result, error) {
-	r, ok := work.ResponseFromMCP(req.Params.InputResponses[work.InputKey])
+	answer := req.Params.InputResponses[work.InputKey]
+	if msg, failed := work.AnswerError(answer); failed {
+		return nil, p.failLease(token, &samplerError{msg}), nil
+	}
+	r, ok := work.ResponseFromMCP(answer)
 	if !ok {
 		return nil, p.failLease(token, errors.New("sampler sent no sampling result")), nil
 	}
@@ -98,6 +102,11 @@ func (p *Pool) complete(ctx context.Context, req *mcp.CallToolRequest, token str
 	}
 	defer cancel()
 	cm, err := req.Session.CreateMessage(lctx, next)
+	if err == nil {
+		if msg, failed := work.AnswerError(cm); failed {
+			err = &samplerError{msg}
+		}
+	}
 	if err != nil {
 		return nil, p.failLease(token, err), nil
 	}
@@ -105,6 +114,11 @@ func (p *Pool) complete(ctx context.Context, req *mcp.CallToolRequest, token str
 	_, res = p.answer(token, r)
 	return nil, res, nil
 }
+
+// samplerError is a sampler's own account of why it could not answer.
+type samplerError struct{ msg string }
+
+func (e *samplerError) Error() string { return "sampler: " + e.msg }
 
 func supportsMRTR(ss *mcp.ServerSession) bool {
 	ip := ss.InitializeParams()

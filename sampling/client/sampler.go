@@ -211,7 +211,9 @@ func (s *Sampler) answer(ctx context.Context, req *mcp.CreateMessageRequest) (*m
 		func() (*mcp.CreateMessageResult, error) { return s.handle(ctx, req) })
 	if err != nil {
 		s.stats.add(func(st *Stats) { st.Errors++ })
-		return nil, err
+		// Said as a result, so that the server hears it on every protocol
+		// generation (see work.ErrorResult).
+		return work.ErrorResult(err), nil
 	}
 	s.stats.add(func(st *Stats) { st.Answered++ })
 	return res, nil

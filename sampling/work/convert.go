@@ -115,31 +115,64 @@ func UsageFromMeta(m mcp.Meta) (in, out int64, ok bool) {
 // the concatenation of the text contents; usage comes from [UsageFromMeta].
 // ok is false for anything else, including a nil result.
 func ResponseFromMCP(v any) (r llm.Response, ok bool) {
-	var meta mcp.Meta
-	var contents []mcp.Content
-	switch res := v.(type) {
-	case *mcp.CreateMessageResult:
-		if res == nil {
-			return r, false
-		}
-		r.Model, r.StopReason, meta = res.Model, res.StopReason, res.Meta
-		contents = []mcp.Content{res.Content}
-	case *mcp.CreateMessageWithToolsResult:
-		if res == nil {
-			return r, false
-		}
-		r.Model, r.StopReason, meta = res.Model, res.StopReason, res.Meta
-		contents = res.Content
-	default:
+	res, ok := unpackResult(v)
+	if !ok {
 		return r, false
 	}
-	for _, c := range contents {
+	r.Model, r.StopReason = res.model, res.stopReason
+	for _, c := range res.contents {
 		if t, ok := c.(*mcp.TextContent); ok {
 			r.Text += t.Text
 		}
 	}
-	r.InputTokens, r.OutputTokens, _ = UsageFromMeta(meta)
+	r.InputTokens, r.OutputTokens, _ = UsageFromMeta(res.meta)
 	return r, true
+}
+
+// ErrorResult is the sampling result by which a sampler says it could not
+// answer: no text, stop reason "error", and err's text under
+// [ErrorMetaKey]. A result rather than a JSON-RPC error, because on
+// 2026-07-28 a client's handler error ends the tool call on the client's
+// side and never reaches the server, which would only learn of it when the
+// lease expired.
+func ErrorResult(err error) *mcp.CreateMessageResult {
+	return &mcp.CreateMessageResult{
+		Role: "assistant", Content: &mcp.TextContent{}, StopReason: "error",
+		Meta: mcp.Meta{ErrorMetaKey: err.Error()},
+	}
+}
+
+// AnswerError returns the error text of a sampling result made by
+// [ErrorResult], as the server receives it (see [ResponseFromMCP]).
+func AnswerError(v any) (string, bool) {
+	res, ok := unpackResult(v)
+	if !ok {
+		return "", false
+	}
+	msg, ok := res.meta[ErrorMetaKey].(string)
+	return msg, ok
+}
+
+type unpacked struct {
+	model, stopReason string
+	meta              mcp.Meta
+	contents          []mcp.Content
+}
+
+func unpackResult(v any) (unpacked, bool) {
+	switch res := v.(type) {
+	case *mcp.CreateMessageResult:
+		if res == nil {
+			return unpacked{}, false
+		}
+		return unpacked{res.Model, res.StopReason, res.Meta, []mcp.Content{res.Content}}, true
+	case *mcp.CreateMessageWithToolsResult:
+		if res == nil {
+			return unpacked{}, false
+		}
+		return unpacked{res.Model, res.StopReason, res.Meta, res.Content}, true
+	}
+	return unpacked{}, false
 }
 
 func tokenCount(v any) (int64, bool) {

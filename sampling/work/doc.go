@@ -45,9 +45,17 @@
 // CreateMessageResult: role "assistant", one text content, model,
 // stopReason) and retries tools/call with the same name and arguments, the
 // requestState echoed and inputResponses {"decision": <that result>}. The
-// answer's text must contain one JSON object {"outcome": one of
+// answer's text must contain a JSON object {"outcome": one of
 // metadata.outcomes, "reason": "...", "score": 0..1}; prose or code fences
-// around it are tolerated.
+// around it are tolerated, and of several objects the last valid one
+// counts.
+//
+// A sampler that cannot answer (its model failed) says so with a result
+// too, not a JSON-RPC error, which on 2026-07-28 would end the call on the
+// sampler's side and never reach the server: an empty text, stopReason
+// "error" and the error's text under _meta [ErrorMetaKey] ([ErrorResult]).
+// The server audits it as an error with that text and re-queues the item
+// (once) or falls back at once, instead of waiting for the lease to expire.
 //
 // An answer that does not fit gets one corrective round: the retry returns
 // a second input request (the conversation so far plus a follow-up) under

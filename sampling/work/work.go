@@ -20,6 +20,11 @@ const InputKey = "decision"
 // in a sampling result: {"inputTokens": n, "outputTokens": m}.
 const UsageMetaKey = "dev.triage/usage"
 
+// ErrorMetaKey is the _meta key of a sampling result by which a sampler
+// says it could not answer the request; its value is the error's text,
+// which the server audits. See [ErrorResult].
+const ErrorMetaKey = "dev.triage/error"
+
 // MetaTimeoutMS is the key of the request metadata under which triage
 // sends the item's sampling timeout, in milliseconds: the lease on the
 // item ends then, and an answer after it is discarded. A sampler should
