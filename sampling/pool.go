@@ -111,9 +111,14 @@ type job struct {
 	attempts   []audit.Record
 	queueTimer *time.Timer
 	lease      *lease // the latest lease; current only while in Pool.leases
-	done       chan struct{}
-	verdict    pipeline.Verdict
-	err        error
+	// failedBy is the session whose lease on the job failed or expired,
+	// and requeued when: for avoidFailed after that, the job is left to
+	// other sessions (see take).
+	failedBy string
+	requeued time.Time
+	done     chan struct{}
+	verdict  pipeline.Verdict
+	err      error
 }
 
 // lease is one sampler's hold on a job, named by an unguessable token that
@@ -247,23 +252,41 @@ func (p *Pool) finishLocked(j *job, v pipeline.Verdict, err error) {
 	p.opts.Metrics.queued(-1)
 }
 
+// avoidFailed is how long a re-queued item is left to sessions other than
+// the one whose lease on it failed: a sampler that hangs or fails gets its
+// items back only when no other sampler takes them first.
+const avoidFailed = 100 * time.Millisecond
+
+// requeueLocked puts a job whose lease by session failed back at the front
+// of the queue.
+func (p *Pool) requeueLocked(j *job, session string) {
+	j.failedBy, j.requeued = session, time.Now()
+	p.enqueueLocked(j, true)
+}
+
 // take waits up to wait for a queued item and leases it.
 func (p *Pool) take(ctx context.Context, wait time.Duration, mode, session string) *lease {
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	for {
 		p.mu.Lock()
-		if len(p.queue) > 0 {
-			j := p.queue[0]
-			p.queue = p.queue[1:]
+		i, retry := p.pickLocked(session)
+		if i >= 0 {
+			j := p.queue[i]
+			p.queue = slices.Delete(p.queue, i, i+1)
 			l := p.leaseLocked(j, mode, session)
 			p.mu.Unlock()
 			return l
 		}
 		ch := p.notify
 		p.mu.Unlock()
+		var again <-chan time.Time
+		if retry > 0 {
+			again = time.After(retry)
+		}
 		select {
 		case <-ch:
+		case <-again:
 		case <-timer.C:
 			return nil
 		case <-ctx.Done():
@@ -272,6 +295,25 @@ func (p *Pool) take(ctx context.Context, wait time.Duration, mode, session strin
 			return nil
 		}
 	}
+}
+
+// pickLocked returns the index of the first queued job session may take,
+// or -1 and, when a job is held back from it, how soon to look again.
+func (p *Pool) pickLocked(session string) (int, time.Duration) {
+	var retry time.Duration
+	for i, j := range p.queue {
+		if j.failedBy == "" || j.failedBy != session {
+			return i, 0
+		}
+		left := avoidFailed - time.Since(j.requeued)
+		if left <= 0 {
+			return i, 0
+		}
+		if retry == 0 || left < retry {
+			retry = left
+		}
+	}
+	return -1, retry
 }
 
 func (p *Pool) leaseLocked(j *job, mode, session string) *lease {
@@ -337,7 +379,7 @@ func (p *Pool) leaseExpired(l *lease) {
 	j.attempts = append(j.attempts, attemptRecord(j.conv, l.mode, l.session, l.started, audit.StatusTimeout, nil, "lease expired"))
 	p.opts.Metrics.attempt(l.mode, audit.StatusTimeout, time.Since(l.started))
 	if j.leases <= p.opts.Requeues {
-		p.enqueueLocked(j, true)
+		p.requeueLocked(j, l.session)
 		return
 	}
 	p.finishLocked(j, pipeline.Verdict{}, ErrLeaseExpired)
@@ -403,7 +445,7 @@ func (p *Pool) failLease(token string, cause error) (res work.Result) {
 	p.opts.Metrics.attempt(l.mode, status, time.Since(l.started))
 	res = work.Result{Status: work.StatusFallback, EventID: j.conv.item.Event.ID, Reason: reason}
 	if j.leases <= p.opts.Requeues {
-		p.enqueueLocked(j, true)
+		p.requeueLocked(j, l.session)
 		return res
 	}
 	p.finishLocked(j, pipeline.Verdict{}, fmt.Errorf("sampling: sampler failed: %w", cause))

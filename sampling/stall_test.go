@@ -14,6 +14,7 @@ import (
 	"github.com/triage-dev/triage/internal/testrun"
 	"github.com/triage-dev/triage/llm"
 	"github.com/triage-dev/triage/pipeline"
+	"github.com/triage-dev/triage/rules"
 	"github.com/triage-dev/triage/sampling"
 	sampler "github.com/triage-dev/triage/sampling/client"
 	"github.com/triage-dev/triage/sampling/work"
@@ -33,6 +34,31 @@ func (h *hangEvery) Complete(ctx context.Context, req llm.Request) (llm.Response
 		return llm.Response{}, ctx.Err()
 	}
 	return h.Provider.Complete(ctx, req)
+}
+
+// stallSetup returns the payment type (a 300 ms sampling timeout), a pool
+// and the offline provider.
+func stallSetup(t *testing.T) (*rules.Type, *sampling.Pool, llm.Provider) {
+	t.Helper()
+	offline, err := llm.New("offline", llm.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return paymentType(t), newPool(t, sampling.Options{QueueWait: 5 * time.Second}), offline
+}
+
+// sampledOf decides n items with pool and returns how many were sampled.
+func sampledOf(t *testing.T, pool *sampling.Pool, typ *rules.Type, n int) int {
+	t.Helper()
+	_, errs := decideAll(t, pool, typ, n)
+	sampled := 0
+	for _, err := range errs {
+		if err == nil {
+			sampled++
+		}
+	}
+	t.Logf("%d of %d sampled", sampled, n)
+	return sampled
 }
 
 // runSampler runs the real sampler with cfg against pool's MCP server in
@@ -64,25 +90,31 @@ func runSampler(t *testing.T, pool *sampling.Pool, cfg sampler.Config) {
 func TestHangingSamplerCannotStallThePool(t *testing.T) {
 	for _, version := range []string{"", work.ProtocolLegacy} {
 		t.Run("protocol="+version, func(t *testing.T) {
-			typ := paymentType(t) // 300 ms sampling timeout
-			pool := newPool(t, sampling.Options{QueueWait: 5 * time.Second})
-			offline, err := llm.New("offline", llm.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
+			typ, pool, offline := stallSetup(t)
 			runSampler(t, pool, sampler.Config{Provider: &hangEvery{n: 5, Provider: offline}, Concurrency: 8, ProtocolVersion: version})
 
 			const n = 100
-			_, errs := decideAll(t, pool, typ, n)
-			sampled := 0
-			for _, err := range errs {
-				if err == nil {
-					sampled++
-				}
-			}
-			t.Logf("%d of %d sampled", sampled, n)
+			sampled := sampledOf(t, pool, typ, n)
 			if sampled < n*90/100 {
 				t.Fatalf("%d of %d sampled with one request in five hanging, want at least 90 %%", sampled, n)
+			}
+		})
+	}
+}
+
+// TestHangingSamplerBesideAHealthyOne: with a healthy sampler beside the
+// one that hangs on a request in five, at least 99 % of the events are
+// sampled: expired leases re-queue, and the healthy sampler takes them.
+func TestHangingSamplerBesideAHealthyOne(t *testing.T) {
+	for _, version := range []string{"", work.ProtocolLegacy} {
+		t.Run("protocol="+version, func(t *testing.T) {
+			typ, pool, offline := stallSetup(t)
+			runSampler(t, pool, sampler.Config{Provider: &hangEvery{n: 5, Provider: offline}, Concurrency: 8, ProtocolVersion: version})
+			runSampler(t, pool, sampler.Config{Provider: offline, Concurrency: 8, ProtocolVersion: version})
+			const n = 200
+			sampled := sampledOf(t, pool, typ, n)
+			if sampled < n*99/100 {
+				t.Fatalf("%d of %d sampled beside a healthy sampler, want at least 99 %%", sampled, n)
 			}
 		})
 	}
@@ -102,12 +134,7 @@ func (failing) Complete(context.Context, llm.Request) (llm.Response, error) {
 func TestSamplerErrorReachesThePool(t *testing.T) {
 	for _, version := range []string{"", work.ProtocolLegacy} {
 		t.Run("protocol="+version, func(t *testing.T) {
-			typ := paymentType(t)
-			pool := newPool(t, sampling.Options{QueueWait: 5 * time.Second})
-			offline, err := llm.New("offline", llm.Options{})
-			if err != nil {
-				t.Fatal(err)
-			}
+			typ, pool, offline := stallSetup(t)
 			runSampler(t, pool, sampler.Config{Provider: failing{offline}, Concurrency: 2, ProtocolVersion: version, AnswerAttempts: 1})
 
 			v, err := pool.Decide(context.Background(), item(t, typ, 1))

@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -46,9 +47,11 @@ func New(cfg Config) (*Sampler, error) {
 	s := &Sampler{
 		cfg: cfg,
 		log: cfg.Logger,
-		// The consumer records the name in its audit records; stateless
-		// (2026-07-28) sessions carry no client info of their own.
-		args:  work.Args{WaitMS: cfg.WaitMS, Sampler: cfg.Name},
+		// The consumer records the name in its audit records, and keeps a
+		// re-queued item from the sampler that failed it for a moment;
+		// stateless (2026-07-28) sessions carry no client info or id of
+		// their own, so the name gets a suffix of this process's own.
+		args:  work.Args{WaitMS: cfg.WaitMS, Sampler: cfg.Name + "/" + rand.Text()[:8]},
 		stats: newCounters(),
 	}
 	s.handle = Handler(cfg.Provider, cfg.Logger)
