@@ -65,9 +65,6 @@ func binaries(t *testing.T) map[string]string {
 // hold unbroken, correctly signed chains and exactly one decision or dead
 // letter per source offset.
 func TestChaos(t *testing.T) {
-	if testing.Short() {
-		t.Skip("runs the triage binaries as processes for about a minute; skipped with -short")
-	}
 	bin := binaries(t)
 	for _, b := range kafkatest.Brokers() {
 		t.Run(b.Name, func(t *testing.T) {

@@ -38,9 +38,6 @@ const maskKey = "e2e test mask key, not a secret, 32+ bytes long"
 
 func binaries(t *testing.T) map[string]string {
 	t.Helper()
-	if testing.Short() {
-		t.Skip("runs the triage binaries as processes; skipped with -short")
-	}
 	buildOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "triage-e2e")
 		if err != nil {
