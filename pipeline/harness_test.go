@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/triage-dev/triage/internal/embedded"
+	"github.com/triage-dev/triage/internal/kafka"
 	"github.com/triage-dev/triage/internal/kafkatest"
 	"github.com/triage-dev/triage/internal/testrun"
 	"github.com/triage-dev/triage/pipeline"
@@ -138,7 +139,7 @@ func committedAndEnd(t *testing.T, brokers []string, group string, topics ...str
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), waitTimeout)
 	defer cancel()
-	committed, end, err := kafkatest.CommittedAndEnd(ctx, kadm.NewClient(newClient(t, brokers)), group, topics...)
+	committed, end, err := kafka.CommittedAndEnd(ctx, kadm.NewClient(newClient(t, brokers)), group, topics...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/triage-dev/triage/internal/kafka"
 )
 
 // settleInterval is how often the waits of the run's end poll the broker:
@@ -56,7 +58,7 @@ func atEnd(ctx context.Context, cfg Config, group string, topics ...string) (end
 	var committed int64
 	err = waitFor(ctx, cfg, func(ctx context.Context, adm *kadm.Client) (bool, error) {
 		var err error
-		committed, end, err = committedAndEnd(ctx, adm, group, topics...)
+		committed, end, err = kafka.CommittedAndEnd(ctx, adm, group, topics...)
 		return end > 0 && committed == end, err
 	})
 	if errors.Is(err, errTimedOut) {
@@ -78,33 +80,6 @@ func settle(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	log.Info("chaos: the group committed the end of the event topics", "records", records)
 	return nil
-}
-
-// committedAndEnd returns the group's committed offsets and the topics' end
-// offsets, each summed over partitions (as kafkatest.CommittedAndEnd, which
-// only tests may import).
-func committedAndEnd(ctx context.Context, adm *kadm.Client, group string, topics ...string) (committed, end int64, err error) {
-	offs, err := adm.FetchOffsets(ctx, group)
-	if err == nil {
-		err = offs.Error()
-	}
-	if err != nil {
-		return 0, 0, err
-	}
-	ends, err := adm.ListEndOffsets(ctx, topics...)
-	if err == nil {
-		err = ends.Error()
-	}
-	if err != nil {
-		return 0, 0, err
-	}
-	ends.Each(func(o kadm.ListedOffset) {
-		end += o.Offset
-		if c, ok := offs.Lookup(o.Topic, o.Partition); ok {
-			committed += c.At
-		}
-	})
-	return committed, end, nil
 }
 
 // inject waits until f.At, counted from now, then runs f.Inject.
@@ -142,7 +117,7 @@ func stable(ctx context.Context, cfg Config, log *slog.Logger) error {
 	var open int
 	err := waitFor(ctx, cfg, func(ctx context.Context, adm *kadm.Client) (bool, error) {
 		var err error
-		open, err = openPartitions(ctx, adm, outputs)
+		_, open, err = kafka.LastStable(ctx, adm, nil, outputs...)
 		return open == 0, err
 	})
 	if errors.Is(err, errTimedOut) {
@@ -153,30 +128,4 @@ func stable(ctx context.Context, cfg Config, log *slog.Logger) error {
 	}
 	log.Info("chaos: no open transaction on the outputs", "waited", time.Since(start).Round(time.Millisecond))
 	return nil
-}
-
-// openPartitions counts the partitions of topics whose last stable offset
-// is below their end offset.
-func openPartitions(ctx context.Context, adm *kadm.Client, topics []string) (int, error) {
-	lso, err := adm.ListCommittedOffsets(ctx, topics...)
-	if err == nil {
-		err = lso.Error()
-	}
-	if err != nil {
-		return 0, err
-	}
-	end, err := adm.ListEndOffsets(ctx, topics...)
-	if err == nil {
-		err = end.Error()
-	}
-	if err != nil {
-		return 0, err
-	}
-	open := 0
-	end.Each(func(e kadm.ListedOffset) {
-		if s, ok := lso.Lookup(e.Topic, e.Partition); !ok || s.Offset < e.Offset {
-			open++
-		}
-	})
-	return open, nil
 }

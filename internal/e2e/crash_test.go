@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/triage-dev/triage/audit"
+	ikafka "github.com/triage-dev/triage/internal/kafka"
 	"github.com/triage-dev/triage/internal/kafkatest"
 	"github.com/triage-dev/triage/internal/loadgen"
 	"github.com/triage-dev/triage/pipeline"
@@ -80,7 +81,7 @@ func waitCommitted(t *testing.T, k kafka, p *proc) {
 	adm := kadm.NewClient(kafkatest.Client(t, k.brokers))
 	poll(t, "group "+k.group+" to commit the end of its topics", func() bool {
 		p.failIfExited(t)
-		committed, end, err := kafkatest.CommittedAndEnd(context.Background(), adm, k.group, k.transactions, k.documents)
+		committed, end, err := ikafka.CommittedAndEnd(context.Background(), adm, k.group, k.transactions, k.documents)
 		return err == nil && committed == end
 	})
 }

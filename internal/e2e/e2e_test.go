@@ -17,6 +17,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/triage-dev/triage/audit"
+	ikafka "github.com/triage-dev/triage/internal/kafka"
 	"github.com/triage-dev/triage/internal/kafkatest"
 	"github.com/triage-dev/triage/internal/loadgen"
 	"github.com/triage-dev/triage/internal/testrun"
@@ -253,7 +254,7 @@ func samplersJoinAndLeave(t *testing.T, bin map[string]string, b kafkatest.Broke
 	}
 	adm := kadm.NewClient(kafkatest.Client(t, brokers))
 	poll(t, "every event to be committed", func() bool {
-		c, e, err := kafkatest.CommittedAndEnd(context.Background(), adm, k.group, k.transactions, k.documents)
+		c, e, err := ikafka.CommittedAndEnd(context.Background(), adm, k.group, k.transactions, k.documents)
 		return err == nil && c == e && e == n
 	})
 	if err := consumer.stop(t, syscall.SIGTERM); err != nil {

@@ -10,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/triage-dev/triage/internal/kafka"
 	"github.com/triage-dev/triage/internal/kafkatest"
 )
 
@@ -50,7 +51,7 @@ func TestApacheKafkaGroupConsume(t *testing.T) {
 	if err := cl.CommitUncommittedOffsets(ctx); err != nil {
 		t.Fatalf("commit: %v", err)
 	}
-	committed, end, err := kafkatest.CommittedAndEnd(ctx, adm, group, topic)
+	committed, end, err := kafka.CommittedAndEnd(ctx, adm, group, topic)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +133,7 @@ func TestApacheKafkaGroupTransactSession(t *testing.T) {
 	// EndTxn returns once the commit is decided; the markers that make the
 	// group's offsets visible are written after it.
 	for {
-		committed, end, err := kafkatest.CommittedAndEnd(ctx, adm, group, in)
+		committed, end, err := kafka.CommittedAndEnd(ctx, adm, group, in)
 		if err != nil {
 			t.Fatal(err)
 		}

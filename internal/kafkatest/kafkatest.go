@@ -54,16 +54,11 @@ func ReadTopic(t testing.TB, brokers []string, topic string) []*kgo.Record {
 	}
 	var ends kadm.ListedOffsets
 	for {
-		if ends, err = adm.ListCommittedOffsets(ctx, topic); err != nil {
+		var open int
+		if ends, open, err = kafka.LastStable(ctx, adm, high, topic); err != nil {
 			t.Fatal(err)
 		}
-		stable := true
-		high.Each(func(h kadm.ListedOffset) {
-			if e, ok := ends.Lookup(h.Topic, h.Partition); !ok || e.Offset < h.Offset {
-				stable = false
-			}
-		})
-		if stable {
+		if open == 0 {
 			break
 		}
 		select {
@@ -80,26 +75,6 @@ func ReadTopic(t testing.TB, brokers []string, topic string) []*kgo.Record {
 		t.Fatalf("reading %s: %v", topic, err)
 	}
 	return out
-}
-
-// CommittedAndEnd returns the group's committed offsets and the topics' end
-// offsets, each summed over partitions.
-func CommittedAndEnd(ctx context.Context, adm *kadm.Client, group string, topics ...string) (committed, end int64, err error) {
-	offs, err := adm.FetchOffsets(ctx, group)
-	if err != nil {
-		return 0, 0, err
-	}
-	ends, err := adm.ListEndOffsets(ctx, topics...)
-	if err != nil {
-		return 0, 0, err
-	}
-	ends.Each(func(o kadm.ListedOffset) {
-		end += o.Offset
-		if c, ok := offs.Lookup(o.Topic, o.Partition); ok {
-			committed += c.At
-		}
-	})
-	return committed, end, nil
 }
 
 // Header returns the value of a record header, or "".
