@@ -40,12 +40,9 @@ func (p *Pipeline) markPartition(tp TopicPartition) {
 	}
 }
 
-// commit synchronously commits every completed watermark; with
-// exactly-once, it ends the open transaction (and begins the next).
+// commit synchronously commits every completed watermark (at-least-once;
+// exactly-once commits by ending its transaction, see commitTxn).
 func (p *Pipeline) commit(ctx context.Context) error {
-	if p.txn != nil {
-		return p.commitTxn(ctx, false)
-	}
 	p.markCommits()
 	ctx, cancel := context.WithTimeout(ctx, commitTimeout)
 	defer cancel()

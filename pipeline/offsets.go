@@ -123,32 +123,28 @@ func (o *Offsets) Known(tp TopicPartition) bool {
 	return o.parts[tp] != nil
 }
 
-// Below reports whether the record at offset lies below the committed
-// offset the partition's bookkeeping was inherited from: decided and
-// committed, and delivered again only because the client's view of the
-// commit was older than the group's (an end whose verdict was lost).
-func (o *Offsets) Below(tp TopicPartition, offset int64) bool {
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	p := o.parts[tp]
-	return p != nil && offset < p.floor
-}
-
 // Decided reports whether the record at offset was decided and committed
-// before this ownership began (it lies in an inherited range).
-func (o *Offsets) Decided(tp TopicPartition, offset int64) bool {
+// before this ownership began: inherited, in a range done above the
+// committed offset; or below, under the committed offset the bookkeeping
+// was inherited from, delivered again only because the client's view of
+// the commit was older than the group's (an end whose verdict was lost).
+// One lock for both, since the poll loop asks for every record.
+func (o *Offsets) Decided(tp TopicPartition, offset int64) (inherited, below bool) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	p := o.parts[tp]
 	if p == nil {
-		return false
+		return false, false
+	}
+	if offset < p.floor {
+		return false, true
 	}
 	for _, r := range p.inherited {
 		if r.First <= offset && offset <= r.Last {
-			return true
+			return true, false
 		}
 	}
-	return false
+	return false, false
 }
 
 // Progress is a partition's committable state: the watermark (or, before

@@ -223,11 +223,12 @@ func (p *Pipeline) enqueue(w work) bool {
 func (p *Pipeline) handle(r *kgo.Record) (w work, ok bool) {
 	p.cfg.Metrics.consumed(r.Topic)
 	tp := TopicPartition{r.Topic, r.Partition}
-	if p.offsets.Below(tp, r.Offset) {
+	inherited, below := p.offsets.Decided(tp, r.Offset)
+	if below {
 		p.cfg.Metrics.alreadyDecided(r.Topic)
 		return work{}, false
 	}
-	if p.offsets.Decided(tp, r.Offset) {
+	if inherited {
 		// Decided and committed before this ownership began (see the
 		// package doc): done here without a second decision.
 		t := p.offsets.Track(tp, r.Offset, r.LeaderEpoch)
