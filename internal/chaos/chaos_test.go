@@ -8,10 +8,8 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,38 +21,6 @@ import (
 	"github.com/triage-dev/triage/internal/testrun"
 )
 
-var (
-	buildOnce sync.Once
-	bins      map[string]string
-	buildErr  error
-)
-
-// binaries builds the consumer, producer and sampler once per test binary.
-func binaries(t *testing.T) map[string]string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir := t.TempDir()
-		// CHAOS_DIR keeps the processes' logs after the test, to read why a
-		// run failed.
-		if d := os.Getenv("CHAOS_DIR"); d != "" {
-			dir = d
-		}
-		bins = map[string]string{}
-		for _, name := range []string{"consumer", "producer", "sampler"} {
-			out, err := exec.Command("go", "build", "-ldflags=-s -w", "-o", filepath.Join(dir, name), "../../cmd/"+name).CombinedOutput()
-			if err != nil {
-				buildErr = errors.New("go build " + name + ": " + err.Error() + "\n" + string(out))
-				return
-			}
-			bins[name] = filepath.Join(dir, name)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return bins
-}
-
 // TestChaos runs the harness on each broker: 20,000 events at 450/s
 // through two consumer processes and a sampler process (50 ms per answer),
 // five consumer SIGKILLs (a third of them taking the sampler along), and on
@@ -65,7 +31,7 @@ func binaries(t *testing.T) map[string]string {
 // hold unbroken, correctly signed chains and exactly one decision or dead
 // letter per source offset.
 func TestChaos(t *testing.T) {
-	bin := binaries(t)
+	bin := testrun.Binaries(t)
 	for _, b := range kafkatest.Brokers() {
 		t.Run(b.Name, func(t *testing.T) {
 			t.Parallel()

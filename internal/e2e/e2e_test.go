@@ -7,7 +7,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -26,49 +25,12 @@ import (
 
 const wait = 2 * time.Minute
 
-var (
-	buildOnce sync.Once
-	bins      map[string]string
-	buildErr  error
-)
-
-// binaries builds cmd/consumer and cmd/sampler once per test binary.
 // maskKey is the consumers' --mask-key: the default policy pseudonymises
 // ids with a keyed hash, and every run of one test must share the key.
 const maskKey = "e2e test mask key, not a secret, 32+ bytes long"
 
-func binaries(t *testing.T) map[string]string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "triage-e2e")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		bins = map[string]string{}
-		for _, name := range []string{"consumer", "sampler"} {
-			out, err := exec.Command("go", "build", "-ldflags=-s -w", "-o", filepath.Join(dir, name), "../../cmd/"+name).CombinedOutput()
-			if err != nil {
-				buildErr = &buildError{name, string(out), err}
-				return
-			}
-			bins[name] = filepath.Join(dir, name)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return bins
-}
-
-type buildError struct {
-	name, out string
-	err       error
-}
-
-func (e *buildError) Error() string {
-	return "go build " + e.name + ": " + e.err.Error() + "\n" + e.out
-}
+// binaries are the project's binaries, built once per test binary.
+func binaries(t *testing.T) map[string]string { return testrun.Binaries(t) }
 
 // proc is a running binary whose output the test can read at any time.
 type proc struct {
