@@ -61,7 +61,7 @@ func (x *txn) touch() {
 	}
 }
 
-// defer holds a completed event's result until its transaction commits.
+// hold keeps a completed event's result until its transaction commits.
 func (x *txn) hold(r pendingResult) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
@@ -78,24 +78,21 @@ func (x *txn) revoke() bool {
 	return !x.closed
 }
 
-// take returns and clears the open transaction's state.
-func (x *txn) take() (results []pendingResult, dirty, revoked bool, opened time.Time) {
+// pending reports what the open transaction carries, leaving it as it is.
+func (x *txn) pending() (dirty, revoked bool, opened time.Time) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	results, dirty, revoked, opened = x.results, x.dirty, x.revoked, x.opened
-	x.results, x.dirty, x.revoked = nil, false, false
-	return results, dirty, revoked, opened
+	return x.dirty, x.revoked, x.opened
 }
 
-// untake puts back state taken for a commit that was not attempted.
-func (x *txn) untake(results []pendingResult, dirty, revoked bool, opened time.Time) {
+// take returns the results the open transaction holds and whether it is
+// doomed, and clears its state for the next one.
+func (x *txn) take() (results []pendingResult, revoked bool) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	x.results = append(results, x.results...)
-	x.dirty, x.revoked = x.dirty || dirty, x.revoked || revoked
-	if dirty && (x.opened.IsZero() || opened.Before(x.opened)) {
-		x.opened = opened
-	}
+	results, revoked = x.results, x.revoked
+	x.results, x.dirty, x.revoked = nil, false, false
+	return results, revoked
 }
 
 // due reports when the next commit is due (zero when not in a transaction).
@@ -160,7 +157,7 @@ func (p *Pipeline) commitTxn(ctx context.Context, final bool) error {
 	if err := p.cl.Flush(ctx); err != nil {
 		return fmt.Errorf("pipeline: flush transaction: %w", err)
 	}
-	results, dirty, revoked, opened := x.take()
+	dirty, revoked, opened := x.pending()
 	if !dirty && !revoked {
 		return nil
 	}
@@ -171,17 +168,19 @@ func (p *Pipeline) commitTxn(ctx context.Context, final bool) error {
 		meta[tp] = encodeProgress(pr.Mark.Offset, pr.Done)
 		tooLarge = tooLarge || len(meta[tp]) > MaxProgressBytes
 	}
+	if tooLarge && !revoked && !final && time.Since(opened) < p.cfg.TransactionTimeout/2 {
+		// The watermark moves on as the slow events before the done
+		// ones finish, and the ranges shrink; until then the
+		// transaction stays open, its state untouched.
+		p.log.Debug("commit deferred", "err", errProgressTooLarge)
+		return nil
+	}
+	// A revoke may have come since pending: take's word is final.
+	results, revoked := x.take()
 	try := kgo.TryCommit
 	switch {
 	case revoked:
 		try = kgo.TryAbort
-	case tooLarge && !final && time.Since(opened) < p.cfg.TransactionTimeout/2:
-		// The watermark moves on as the slow events before the done
-		// ones finish, and the ranges shrink; until then the
-		// transaction stays open.
-		x.untake(results, dirty, revoked, opened)
-		p.log.Debug("commit deferred", "err", errProgressTooLarge)
-		return nil
 	case tooLarge:
 		p.log.Warn("aborting the transaction: its done ranges do not fit in the offset commit metadata", "err", errProgressTooLarge)
 		try = kgo.TryAbort
