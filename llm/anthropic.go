@@ -17,7 +17,8 @@ const anthropicName = "anthropic"
 // That API version removed the sampling parameters: a request carrying
 // temperature is rejected with 400 even at its default value, so
 // Request.Temperature is not sent. Claude samples at its default (1.0).
-// Stop sequences, max_tokens and the system prompt are sent as given.
+// Stop sequences, max_tokens and the system prompt are sent as given, and
+// Request.Schema as output_config.format (structured outputs).
 type anthropicProvider struct {
 	messages anthropic.MessageService
 	models   modelTable
@@ -54,6 +55,11 @@ func (p *anthropicProvider) Complete(ctx context.Context, req Request) (Response
 		MaxTokens:     maxTokens,
 		Messages:      make([]anthropic.MessageParam, 0, len(req.Messages)),
 		StopSequences: req.Stop,
+	}
+	if req.Schema != nil {
+		// Structured outputs: the answer is one JSON text block that
+		// follows the schema.
+		params.OutputConfig.Format = anthropic.JSONOutputFormatParam{Schema: req.Schema}
 	}
 	if req.System != "" {
 		params.System = []anthropic.TextBlockParam{{Text: req.System}}

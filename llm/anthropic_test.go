@@ -79,6 +79,21 @@ func TestAnthropicComplete(t *testing.T) {
 		want: llm.Response{Text: `{"outc`, Model: "claude-sonnet-4-6", StopReason: llm.StopMaxTokens,
 			InputTokens: 142, OutputTokens: 19},
 	}, {
+		name: "schema as structured output",
+		req: llm.Request{
+			Messages: []llm.Message{{Role: llm.RoleUser, Text: "hi"}},
+			Schema:   llm.AnswerSchema([]string{"allow", "review"}),
+		},
+		reply: anthropicReply("claude-sonnet-4-6", "end_turn", answer),
+		wantBody: map[string]any{
+			"model":         llm.AnthropicSmall,
+			"max_tokens":    float64(llm.DefaultMaxTokens),
+			"messages":      []any{map[string]any{"role": "user", "content": []any{map[string]any{"type": "text", "text": "hi"}}}},
+			"output_config": map[string]any{"format": map[string]any{"type": "json_schema", "schema": wireSchema("allow", "review")}},
+		},
+		want: llm.Response{Text: `{"outcome":"review"}`, Model: "claude-sonnet-4-6", StopReason: llm.StopEndTurn,
+			InputTokens: 142, OutputTokens: 19},
+	}, {
 		name: "fixed model overrides hints; unknown stop reason passes through",
 		opts: llm.Options{Model: "claude-opus-5-5"},
 		req: llm.Request{

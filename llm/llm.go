@@ -67,6 +67,11 @@ type Request struct {
 	// Stop sequences end the answer early; at most a few, as the provider
 	// allows (OpenAI: 4).
 	Stop []string
+	// Schema is the JSON Schema the answer must follow (AnswerSchema); nil
+	// asks for free text. A provider that can constrain its output to a
+	// schema gets it (Options.Structured); the caller validates the answer
+	// either way, since most providers cannot.
+	Schema map[string]any
 	// Metadata is the MCP request's metadata, passed through. triage sets
 	// "event_id" (string), "type" (string), "outcomes" ([]string, the
 	// decision schema's outcomes) and "fallback" (string). Providers other
@@ -121,6 +126,13 @@ type Options struct {
 	// HTTPClient sends the requests; nil means http.DefaultClient. Requests
 	// are bounded by their context, not by a client timeout.
 	HTTPClient *http.Client
+	// Structured says how openai asks for output that follows
+	// Request.Schema: StructuredJSONSchema (the default: OpenAI, vLLM,
+	// Ollama, llama.cpp's llama-server), StructuredJSONObject
+	// (llama-cpp-python's server, which accepts only json_object with a
+	// schema) or StructuredNone (servers that reject both). anthropic
+	// always sends the schema as output_config.format; offline ignores it.
+	Structured string
 	// Latency is offline only: every answer waits this long first
 	// (benchmarks use it to stand in for a model), returning early with the
 	// context's error when ctx ends. 0 answers at once.
@@ -153,6 +165,14 @@ func New(provider string, o Options) (Provider, error) {
 		if u, err := url.Parse(o.BaseURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			return nil, fmt.Errorf("llm: %s: base URL %q: want http(s)://host[/path]", provider, o.BaseURL)
 		}
+	}
+	switch o.Structured {
+	case "":
+		o.Structured = StructuredJSONSchema
+	case StructuredJSONSchema, StructuredJSONObject, StructuredNone:
+	default:
+		return nil, fmt.Errorf("llm: %s: structured output %q (want %s, %s or %s)",
+			provider, o.Structured, StructuredJSONSchema, StructuredJSONObject, StructuredNone)
 	}
 	if o.HTTPClient == nil {
 		o.HTTPClient = http.DefaultClient

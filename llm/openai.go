@@ -7,6 +7,7 @@ import (
 
 	"github.com/openai/openai-go/v3"
 	"github.com/openai/openai-go/v3/option"
+	"github.com/openai/openai-go/v3/shared"
 )
 
 const (
@@ -27,6 +28,7 @@ type openaiProvider struct {
 	completions openai.ChatCompletionService
 	models      modelTable
 	legacyMax   bool // send max_tokens instead of max_completion_tokens
+	structured  string
 }
 
 func newOpenAI(o Options, models modelTable) *openaiProvider {
@@ -48,6 +50,7 @@ func newOpenAI(o Options, models modelTable) *openaiProvider {
 		completions: openai.NewChatCompletionService(opts...),
 		models:      models,
 		legacyMax:   o.BaseURL != "",
+		structured:  o.Structured,
 	}
 }
 
@@ -73,6 +76,7 @@ func (p *openaiProvider) Complete(ctx context.Context, req Request) (Response, e
 	if len(req.Stop) > 0 {
 		params.Stop = openai.ChatCompletionNewParamsStopUnion{OfStringArray: req.Stop}
 	}
+	params.ResponseFormat = p.responseFormat(req.Schema)
 	if req.System != "" {
 		params.Messages = append(params.Messages, openai.SystemMessage(req.System))
 	}
@@ -111,6 +115,24 @@ func (p *openaiProvider) Complete(ctx context.Context, req Request) (Response, e
 		resp.Model = params.Model
 	}
 	return resp, nil
+}
+
+// responseFormat asks for output that follows schema, the way the server
+// understands (Options.Structured).
+func (p *openaiProvider) responseFormat(schema map[string]any) openai.ChatCompletionNewParamsResponseFormatUnion {
+	var f openai.ChatCompletionNewParamsResponseFormatUnion
+	switch {
+	case schema == nil || p.structured == StructuredNone:
+	case p.structured == StructuredJSONObject:
+		obj := shared.ResponseFormatJSONObjectParam{}
+		obj.SetExtraFields(map[string]any{"schema": schema})
+		f.OfJSONObject = &obj
+	default:
+		f.OfJSONSchema = &shared.ResponseFormatJSONSchemaParam{JSONSchema: shared.ResponseFormatJSONSchemaJSONSchemaParam{
+			Name: answerSchemaName, Schema: schema, Strict: openai.Bool(true),
+		}}
+	}
+	return f
 }
 
 // openaiStop maps a Chat Completions finish_reason to MCP's vocabulary.

@@ -29,6 +29,30 @@ func openaiReply(model, finishReason, content string) reply {
 	}`}
 }
 
+// schemaRequest asks for an answer that follows a decision schema.
+var schemaRequest = llm.Request{
+	Messages: []llm.Message{{Role: llm.RoleUser, Text: "hi"}},
+	Schema:   llm.AnswerSchema([]string{"allow", "review"}),
+}
+
+// wireSchema is llm.AnswerSchema for outcomes as JSON decodes it.
+func wireSchema(outcomes ...string) map[string]any {
+	enum := make([]any, len(outcomes))
+	for i, o := range outcomes {
+		enum[i] = o
+	}
+	return map[string]any{
+		"type": "object",
+		"properties": map[string]any{
+			"outcome": map[string]any{"type": "string", "enum": enum},
+			"score":   map[string]any{"type": "number", "description": "confidence in the outcome, from 0 to 1"},
+			"reason":  map[string]any{"type": "string", "description": "one short sentence"},
+		},
+		"required":             []any{"outcome", "score", "reason"},
+		"additionalProperties": false,
+	}
+}
+
 func TestOpenAIComplete(t *testing.T) {
 	tests := []struct {
 		name       string
@@ -88,6 +112,44 @@ func TestOpenAIComplete(t *testing.T) {
 		},
 		wantResult: llm.Response{Text: `{"outc`, Model: "llama3.2", StopReason: llm.StopMaxTokens,
 			InputTokens: 57, OutputTokens: 11},
+	}, {
+		name:     "schema as json_schema, strict (the default)",
+		basePath: "/v1",
+		req:      schemaRequest,
+		reply:    openaiReply("m", "stop", `"{}"`),
+		wantBody: map[string]any{
+			"model":      llm.OpenAISmall,
+			"messages":   []any{map[string]any{"role": "user", "content": "hi"}},
+			"max_tokens": float64(llm.DefaultMaxTokens),
+			"response_format": map[string]any{"type": "json_schema", "json_schema": map[string]any{
+				"name": "decision", "strict": true, "schema": wireSchema("allow", "review")}},
+		},
+		wantResult: llm.Response{Text: "{}", Model: "m", StopReason: llm.StopEndTurn, InputTokens: 57, OutputTokens: 11},
+	}, {
+		name:     "schema as json_object with schema (llama-cpp-python)",
+		opts:     llm.Options{Structured: llm.StructuredJSONObject},
+		basePath: "/v1",
+		req:      schemaRequest,
+		reply:    openaiReply("m", "stop", `"{}"`),
+		wantBody: map[string]any{
+			"model":           llm.OpenAISmall,
+			"messages":        []any{map[string]any{"role": "user", "content": "hi"}},
+			"max_tokens":      float64(llm.DefaultMaxTokens),
+			"response_format": map[string]any{"type": "json_object", "schema": wireSchema("allow", "review")},
+		},
+		wantResult: llm.Response{Text: "{}", Model: "m", StopReason: llm.StopEndTurn, InputTokens: 57, OutputTokens: 11},
+	}, {
+		name:     "schema not sent with structured output off",
+		opts:     llm.Options{Structured: llm.StructuredNone},
+		basePath: "/v1",
+		req:      schemaRequest,
+		reply:    openaiReply("m", "stop", `"{}"`),
+		wantBody: map[string]any{
+			"model":      llm.OpenAISmall,
+			"messages":   []any{map[string]any{"role": "user", "content": "hi"}},
+			"max_tokens": float64(llm.DefaultMaxTokens),
+		},
+		wantResult: llm.Response{Text: "{}", Model: "m", StopReason: llm.StopEndTurn, InputTokens: 57, OutputTokens: 11},
 	}, {
 		name: "OpenAI itself: max_completion_tokens, large model by priority",
 		opts: llm.Options{APIKey: "sk-test"},

@@ -21,9 +21,7 @@
 package chtest
 
 import (
-	"errors"
-	"os"
-	"sync"
+	"slices"
 	"testing"
 	"time"
 
@@ -38,11 +36,15 @@ const EnvDSN = "TRIAGE_CLICKHOUSE_DSN"
 // another test binary's start, which holds the script's lock.
 const scriptTimeout = 5 * time.Minute
 
-var shared struct {
-	once sync.Once
-	dsn  string
-	log  string
-	err  error
+// help says how to get a server when none can be had.
+var help = "run ./scripts/test, which installs and starts one, or scripts/clickhouse start (as root, to install it), or set " + EnvDSN
+
+var shared = testrun.Shared{
+	Script:   "clickhouse",
+	Env:      []string{"CLICKHOUSE_NO_INSTALL=1"},
+	Timeout:  scriptTimeout,
+	Override: EnvDSN,
+	Help:     help,
 }
 
 // Server returns the DSN of the shared ClickHouse server, starting it with
@@ -51,37 +53,19 @@ var shared struct {
 // nothing. Where no server can be had, the test fails.
 func Server(t testing.TB) string {
 	t.Helper()
-	if dsn := os.Getenv(EnvDSN); dsn != "" {
-		return dsn
-	}
-	shared.once.Do(func() {
-		shared.dsn, shared.log, shared.err = runScript(nil, "start")
-	})
-	if shared.log != "" {
-		t.Logf("scripts/clickhouse start: %s", shared.log)
-	}
-	need(t, shared.err)
-	return shared.dsn
+	return shared.Start(t)
 }
 
 // need fails the test when err is not nil, saying how to get a server when
 // none can be had.
 func need(t testing.TB, err error) {
 	t.Helper()
-	if err == nil {
-		return
-	}
-	var ue *testrun.UnavailableError
-	if errors.As(err, &ue) {
-		t.Fatalf("chtest: %v\nthis test needs a ClickHouse server: run ./scripts/test, which installs and starts one, or scripts/clickhouse start (as root, to install it), or set %s", err, EnvDSN)
-		return
-	}
-	t.Fatalf("chtest: %v", err)
+	testrun.Need(t, err, help)
 }
 
 // runScript runs scripts/clickhouse with args and env, never installing
 // the server (CLICKHOUSE_NO_INSTALL), and returns its stdout (the DSN for
 // start) and its stderr (progress and reasons).
 func runScript(env []string, args ...string) (stdout, stderr string, err error) {
-	return testrun.Script("clickhouse", scriptTimeout, append([]string{"CLICKHOUSE_NO_INSTALL=1"}, env...), args...)
+	return testrun.Script("clickhouse", scriptTimeout, slices.Concat(shared.Env, env), args...)
 }

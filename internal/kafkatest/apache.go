@@ -3,11 +3,8 @@ package kafkatest
 import (
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
-	"os"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,11 +19,12 @@ const EnvBrokers = "TRIAGE_KAFKA_BROKERS"
 // for another binary's start to release the script's lock.
 const scriptTimeout = 3 * time.Minute
 
-var apache struct {
-	once    sync.Once
-	brokers []string
-	log     string
-	err     error
+var apache = testrun.Shared{
+	Script:   "kafka",
+	Env:      []string{"KAFKA_NO_INSTALL=1"},
+	Timeout:  scriptTimeout,
+	Override: EnvBrokers,
+	Help:     "run ./scripts/test, which fetches and starts one, or scripts/kafka start, or set " + EnvBrokers,
 }
 
 // ApacheKafka returns the seed brokers of the shared Apache Kafka broker (a
@@ -42,30 +40,7 @@ var apache struct {
 // the reason and what to run; it never skips.
 func ApacheKafka(t testing.TB) []string {
 	t.Helper()
-	if seeds := os.Getenv(EnvBrokers); seeds != "" {
-		return strings.Split(seeds, ",")
-	}
-	apache.once.Do(func() {
-		var out string
-		out, apache.log, apache.err = runKafkaScript("start")
-		if apache.err == nil {
-			if out == "" {
-				apache.err = errors.New("scripts/kafka start printed no bootstrap address")
-			}
-			apache.brokers = strings.Split(out, ",")
-		}
-	})
-	if apache.log != "" {
-		t.Logf("scripts/kafka start: %s", apache.log)
-	}
-	if apache.err != nil {
-		var ue *testrun.UnavailableError
-		if errors.As(apache.err, &ue) {
-			t.Fatalf("kafkatest: %v\nthis test needs an Apache Kafka broker: run ./scripts/test, which fetches and starts one, or scripts/kafka start, or set %s", apache.err, EnvBrokers)
-		}
-		t.Fatalf("kafkatest: %v", apache.err)
-	}
-	return append([]string(nil), apache.brokers...)
+	return strings.Split(apache.Start(t), ",")
 }
 
 var unsafeName = regexp.MustCompile(`[^a-zA-Z0-9._-]+`)
@@ -85,11 +60,4 @@ func Name(t testing.TB, prefix string) string {
 		name = name[:120]
 	}
 	return prefix + "." + name + "." + hex.EncodeToString(b[:])
-}
-
-// runKafkaScript runs scripts/kafka with args, never fetching the jars
-// (KAFKA_NO_INSTALL), and returns its stdout (the bootstrap address for
-// start) and its stderr (progress and reasons).
-func runKafkaScript(args ...string) (stdout, stderr string, err error) {
-	return testrun.Script("kafka", scriptTimeout, []string{"KAFKA_NO_INSTALL=1"}, args...)
 }

@@ -9,6 +9,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
+	"testing"
 	"time"
 )
 
@@ -82,5 +84,65 @@ func scriptPath(name string) (string, error) {
 			return "", errors.New("testrun: no go.mod above the working directory")
 		}
 		dir = parent
+	}
+}
+
+// Shared is a server run by one of the project's scripts and shared by
+// every test of every test binary in a run: the script's start is
+// idempotent and serialised by a lock, so the first test in each binary to
+// ask starts it (or finds it running) and the rest reuse the answer.
+type Shared struct {
+	// Script is the script's name ("clickhouse").
+	Script string
+	// Env is added to the script's environment: at least its no-install
+	// variable, since only scripts/test may reach a package registry.
+	Env []string
+	// Timeout bounds the start, which may wait for another binary's.
+	Timeout time.Duration
+	// Override names an environment variable that, when set, is returned
+	// instead of starting anything (an existing server's address).
+	Override string
+	// Help says how to get the server, for the failure when it cannot be
+	// had.
+	Help string
+
+	once sync.Once
+	out  string
+	log  string
+	err  error
+}
+
+// Start returns what the script's start printed (an address), or the
+// Override variable's value. Where no server can be had, the test fails
+// with the script's reason and Help: it never skips.
+func (s *Shared) Start(t testing.TB) string {
+	t.Helper()
+	if v := os.Getenv(s.Override); s.Override != "" && v != "" {
+		return v
+	}
+	s.once.Do(func() {
+		s.out, s.log, s.err = Script(s.Script, s.Timeout, s.Env, "start")
+		if s.err == nil && s.out == "" {
+			s.err = fmt.Errorf("scripts/%s start printed nothing", s.Script)
+		}
+	})
+	if s.log != "" {
+		t.Logf("scripts/%s start: %s", s.Script, s.log)
+	}
+	Need(t, s.err, s.Help)
+	return s.out
+}
+
+// Need fails the test when err is not nil; when err is an
+// *UnavailableError, the failure gives the script's reason and help, what
+// to run to get the server. It never skips.
+func Need(t testing.TB, err error, help string) {
+	t.Helper()
+	var ue *UnavailableError
+	switch {
+	case errors.As(err, &ue):
+		t.Fatalf("%v\nthis test needs it: %s", err, help)
+	case err != nil:
+		t.Fatalf("%v", err)
 	}
 }
