@@ -35,10 +35,11 @@ func (c *conversation) correct(bad string, problem error) {
 // scorer, knows the decision schema without parsing the prompt.
 func (c *conversation) metadata() map[string]any {
 	m := map[string]any{
-		"event_id": c.item.Event.ID,
-		"type":     c.item.Type.Name,
-		"outcomes": c.item.Type.Outcomes,
-		"fallback": c.item.Type.Fallback,
+		"event_id":      c.item.Event.ID,
+		"type":          c.item.Type.Name,
+		"outcomes":      c.item.Type.Outcomes,
+		"fallback":      c.item.Type.Fallback,
+		work.MetaSchema: llm.AnswerSchema(c.item.Type.Outcomes),
 	}
 	if c.prompt.Temperature != nil {
 		m[work.MetaTemperature] = *c.prompt.Temperature
@@ -93,6 +94,7 @@ func (c *conversation) llmRequest() llm.Request {
 		Temperature: c.prompt.Temperature,
 		MaxTokens:   c.prompt.MaxTokens,
 		Stop:        c.prompt.Stop,
+		Schema:      llm.AnswerSchema(c.item.Type.Outcomes),
 		Metadata:    c.metadata(),
 	}
 }

@@ -89,7 +89,7 @@ func newLLMStage(cfg config.Config, log *slog.Logger, reg prometheus.Registerer)
 
 func newProvider(cfg config.Config) (llm.Provider, error) {
 	key := config.APIKey(cfg.Provider, cfg.APIKey, os.Getenv)
-	p, err := llm.New(cfg.Provider, llm.Options{APIKey: key, BaseURL: cfg.BaseURL, Model: cfg.Model, Latency: cfg.OfflineLatency})
+	p, err := llm.New(cfg.Provider, llm.Options{APIKey: key, BaseURL: cfg.BaseURL, Model: cfg.Model, Structured: cfg.Structured, Latency: cfg.OfflineLatency})
 	if err != nil {
 		return nil, fmt.Errorf("provider %s: %w", cfg.Provider, err)
 	}

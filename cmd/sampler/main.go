@@ -59,6 +59,7 @@ type options struct {
 	provider        string
 	model           string
 	baseURL         string
+	structured      string
 	apiKey          string
 	protocolVersion string
 	pushOnly        bool
@@ -81,6 +82,7 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.provider, "provider", "offline", "anthropic, openai (any OpenAI-compatible server) or offline (a deterministic scorer, not an LLM)")
 	fs.StringVar(&o.model, "model", "", "fixed model, overriding the provider's hint-to-model table")
 	fs.StringVar(&o.baseURL, "base-url", "", "provider endpoint, e.g. http://127.0.0.1:11434/v1 for Ollama (openai)")
+	fs.StringVar(&o.structured, "structured", llm.StructuredJSONSchema, "how openai asks for answers that follow the decision schema: json_schema (OpenAI, vLLM, Ollama, llama-server), json_object (llama-cpp-python) or none")
 	fs.StringVar(&o.apiKey, "api-key", "", "provider API key (empty: $ANTHROPIC_API_KEY or $OPENAI_API_KEY, by --provider)")
 	fs.StringVar(&o.protocolVersion, "protocol-version", "", `MCP protocol version to ask for (empty: the newest, 2026-07-28; "2025-11-25" for legacy servers)`)
 	fs.BoolVar(&o.pushOnly, "push-only", false, "do not pull; answer only sampling requests the server sends (legacy 2025-11-25 sessions; for testing push)")
@@ -122,7 +124,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 		log.Warn(deprecatedTokenEnv + " is deprecated: set TRIAGE_TOKEN")
 	}
 
-	prov, err := llm.New(o.provider, llm.Options{APIKey: o.apiKey, BaseURL: o.baseURL, Model: o.model, Latency: o.offlineLatency})
+	prov, err := llm.New(o.provider, llm.Options{APIKey: o.apiKey, BaseURL: o.baseURL, Model: o.model, Structured: o.structured, Latency: o.offlineLatency})
 	if err != nil {
 		fmt.Fprintln(stderr, "sampler:", err)
 		return 2

@@ -43,6 +43,7 @@ type Config struct {
 	Provider       string
 	Model          string
 	BaseURL        string
+	Structured     string
 	APIKey         string
 	OfflineLatency time.Duration
 	QueueWait      time.Duration
@@ -97,6 +98,7 @@ func Default() Config {
 		MCPListen:      "127.0.0.1:7070",
 		LLM:            "mcp",
 		Provider:       "offline",
+		Structured:     "json_schema",
 		QueueWait:      5 * time.Second,
 		EmbeddedPort:   9092,
 		Partitions:     6,
@@ -183,6 +185,7 @@ func bind(fs *flag.FlagSet, c *Config) {
 	fs.StringVar(&c.Provider, "provider", c.Provider, "LLM provider of the builtin sampler and of --llm direct: offline, anthropic or openai")
 	fs.StringVar(&c.Model, "model", c.Model, "provider model, overriding the hint table")
 	fs.StringVar(&c.BaseURL, "base-url", c.BaseURL, "provider base URL (openai-compatible servers: Ollama, vLLM, llama.cpp, LiteLLM)")
+	fs.StringVar(&c.Structured, "structured", c.Structured, "how openai asks for answers that follow the decision schema: json_schema (OpenAI, vLLM, Ollama, llama-server), json_object (llama-cpp-python) or none")
 	fs.StringVar(&c.APIKey, "api-key", c.APIKey, "provider API key (empty: $ANTHROPIC_API_KEY or $OPENAI_API_KEY, by --provider)")
 	fs.DurationVar(&c.OfflineLatency, "offline-latency", c.OfflineLatency, "simulated latency of the offline scorer")
 	fs.DurationVar(&c.QueueWait, "queue-wait", c.QueueWait, "how long an ambiguous event waits for a sampler before the no_sampler fallback")

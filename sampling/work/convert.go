@@ -71,6 +71,9 @@ func RequestFromMCP(p *mcp.CreateMessageParams) (llm.Request, error) {
 	if req.Metadata, err = metadataFromMCP(p.Metadata); err != nil {
 		return llm.Request{}, err
 	}
+	if s, ok := req.Metadata[MetaSchema].(map[string]any); ok {
+		req.Schema = s
+	}
 	return req, nil
 }
 

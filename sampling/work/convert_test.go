@@ -195,3 +195,33 @@ func TestZeroTemperatureSurvivesTheWire(t *testing.T) {
 		t.Fatalf("metadata temperature -1: err %v", err)
 	}
 }
+
+// TestSchemaSurvivesTheWire: the answer's schema travels in the metadata,
+// and RequestFromMCP hands it to the provider as the request's schema, the
+// same map as direct mode gives it.
+func TestSchemaSurvivesTheWire(t *testing.T) {
+	want := llm.AnswerSchema([]string{"allow", "review"})
+	b, err := json.Marshal(&mcp.CreateMessageParams{Messages: userText("q"), MaxTokens: 10,
+		Metadata: map[string]any{work.MetaSchema: want}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got mcp.CreateMessageParams
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatal(err)
+	}
+	req, err := work.RequestFromMCP(&got)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantJSON, _ := json.Marshal(want)
+	gotJSON, _ := json.Marshal(req.Schema)
+	if string(gotJSON) != string(wantJSON) {
+		t.Fatalf("schema over the wire arrives as %s, want %s", gotJSON, wantJSON)
+	}
+	// Without one, the answer is free text.
+	req, err = work.RequestFromMCP(&mcp.CreateMessageParams{Messages: userText("q")})
+	if err != nil || req.Schema != nil {
+		t.Fatalf("no schema sent: schema %v, err %v", req.Schema, err)
+	}
+}

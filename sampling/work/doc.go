@@ -35,7 +35,9 @@
 //     give up on the request at that point rather than let a hung model
 //     hold a slot), and "temperature" when the event type sets one
 //     ([MetaTemperature]: the SDKs drop a temperature of 0 from the field,
-//     so a sampler should take this one)};
+//     so a sampler should take this one), and "schema", the JSON Schema of
+//     the answer ([MetaSchema]: a sampler whose provider constrains output
+//     to a schema, structured outputs, should pass it on)};
 //   - requestState: the item's lease token, opaque to the sampler: 32
 //     lower-case hex characters today, but a sampler must not rely on its
 //     form. Echo it unchanged; it is good for one answer within the event

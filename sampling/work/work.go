@@ -66,6 +66,13 @@ func AnswerTimeout(p *mcp.CreateMessageParams) (time.Duration, bool) {
 // sampler should prefer it to the temperature field.
 const MetaTemperature = "temperature"
 
+// MetaSchema is the key of the request metadata under which triage sends
+// the JSON Schema the answer must follow (llm.AnswerSchema of the type's
+// outcomes). A sampler whose provider can constrain its output to a schema
+// (structured outputs) should pass it on; the answer is validated either
+// way.
+const MetaSchema = "schema"
+
 // Protocol versions that decide how the sampling request travels.
 const (
 	// ProtocolMRTR is the first MCP version with multi round-trip requests
