@@ -116,7 +116,7 @@ func (t *Type) CorrectivePrompt(badAnswer, problem string) string {
 	}
 	return "Your previous answer could not be used: " + problem + ".\n" +
 		"It was: " + quoteCut(badAnswer, maxEcho) + "\n" +
-		"Answer again with exactly one JSON object and nothing else:\n" + t.answerSchema()
+		"Answer again with exactly one JSON object and nothing else, with these keys:\n" + t.answerSchema()
 }
 
 // render executes the template into a buffer bounded by maxUserBytes.

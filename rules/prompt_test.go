@@ -31,10 +31,9 @@ func TestPrompt(t *testing.T) {
 	if want := map[string]any{"id": "x-1", "n": 7.5, "note": "mail [EMAIL]"}; !reflect.DeepEqual(p.Context, want) {
 		t.Errorf("Context = %v, want %v", p.Context, want)
 	}
-	wantSystem := "Decide.\n\nAnswer with exactly one JSON object and nothing else, no code fence:\n" +
-		`{"outcome": "<outcome>", "reason": "<one sentence>", "score": <confidence>}` + "\n" +
-		`outcome: one of "ok", "bad".` + "\nreason: one sentence explaining the decision.\n" +
-		"score: your confidence in the outcome, a number from 0 to 1."
+	wantSystem := "Decide.\n\nAnswer with exactly one JSON object and nothing else, no code fence, with these keys:\n" +
+		`"outcome": one of "ok", "bad";` + "\n" + `"reason": why, in one sentence of your own;` + "\n" +
+		`"score": your confidence in the outcome, a number from 0 to 1.`
 	if p.System != wantSystem {
 		t.Errorf("System =\n%s\nwant\n%s", p.System, wantSystem)
 	}
@@ -127,10 +126,9 @@ func TestCorrectivePrompt(t *testing.T) {
 	got := typ.CorrectivePrompt("Sure! {\"outcome\": \"maybe\"}", `outcome "maybe" is not one of ok, bad.`)
 	want := "Your previous answer could not be used: outcome \"maybe\" is not one of ok, bad.\n" +
 		`It was: "Sure! {\"outcome\": \"maybe\"}"` + "\n" +
-		"Answer again with exactly one JSON object and nothing else:\n" +
-		`{"outcome": "<outcome>", "reason": "<one sentence>", "score": <confidence>}` + "\n" +
-		`outcome: one of "ok", "bad".` + "\nreason: one sentence explaining the decision.\n" +
-		"score: your confidence in the outcome, a number from 0 to 1."
+		"Answer again with exactly one JSON object and nothing else, with these keys:\n" +
+		`"outcome": one of "ok", "bad";` + "\n" + `"reason": why, in one sentence of your own;` + "\n" +
+		`"score": your confidence in the outcome, a number from 0 to 1.`
 	if got != want {
 		t.Errorf("CorrectivePrompt =\n%s\nwant\n%s", got, want)
 	}

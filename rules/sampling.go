@@ -354,16 +354,17 @@ func (s *Sampling) modelFor(ruleID string) ModelPrefs {
 // answerFormat is the instruction, appended to every system prompt, that
 // says how to answer: the decision schema of the type.
 func (t *Type) answerFormat() string {
-	return "Answer with exactly one JSON object and nothing else, no code fence:\n" + t.answerSchema()
+	return "Answer with exactly one JSON object and nothing else, no code fence, with these keys:\n" + t.answerSchema()
 }
 
+// answerSchema describes the keys without a template to fill in: small
+// models copy a placeholder such as "<one sentence>" into their answer.
 func (t *Type) answerSchema() string {
 	quoted := make([]string, len(t.Outcomes))
 	for i, o := range t.Outcomes {
 		quoted[i] = fmt.Sprintf("%q", o)
 	}
-	return `{"outcome": "<outcome>", "reason": "<one sentence>", "score": <confidence>}` + "\n" +
-		"outcome: one of " + strings.Join(quoted, ", ") + ".\n" +
-		"reason: one sentence explaining the decision.\n" +
-		"score: your confidence in the outcome, a number from 0 to 1."
+	return `"outcome": one of ` + strings.Join(quoted, ", ") + ";\n" +
+		`"reason": why, in one sentence of your own;` + "\n" +
+		`"score": your confidence in the outcome, a number from 0 to 1.`
 }
