@@ -45,11 +45,7 @@ type Direct struct {
 
 // NewDirect returns a Decider that calls provider.
 func NewDirect(provider llm.Provider, opts DirectOptions) *Direct {
-	if opts.Retries == 0 {
-		opts.Retries = 2
-	} else if opts.Retries < 0 {
-		opts.Retries = 0
-	}
+	opts.Retries = countOption(opts.Retries, 2)
 	if opts.Backoff <= 0 {
 		opts.Backoff = 100 * time.Millisecond
 	}

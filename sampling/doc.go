@@ -11,6 +11,17 @@
 // with samplers is package [work]; triage's own sampler is package
 // sampling/client, which this package does not import.
 //
+// A sampler session whose leases keep failing (error results, expired
+// leases, answers that stay invalid) is quarantined by a circuit breaker of
+// its own, so that healthy samplers take the work: after
+// Options.QuarantineAfter failures in a row, when they are also at least
+// half of its recent leases and another sampler stands by, it is given no
+// work for Options.QuarantineFor, then one lease that ends or renews the
+// quarantine. A session is known by the name the sampler gives itself
+// (work.Args Sampler) and, on 2025-11-25, its session id. Quarantines are
+// logged and counted (Metrics: triage_sampling_sessions_quarantined,
+// triage_sampling_session_breaker_transitions_total).
+//
 // [Direct] decides by calling an LLM provider API itself, the migration path
 // for when MCP sampling goes away (SEP-2577).
 //

@@ -7,3 +7,11 @@ func Sessions(p *Pool) int {
 	defer p.mu.Unlock()
 	return len(p.sessions)
 }
+
+// Breakers reports how many sampler sessions' breakers the pool keeps, for
+// tests that check they do not outlive their sessions.
+func Breakers(p *Pool) int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.breakers)
+}

@@ -40,16 +40,26 @@ func TestCloseWhileSessionsInitialize(t *testing.T) {
 }
 
 // TestSessionsForgottenWhenTheyEnd: the pool remembers which sessions pull
-// (so that it does not push to them) only while they live.
+// (so that it does not push to them), and keeps their breakers, only while
+// they live.
 func TestSessionsForgottenWhenTheyEnd(t *testing.T) {
 	pool := newPool(t, sampling.Options{})
 	ctx := context.Background()
-	for range 20 {
+	typ := paymentType(t)
+	for i := range 20 {
 		c := connectHTTP(t, pool, "", legacy, outcomeAnswer("allow"))
-		if _, err := c.cs.CallTool(ctx, &mcp.CallToolParams{Name: work.ToolName, Arguments: map[string]any{"wait_ms": 1}}); err != nil {
+		decided := make(chan error, 1)
+		go func() {
+			_, err := pool.Decide(ctx, item(t, typ, i))
+			decided <- err
+		}()
+		if _, err := c.cs.CallTool(ctx, &mcp.CallToolParams{Name: work.ToolName, Arguments: map[string]any{"wait_ms": 5000}}); err != nil {
 			t.Fatal(err)
 		}
-		if sampling.Sessions(pool) == 0 {
+		if err := <-decided; err != nil {
+			t.Fatal(err)
+		}
+		if sampling.Sessions(pool) == 0 || sampling.Breakers(pool) == 0 {
 			t.Fatal("the pool does not know the session that pulls")
 		}
 		if err := c.cs.Close(); err != nil {
@@ -57,7 +67,7 @@ func TestSessionsForgottenWhenTheyEnd(t *testing.T) {
 		}
 	}
 	testrun.Until(t, "the ended sessions to be forgotten", 10*time.Second, 5*time.Millisecond,
-		func() bool { return sampling.Sessions(pool) == 0 })
+		func() bool { return sampling.Sessions(pool) == 0 && sampling.Breakers(pool) == 0 })
 }
 
 // TestHungPushEndsByLease: a pushed request that is never answered ends

@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/sony/gobreaker/v2"
 
 	"github.com/triage-dev/triage/audit"
 )
@@ -14,6 +15,10 @@ type Metrics struct {
 	waiting  prometheus.Gauge
 	attempts *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
+	// quarantined counts sessions whose breaker is open or half-open;
+	// breaker counts the breakers' changes of state.
+	quarantined prometheus.Gauge
+	breaker     *prometheus.CounterVec
 }
 
 // NewMetrics creates the metrics and registers them with reg.
@@ -29,8 +34,16 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "triage_sampling_attempt_seconds", Help: "Duration of a sampling attempt, by mode.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
 		}, []string{"mode"}),
+		quarantined: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "triage_sampling_sessions_quarantined",
+			Help: "Sampler sessions quarantined for failing lease after lease (circuit breaker open or half-open).",
+		}),
+		breaker: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "triage_sampling_session_breaker_transitions_total",
+			Help: "Changes of state of the sampler sessions' circuit breakers, by the state entered (open, half-open, closed).",
+		}, []string{"to"}),
 	}
-	for _, c := range []prometheus.Collector{m.waiting, m.attempts, m.latency} {
+	for _, c := range []prometheus.Collector{m.waiting, m.attempts, m.latency, m.quarantined, m.breaker} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -48,5 +61,26 @@ func (m *Metrics) attempt(mode string, status audit.Status, d time.Duration) {
 	if m != nil {
 		m.attempts.WithLabelValues(mode, string(status)).Inc()
 		m.latency.WithLabelValues(mode).Observe(d.Seconds())
+	}
+}
+
+func (m *Metrics) breakerChanged(from, to gobreaker.State) {
+	if m == nil {
+		return
+	}
+	m.breaker.WithLabelValues(to.String()).Inc()
+	switch {
+	case from == gobreaker.StateClosed:
+		m.quarantined.Inc()
+	case to == gobreaker.StateClosed:
+		m.quarantined.Dec()
+	}
+}
+
+// quarantineForgotten: a quarantined session's breaker was forgotten (its
+// session ended or went idle).
+func (m *Metrics) quarantineForgotten() {
+	if m != nil {
+		m.quarantined.Dec()
 	}
 }

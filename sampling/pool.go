@@ -35,6 +35,23 @@ type Options struct {
 	// without calling the work tool before the pool starts pushing to it.
 	// Default 1 s.
 	PushGrace time.Duration
+	// QuarantineAfter is how many leases in a row a sampler session may
+	// fail (an error result, an expired lease, an answer still invalid
+	// after the corrective round) before it is quarantined, if failures
+	// are also at least half of its leases of the last 10 s and another
+	// sampler stands by to take the work: it is given no work for
+	// QuarantineFor, and then one lease, whose usable answer ends the
+	// quarantine and whose failure starts another (a circuit breaker per
+	// session, quarantine.go). Default 3; negative turns quarantine off.
+	// Too low a value quarantines a sampler for a short run of bad luck,
+	// and its capacity is lost for QuarantineFor; too high a value lets a
+	// broken sampler fail more items (each failure re-queues or falls
+	// back). A 2026-07-28 sampler that does not name itself (work.Args
+	// Sampler) is never quarantined: it cannot be told from others.
+	QuarantineAfter int
+	// QuarantineFor is how long a quarantined session is given no work.
+	// Default 5 s.
+	QuarantineFor time.Duration
 	// Name and Version identify the MCP server. Defaults "triage", "dev".
 	Name, Version string
 	// Logger defaults to slog.Default().
@@ -47,10 +64,10 @@ func (o *Options) setDefaults() {
 	if o.QueueWait <= 0 {
 		o.QueueWait = 5 * time.Second
 	}
-	if o.Requeues == 0 {
-		o.Requeues = 1
-	} else if o.Requeues < 0 {
-		o.Requeues = 0
+	o.Requeues = countOption(o.Requeues, 1)
+	o.QuarantineAfter = countOption(o.QuarantineAfter, 3)
+	if o.QuarantineFor <= 0 {
+		o.QuarantineFor = 5 * time.Second
 	}
 	if o.PushInFlight <= 0 {
 		o.PushInFlight = 4
@@ -69,6 +86,18 @@ func (o *Options) setDefaults() {
 	}
 }
 
+// countOption reads an option that counts: its zero value means def, and
+// a negative value none.
+func countOption(n, def int) int {
+	switch {
+	case n == 0:
+		return def
+	case n < 0:
+		return 0
+	}
+	return n
+}
+
 // Pool hands ambiguous items to samplers over MCP: samplers pull them through
 // the work tool, or the pool pushes them to legacy hosts. It is the
 // pipeline's Decider. Items wait in a queue bounded by the pipeline's worker
@@ -81,9 +110,12 @@ type Pool struct {
 
 	mu       sync.Mutex
 	queue    []*job
-	notify   chan struct{} // closed and replaced when an item is queued
+	notify   chan struct{} // closed and replaced when an item is queued or a breaker changes (wakeLocked)
 	leases   map[string]*lease
 	sessions map[*mcp.ServerSession]*session // live legacy sessions (session.go)
+	breakers map[string]*breaker             // by session name (quarantine.go)
+	active   map[string]int                  // takes in progress and leases out, by session name
+	swept    time.Time                       // when breakers were last swept
 
 	// ctx ends when the pool closes. It is cancelled with mu held, so that
 	// a push worker is started (wg.Go, under mu) only before Close begins
@@ -135,6 +167,7 @@ type lease struct {
 	mode    string
 	session string
 	started time.Time
+	done    func(leaseEnd) // tells the session's breaker how the lease ended
 	timer   *time.Timer
 	ctx     context.Context // ends with the lease, or when the pool closes
 	end     context.CancelFunc
@@ -146,7 +179,8 @@ func NewPool(opts Options) *Pool {
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &Pool{
 		opts: opts, log: opts.Logger,
-		notify: make(chan struct{}), leases: map[string]*lease{}, sessions: map[*mcp.ServerSession]*session{},
+		notify: make(chan struct{}), leases: map[string]*lease{},
+		sessions: map[*mcp.ServerSession]*session{}, breakers: map[string]*breaker{}, active: map[string]int{},
 		ctx: ctx, cancel: cancel,
 	}
 	p.server = p.newServer()
@@ -212,6 +246,11 @@ func (p *Pool) enqueueLocked(j *job, front bool) {
 	}
 	j.state = queued
 	j.queueTimer = time.AfterFunc(p.opts.QueueWait, func() { p.queueExpired(j) })
+	p.wakeLocked()
+}
+
+// wakeLocked wakes every take that waits, to look at the queue again.
+func (p *Pool) wakeLocked() {
 	close(p.notify)
 	p.notify = make(chan struct{})
 }
@@ -243,7 +282,8 @@ func (p *Pool) finishLocked(j *job, v pipeline.Verdict, err error) {
 		j.queueTimer.Stop()
 	}
 	if l := j.lease; l != nil && p.leases[l.token] == l {
-		p.endLeaseLocked(l)
+		// Still leased: the pipeline or the pool gave up on the item.
+		p.endLeaseLocked(l, leaseDropped)
 	}
 	j.state = finished
 	v.Attempts = j.attempts
@@ -264,19 +304,32 @@ func (p *Pool) requeueLocked(j *job, session string) {
 	p.enqueueLocked(j, true)
 }
 
-// take waits up to wait for a queued item and leases it.
+// take waits up to wait for a queued item and leases it. A quarantined
+// session waits as if the queue were empty.
 func (p *Pool) take(ctx context.Context, wait time.Duration, mode, session string) *lease {
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
+	p.mu.Lock()
+	p.activeLocked(session, 1)
+	p.mu.Unlock()
+	defer func() {
+		p.mu.Lock()
+		p.activeLocked(session, -1)
+		p.mu.Unlock()
+	}()
 	for {
 		p.mu.Lock()
 		i, retry := p.pickLocked(session)
 		if i >= 0 {
-			j := p.queue[i]
-			p.queue = slices.Delete(p.queue, i, i+1)
-			l := p.leaseLocked(j, mode, session)
-			p.mu.Unlock()
-			return l
+			done, held, ok := p.allowLocked(session)
+			if ok {
+				j := p.queue[i]
+				p.queue = slices.Delete(p.queue, i, i+1)
+				l := p.leaseLocked(j, mode, session, done)
+				p.mu.Unlock()
+				return l
+			}
+			retry = held
 		}
 		ch := p.notify
 		p.mu.Unlock()
@@ -316,26 +369,30 @@ func (p *Pool) pickLocked(session string) (int, time.Duration) {
 	return -1, retry
 }
 
-func (p *Pool) leaseLocked(j *job, mode, session string) *lease {
+func (p *Pool) leaseLocked(j *job, mode, session string, done func(leaseEnd)) *lease {
 	j.queueTimer.Stop()
 	j.state = leased
 	j.leases++
 	var b [16]byte
 	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails
-	l := &lease{token: hex.EncodeToString(b[:]), job: j, mode: mode, session: session, started: time.Now()}
+	l := &lease{token: hex.EncodeToString(b[:]), job: j, mode: mode, session: session, started: time.Now(), done: done}
 	l.ctx, l.end = context.WithCancel(p.ctx)
 	l.timer = time.AfterFunc(j.conv.prompt.Timeout, func() { p.leaseExpired(l) })
 	p.leases[l.token] = l
+	p.activeLocked(session, 1)
 	j.lease = l
 	return l
 }
 
 // endLeaseLocked ends l, which must be current: its timer stops, its token
-// is forgotten, and requests sent on it are cancelled.
-func (p *Pool) endLeaseLocked(l *lease) {
+// is forgotten, requests sent on it are cancelled, and its session's
+// breaker learns how it ended.
+func (p *Pool) endLeaseLocked(l *lease, e leaseEnd) {
 	l.timer.Stop()
 	delete(p.leases, l.token)
+	p.activeLocked(l.session, -1)
 	l.end()
+	l.done(e)
 }
 
 // leaseContext returns a context for a request the pool sends on the lease
@@ -362,7 +419,7 @@ func (p *Pool) giveBack(l *lease) {
 	if p.leases[l.token] != l {
 		return
 	}
-	p.endLeaseLocked(l)
+	p.endLeaseLocked(l, leaseDropped)
 	l.job.leases--
 	p.enqueueLocked(l.job, true)
 }
@@ -374,7 +431,7 @@ func (p *Pool) leaseExpired(l *lease) {
 	if p.leases[l.token] != l {
 		return
 	}
-	p.endLeaseLocked(l)
+	p.endLeaseLocked(l, leaseFailed)
 	j := l.job
 	j.attempts = append(j.attempts, attemptRecord(j.conv, l.mode, l.session, l.started, audit.StatusTimeout, nil, "lease expired"))
 	p.opts.Metrics.attempt(l.mode, audit.StatusTimeout, time.Since(l.started))
@@ -413,12 +470,14 @@ func (p *Pool) answer(token string, r llm.Response) (next *mcp.CreateMessagePara
 			l.timer.Reset(j.conv.prompt.Timeout)
 			return j.conv.mcpParams(), work.Result{}
 		}
+		p.endLeaseLocked(l, leaseFailed)
 		p.finishLocked(j, pipeline.Verdict{}, fmt.Errorf("%w: %v", ErrInvalidAnswer, err))
 		res.Status, res.Reason = work.StatusFallback, "the answer does not fit the decision schema: "+err.Error()
 		return nil, res
 	}
 	j.attempts = append(j.attempts, attemptRecord(j.conv, l.mode, l.session, l.started, audit.StatusOK, &r, ""))
 	p.opts.Metrics.attempt(l.mode, audit.StatusOK, time.Since(l.started))
+	p.endLeaseLocked(l, leaseAnswered)
 	p.finishLocked(j, pipeline.Verdict{Outcome: a.Outcome, Reason: a.Reason, Model: r.Model, Path: pipeline.PathSampled}, nil)
 	res.Status, res.Outcome, res.Reason = work.StatusDecided, a.Outcome, a.Reason
 	return nil, res
@@ -434,7 +493,7 @@ func (p *Pool) failLease(token string, cause error) (res work.Result) {
 	if l == nil {
 		return work.Result{Status: work.StatusExpired, Reason: reasonExpired}
 	}
-	p.endLeaseLocked(l)
+	p.endLeaseLocked(l, leaseFailed)
 	j := l.job
 	status := audit.StatusError
 	if errors.Is(cause, context.DeadlineExceeded) {

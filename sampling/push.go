@@ -31,7 +31,9 @@ func (p *Pool) onInitialized(_ context.Context, req *mcp.InitializedRequest) {
 	if p.ctx.Err() != nil { // closing: Close may already wait for the workers
 		return
 	}
-	ctx := p.sessionLocked(ss).ctx
+	s := p.sessionLocked(ss)
+	s.named(name)
+	ctx := s.ctx
 	p.wg.Go(func() { p.push(ctx, ss, name) })
 }
 

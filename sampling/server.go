@@ -51,7 +51,7 @@ func (p *Pool) next(ctx context.Context, req *mcp.CallToolRequest, args work.Arg
 	if token := req.Params.RequestState; token != "" {
 		return p.complete(ctx, req, token)
 	}
-	p.markPuller(req.Session)
+	p.markPuller(req.Session, session)
 	wait := time.Duration(work.DefaultWaitMS) * time.Millisecond
 	if args.WaitMS > 0 {
 		wait = time.Duration(min(args.WaitMS, work.MaxWaitMS)) * time.Millisecond

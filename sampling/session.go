@@ -2,6 +2,7 @@ package sampling
 
 import (
 	"context"
+	"slices"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 )
@@ -14,6 +15,7 @@ import (
 type session struct {
 	ctx    context.Context // ends when the session or the pool does
 	puller bool            // it called the work tool: do not push to it
+	names  []string        // it took work by these names: its breakers
 }
 
 // sessionLocked returns the record of ss, creating it on first sight with
@@ -34,18 +36,37 @@ func (p *Pool) sessionLocked(ss *mcp.ServerSession) *session {
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		delete(p.sessions, ss)
+		for _, name := range s.names {
+			p.forgetBreakerLocked(name)
+		}
 	}()
 	return s
 }
 
-// markPuller remembers that ss pulls, so that the pool does not push to it.
-func (p *Pool) markPuller(ss *mcp.ServerSession) {
-	if supportsMRTR(ss) { // never pushed to
+// markPuller remembers that ss pulls, so that the pool does not push to it,
+// and under which name, so that its breaker goes with it.
+func (p *Pool) markPuller(ss *mcp.ServerSession, name string) {
+	if supportsMRTR(ss) { // never pushed to, and never ends: see breakerIdle
 		return
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	p.sessionLocked(ss).puller = true
+	s := p.sessionLocked(ss)
+	s.puller = true
+	s.named(name)
+}
+
+// maxNames bounds the names a session's record keeps. A session that
+// calls itself by more names than this (the sampler argument is the
+// caller's to choose) leaves the breakers of the others to the idle sweep
+// (breakerIdle).
+const maxNames = 8
+
+// named records a name the session takes work by.
+func (s *session) named(name string) {
+	if len(s.names) < maxNames && !slices.Contains(s.names, name) {
+		s.names = append(s.names, name)
+	}
 }
 
 // isPuller reports whether ss called the work tool.
