@@ -18,8 +18,15 @@ import (
 // DirectOptions configure Direct. Zero values mean the defaults in comments.
 type DirectOptions struct {
 	// Retries bounds the retries of transient provider errors (429, 5xx,
-	// network) per item. Default 2; negative means none.
+	// network, an attempt that timed out) per item. Default 2; negative
+	// means none.
 	Retries int
+	// TimeoutRetries is how many of those retries may follow an attempt
+	// that ran out the type's sampling timeout, each costing the item that
+	// long again. Default 1, as the pool gives an item whose lease expired
+	// one more lease (Options.Requeues), so that a provider that hangs now
+	// and then costs as many items in either mode; negative means none.
+	TimeoutRetries int
 	// Backoff is the first retry's wait, doubled (with jitter) per retry up
 	// to BackoffMax. Default 100 ms.
 	Backoff time.Duration
@@ -46,6 +53,7 @@ type Direct struct {
 // NewDirect returns a Decider that calls provider.
 func NewDirect(provider llm.Provider, opts DirectOptions) *Direct {
 	opts.Retries = countOption(opts.Retries, 2)
+	opts.TimeoutRetries = countOption(opts.TimeoutRetries, 1)
 	if opts.Backoff <= 0 {
 		opts.Backoff = 100 * time.Millisecond
 	}
@@ -60,10 +68,10 @@ func NewDirect(provider llm.Provider, opts DirectOptions) *Direct {
 }
 
 // Decide implements pipeline.Decider. Each attempt is bounded by the type's
-// sampling timeout; a timed-out attempt is final (retrying would multiply the
-// item's latency), while fast transient errors (429, 5xx, resets) are
-// retried after the back-off or the provider's Retry-After, as cmd/sampler
-// does (package sampling/internal/retry).
+// sampling timeout; a timed-out attempt is retried TimeoutRetries times
+// (each multiplies the item's latency), and fast transient errors (429,
+// 5xx, resets) are retried after the back-off or the provider's
+// Retry-After, as cmd/sampler does (package internal/retry).
 func (d *Direct) Decide(ctx context.Context, it pipeline.Item) (pipeline.Verdict, error) {
 	pr, err := it.Type.Prompt(it.Event.Fields, it.Rule.RuleID)
 	if err != nil {
@@ -75,7 +83,7 @@ func (d *Direct) Decide(ctx context.Context, it pipeline.Item) (pipeline.Verdict
 		attempts = append(attempts, attemptRecord(conv, ModeDirect, d.provider.Name(), started, status, r, reason))
 		d.opts.Metrics.attempt(ModeDirect, status, time.Since(started))
 	}
-	retries, corrected := d.opts.Retries, false
+	retries, timeouts, corrected := d.opts.Retries, d.opts.TimeoutRetries, false
 	for {
 		var started time.Time
 		failed := 0
@@ -92,7 +100,13 @@ func (d *Direct) Decide(ctx context.Context, it pipeline.Item) (pipeline.Verdict
 				if errors.Is(actx.Err(), context.DeadlineExceeded) {
 					err = fmt.Errorf("%w (%v)", context.DeadlineExceeded, err)
 					record(started, audit.StatusTimeout, nil, clip(err.Error(), 500))
-					return resp, backoff.Permanent(err)
+					if timeouts <= 0 || ctx.Err() != nil {
+						return resp, backoff.Permanent(err)
+					}
+					timeouts--
+					// retry.Provider retries only what llm.IsRetryable
+					// accepts, as a provider's own timeout is.
+					return resp, &llm.Error{Provider: d.provider.Name(), Retryable: true, Err: err}
 				}
 				record(started, audit.StatusError, nil, clip(err.Error(), 500))
 				return resp, err

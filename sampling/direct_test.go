@@ -102,8 +102,10 @@ func TestDirect(t *testing.T) {
 		{"429 then answer", []reply{{http.StatusTooManyRequests, ""}, valid}, "block", "",
 			[]audit.Status{audit.StatusError, audit.StatusOK}},
 		{"400 is final", []reply{{http.StatusBadRequest, ""}}, "", "error", []audit.Status{audit.StatusError}},
-		// A timeout is not retried: the type's timeout bounds the item.
-		{"hangs", []reply{{0, ""}}, "", "timeout", []audit.Status{audit.StatusTimeout}},
+		// A timeout is retried once (TimeoutRetries), as the pool gives an
+		// item whose lease expired one more lease.
+		{"hangs", []reply{{0, ""}}, "", "timeout", []audit.Status{audit.StatusTimeout, audit.StatusTimeout}},
+		{"hangs once", []reply{{0, ""}, valid}, "block", "", []audit.Status{audit.StatusTimeout, audit.StatusOK}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

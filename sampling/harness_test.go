@@ -33,6 +33,12 @@ func testLogger() *slog.Logger {
 func paymentType(t testing.TB) *rules.Type {
 	t.Helper()
 	set, err := rules.Load("testdata/rules.yaml")
+	return paymentIn(t, set, err)
+}
+
+// paymentIn is the payment type of a rules set just loaded with err.
+func paymentIn(t testing.TB, set *rules.Set, err error) *rules.Type {
+	t.Helper()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -26,7 +26,11 @@ type Options struct {
 	QueueWait time.Duration
 	// Requeues is how many times an item whose lease expired (the sampler
 	// died or hung) goes back to the queue before it gets the fallback with
-	// reason lease_expired. Default 1; negative means never.
+	// reason lease_expired, and how many times an item whose sampler failed
+	// it (an error result) goes back for another sampler; with no other
+	// sampler standing by, such an item falls back at once, as in direct
+	// mode: its sampler has already retried what its provider allowed.
+	// Default 1; negative means never.
 	Requeues int
 	// PushInFlight bounds the requests pushed to one legacy session at a
 	// time. Default 4.
@@ -484,8 +488,8 @@ func (p *Pool) answer(token string, r llm.Response) (next *mcp.CreateMessagePara
 }
 
 // failLease records a sampler error. The item goes back to the queue once
-// (another sampler may do better) and otherwise falls back. res is the
-// work tool's final result for the call that failed.
+// if another sampler stands by (it may do better) and otherwise falls back.
+// res is the work tool's final result for the call that failed.
 func (p *Pool) failLease(token string, cause error) (res work.Result) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -503,7 +507,13 @@ func (p *Pool) failLease(token string, cause error) (res work.Result) {
 	j.attempts = append(j.attempts, attemptRecord(j.conv, l.mode, l.session, l.started, status, nil, reason))
 	p.opts.Metrics.attempt(l.mode, status, time.Since(l.started))
 	res = work.Result{Status: work.StatusFallback, EventID: j.conv.item.Event.ID, Reason: reason}
-	if j.leases <= p.opts.Requeues {
+	// Given back to the same sampler, the item would only repeat what it
+	// has already done: it retries transient errors and a Retry-After it
+	// can wait for itself. Its provider would see a 400 twice, a 503 six
+	// times where direct mode sends three, and a request 100 ms after it
+	// asked for a minute of quiet (TestLLMContract). An expired lease is
+	// different: a hung request is worth another try, by anyone.
+	if j.leases <= p.opts.Requeues && p.othersStandByLocked(l.session) {
 		p.requeueLocked(j, l.session)
 		return res
 	}
