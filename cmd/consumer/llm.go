@@ -48,7 +48,8 @@ func newLLMStage(cfg config.Config, log *slog.Logger, reg prometheus.Registerer)
 			label:   "direct provider call: " + prov.Name(),
 		}, nil
 	}
-	pool := sampling.NewPool(sampling.Options{QueueWait: cfg.QueueWait, Logger: log, Metrics: metrics})
+	pool := sampling.NewPool(sampling.Options{QueueWait: cfg.QueueWait,
+		QuarantineAfter: cfg.QuarantineAfter, QuarantineFor: cfg.QuarantineFor, Logger: log, Metrics: metrics})
 	st := &llmStage{decider: pool, pool: pool, label: "remote MCP samplers on " + cfg.MCPListen}
 	if cfg.MCPListen == "" {
 		st.label = "nobody (no sampler and no MCP endpoint): the fallback"

@@ -47,7 +47,11 @@ type Config struct {
 	APIKey         string
 	OfflineLatency time.Duration
 	QueueWait      time.Duration
-	SamplerCalls   int
+	// QuarantineAfter and QuarantineFor are sampling.Options' circuit
+	// breaker per sampler session.
+	QuarantineAfter int
+	QuarantineFor   time.Duration
+	SamplerCalls    int
 
 	// MaskKey is the secret of the keyed pseudonymisation (HMAC-SHA256) of
 	// the fields the rules mask with hash; MaskKeyFile names a file holding
@@ -79,31 +83,33 @@ type Config struct {
 // Default returns the defaults every source overrides.
 func Default() Config {
 	return Config{
-		Brokers:        []string{"127.0.0.1:9092"},
-		Group:          "triage",
-		Topics:         []string{"events.transactions", "events.documents"},
-		DecisionsTopic: "decisions",
-		AuditTopic:     "audit",
-		DLQTopic:       "events.dlq",
-		SinkDLQTopic:   "audit.dlq",
-		Workers:        64,
-		DrainTimeout:   30 * time.Second,
-		SessionTimeout: 45 * time.Second,
-		GroupProtocol:  "consumer",
-		Delivery:       "exactly-once",
-		TxnTimeout:     10 * time.Second,
-		HTTPListen:     "127.0.0.1:9464",
-		LogFormat:      "json",
-		LogLevel:       "info",
-		MCPListen:      "127.0.0.1:7070",
-		LLM:            "mcp",
-		Provider:       "offline",
-		Structured:     "json_schema",
-		QueueWait:      5 * time.Second,
-		EmbeddedPort:   9092,
-		Partitions:     6,
-		DemoSeed:       1,
-		DemoBad:        0.01,
+		Brokers:         []string{"127.0.0.1:9092"},
+		Group:           "triage",
+		Topics:          []string{"events.transactions", "events.documents"},
+		DecisionsTopic:  "decisions",
+		AuditTopic:      "audit",
+		DLQTopic:        "events.dlq",
+		SinkDLQTopic:    "audit.dlq",
+		Workers:         64,
+		DrainTimeout:    30 * time.Second,
+		SessionTimeout:  45 * time.Second,
+		GroupProtocol:   "consumer",
+		Delivery:        "exactly-once",
+		TxnTimeout:      10 * time.Second,
+		HTTPListen:      "127.0.0.1:9464",
+		LogFormat:       "json",
+		LogLevel:        "info",
+		MCPListen:       "127.0.0.1:7070",
+		LLM:             "mcp",
+		Provider:        "offline",
+		Structured:      "json_schema",
+		QueueWait:       5 * time.Second,
+		QuarantineAfter: 3,
+		QuarantineFor:   5 * time.Second,
+		EmbeddedPort:    9092,
+		Partitions:      6,
+		DemoSeed:        1,
+		DemoBad:         0.01,
 	}
 }
 
@@ -189,6 +195,8 @@ func bind(fs *flag.FlagSet, c *Config) {
 	fs.StringVar(&c.APIKey, "api-key", c.APIKey, "provider API key (empty: $ANTHROPIC_API_KEY or $OPENAI_API_KEY, by --provider)")
 	fs.DurationVar(&c.OfflineLatency, "offline-latency", c.OfflineLatency, "simulated latency of the offline scorer")
 	fs.DurationVar(&c.QueueWait, "queue-wait", c.QueueWait, "how long an ambiguous event waits for a sampler before the no_sampler fallback")
+	fs.IntVar(&c.QuarantineAfter, "quarantine-after", c.QuarantineAfter, "failed leases in a row (with failures at least half of the last 10 s, and another sampler standing by) after which a sampler session gets no work for --quarantine-for; negative: never")
+	fs.DurationVar(&c.QuarantineFor, "quarantine-for", c.QuarantineFor, "how long a quarantined sampler session gets no work before one trial lease")
 	fs.IntVar(&c.SamplerCalls, "sampler-calls", c.SamplerCalls, "work-tool calls in flight of the builtin sampler (0: --workers)")
 	fs.StringVar(&c.MaskKey, "mask-key", c.MaskKey, "secret of the keyed pseudonymisation of fields the rules mask with hash (at least 32 bytes; empty: a rules file that uses hash does not load, except with --embedded, which uses a random key for the run); ps shows flags: prefer TRIAGE_MASK_KEY or --mask-key-file")
 	fs.StringVar(&c.MaskKeyFile, "mask-key-file", c.MaskKeyFile, "file holding the --mask-key secret (not both)")

@@ -19,6 +19,12 @@
 //	  "sampler": "my-sampler"  // optional string: recorded in audit records
 //	}
 //
+// On 2026-07-28 every call is stateless, so "sampler" is also how the pool
+// tells one sampler process from another: a re-queued item goes to other
+// samplers first, and a sampler whose leases keep failing is quarantined
+// by that name. Name each process uniquely (cmd/sampler adds a random
+// suffix); an unnamed sampler is never quarantined.
+//
 // # Getting an item
 //
 // With no work within wait_ms the call ends with the final result
