@@ -34,15 +34,14 @@ func ParseAnswer(text string, outcomes []string) (Answer, error) {
 		if text[i] != '{' {
 			continue
 		}
-		dec := json.NewDecoder(strings.NewReader(text[i:]))
-		var a Answer
-		if err := dec.Decode(&a); err != nil {
+		a, n, err := decodeAnswer(text[i:])
+		if err != nil {
 			if !found {
 				lastErr = fmt.Errorf("the answer's JSON object does not parse: %v", err)
 			}
 			continue
 		}
-		i += int(dec.InputOffset()) - 1 // past the object: nested ones are part of it
+		i += n - 1 // past the object: nested ones are part of it
 		if err := a.validate(outcomes); err != nil {
 			lastErr = err
 			continue
@@ -56,6 +55,68 @@ func ParseAnswer(text string, outcomes []string) (Answer, error) {
 		return Answer{}, lastErr
 	}
 	return Answer{}, errors.New("the answer contains no JSON object")
+}
+
+// decodeAnswer decodes the JSON object at the start of text and returns it
+// with the number of bytes it spans. A line break or tab written raw inside
+// a string, which JSON forbids but models write (grammar-constrained
+// decoders too: llama-cpp-python's JSON grammar lets them through), is read
+// as its escape.
+func decodeAnswer(text string) (Answer, int, error) {
+	var a Answer
+	dec := json.NewDecoder(strings.NewReader(text))
+	err := dec.Decode(&a)
+	if err == nil {
+		return a, int(dec.InputOffset()), nil
+	}
+	fixed, n, ok := escapeRawControls(text)
+	if !ok {
+		return Answer{}, 0, err
+	}
+	a = Answer{}
+	if json.Unmarshal([]byte(fixed), &a) != nil {
+		return Answer{}, 0, err
+	}
+	return a, n, nil
+}
+
+// escapeRawControls returns the object at the start of text, up to its
+// closing brace, with the control characters inside its strings escaped,
+// and the number of bytes of text it spans; ok is false when text holds no
+// complete object or no raw control character in a string.
+func escapeRawControls(text string) (fixed string, n int, ok bool) {
+	var (
+		b       strings.Builder
+		inStr   bool
+		esc     bool
+		depth   int
+		changed bool
+	)
+	for i := 0; i < len(text); i++ {
+		c := text[i]
+		if inStr && c < 0x20 {
+			fmt.Fprintf(&b, `\u%04x`, c)
+			changed = true
+			continue
+		}
+		b.WriteByte(c)
+		switch {
+		case esc:
+			esc = false
+		case inStr && c == '\\':
+			esc = true
+		case c == '"':
+			inStr = !inStr
+		case !inStr && c == '{':
+			depth++
+		case !inStr && c == '}':
+			depth--
+			if depth == 0 {
+				return b.String(), i + 1, changed
+			}
+		}
+	}
+	return "", 0, false
 }
 
 // validate checks a decoded answer and normalises it.

@@ -27,6 +27,10 @@ func TestParseAnswer(t *testing.T) {
 		{"last one that validates", `{"outcome":"review"} or maybe {"outcome":"approve"}`, "review", ""},
 		{"nested object is not an answer", `{"outcome":"allow","detail":{"outcome":"block"}}`, "allow", ""},
 		{"brace in prose before the answer", `Use {curly} braces? {"outcome":"review"}`, "review", ""},
+		// What Gemma 3 270M wrote under llama-cpp-python's JSON grammar.
+		{"raw line break in a string", "{\"outcome\": \"allow\", \"reason\": \"fits the account;\n\" ,\"score\": 0.15}", "allow", ""},
+		{"raw tab and a quoted verdict after", "{\"outcome\":\"block\",\"reason\":\"a\tb \\\"}\\\" c\"} then {\"outcome\":\"allow\"", "block", ""},
+		{"raw line break in an unfinished object", "{\"outcome\": \"allow\", \"reason\": \"x\n", "", "does not parse"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
