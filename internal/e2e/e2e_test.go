@@ -138,6 +138,31 @@ func poll(t *testing.T, what string, cond func() bool) {
 	testrun.Until(t, what, wait, 50*time.Millisecond, cond)
 }
 
+// decidedOnce reads the run's decisions and fails the test unless each of n
+// events, by (tenant_id, event_id), has exactly one.
+func decidedOnce(t *testing.T, k kafka, n int) []pipeline.Decision {
+	t.Helper()
+	counts := map[string]int{}
+	var all []pipeline.Decision
+	for _, r := range kafkatest.ReadTopic(t, k.brokers, k.decisions) {
+		var d pipeline.Decision
+		if err := json.Unmarshal(r.Value, &d); err != nil {
+			t.Fatal(err)
+		}
+		counts[d.TenantID+"/"+d.EventID]++
+		all = append(all, d)
+	}
+	if len(counts) != n {
+		t.Fatalf("%d events decided, want %d", len(counts), n)
+	}
+	for id, c := range counts {
+		if c != 1 {
+			t.Errorf("event %s decided %d times", id, c)
+		}
+	}
+	return all
+}
+
 // TestSamplersJoinAndLeave: a consumer with no sampler of its own serves
 // /mcp on loopback; cmd/sampler processes join, one leaves with SIGTERM and
 // one is killed while events flow; every event is decided exactly once and
@@ -223,25 +248,11 @@ func samplersJoinAndLeave(t *testing.T, bin map[string]string, b kafkatest.Broke
 		t.Fatalf("consumer after SIGTERM: %v", err)
 	}
 
-	counts := map[string]int{}
 	paths := map[string]int{}
-	for _, r := range kafkatest.ReadTopic(t, brokers, k.decisions) {
-		var d pipeline.Decision
-		if err := json.Unmarshal(r.Value, &d); err != nil {
-			t.Fatal(err)
-		}
-		counts[d.EventID]++
+	for _, d := range decidedOnce(t, k, n) {
 		paths[d.Path]++
 		if d.Path == pipeline.PathFallback {
 			t.Errorf("event %s fell back (%s): a sampler was always there", d.EventID, d.Reason)
-		}
-	}
-	if len(counts) != n {
-		t.Fatalf("%d events decided, want %d", len(counts), n)
-	}
-	for id, c := range counts {
-		if c != 1 {
-			t.Errorf("event %s decided %d times", id, c)
 		}
 	}
 	samplers := map[string]int{}

@@ -1,6 +1,5 @@
 // Package llmtest gives tests a real language model: llama.cpp's
-// OpenAI-compatible server with Gemma 3 270M instruction-tuned, run by
-// scripts/llm. scripts/test installs it (once per machine) and starts it
+// OpenAI-compatible server with SmolLM2-135M-Instruct, run by scripts/llm. scripts/test installs it (once per machine) and starts it
 // before any test runs; tests only start the installed server, and where
 // none can be had, a test that needs one fails with the reason: it never
 // passes by skipping.
@@ -27,7 +26,7 @@ const (
 )
 
 // Model is the name the server started by scripts/llm answers to.
-const Model = "gemma-3-270m-it"
+const Model = "smollm2-135m-instruct"
 
 var server = testrun.Shared{
 	Script:   "llm",
