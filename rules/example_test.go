@@ -96,7 +96,13 @@ func ExampleType_Prompt() {
 	fmt.Println(p.User)
 	// Output:
 	// sample_unknown_template [claude-haiku gpt-4o-mini] 5s 256
-	// Document: Note (text/plain, 64 bytes, template unknown).
+	// Document of 64 bytes.
+	// Metadata:
+	// <<<
+	// Title: Note
+	// Type: text/plain
+	// Template: unknown
+	// >>>
 	// Text:
 	// <<<
 	// Call Jo on [PHONE] about the flat.

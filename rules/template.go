@@ -11,6 +11,8 @@ import (
 	"text/template"
 	"text/template/parse"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // compileTemplate compiles the type's sampling template and proves it at
@@ -174,22 +176,92 @@ func zeroValue(ft FieldType) any {
 	return ""
 }
 
+// unfenced returns v with every fence-like run in its strings replaced by
+// look-alikes (see unfence): templates fence untrusted text between lines
+// of "<<<" and ">>>" (the shipped ones do, and their system prompts say
+// what lies between them is data), and a value must not be able to close
+// its fence and go on as instructions. Values the template shows go through
+// it; the prompt's context, which no model sees, keeps them as they are.
+func unfenced(v any) any { return mapStrings(v, unfence) }
+
+// unfence replaces each run of three or more "<" (or ">") in s with as many
+// "‹" (or "›"), so that no fence can be forged from inside a value. A run
+// is what a model, or a tokenizer that normalises its input, may read as
+// one: the brackets may be the full-width and small forms that NFKC turns
+// into "<" and ">" (＜＞﹤﹥), and may have spaces, tabs or invisible
+// characters between them (zero-width joiners and spaces, word joiners,
+// bidi controls, combining marks, variation selectors), which the
+// look-alikes do not keep. ">>\u200d>" and "> > >" are runs; "»»»" and
+// "≫≫≫" are look-alikes already, as the replacements are, and the system
+// prompt says only the exact lines delimit the data. Everything else in s,
+// bytes that are not UTF-8 included, is kept.
+func unfence(s string) string {
+	if strings.IndexFunc(s, func(r rune) bool { return fenceSide(r) != 0 }) < 0 {
+		return s
+	}
+	var b strings.Builder
+	b.Grow(len(s))
+	for i := 0; i < len(s); {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		side := fenceSide(r)
+		if side == 0 {
+			b.WriteString(s[i : i+n])
+			i += n
+			continue
+		}
+		// The run ends after its last bracket: ignorable characters after
+		// it are not part of it.
+		count, end := 0, i
+		for j := i; j < len(s); {
+			r, n := utf8.DecodeRuneInString(s[j:])
+			if fenceSide(r) == side {
+				count++
+				j += n
+				end = j
+			} else if fenceIgnorable(r) {
+				j += n
+			} else {
+				break
+			}
+		}
+		if count < 3 {
+			b.WriteString(s[i:end])
+		} else if side == '<' {
+			b.WriteString(strings.Repeat("‹", count))
+		} else {
+			b.WriteString(strings.Repeat("›", count))
+		}
+		i = end
+	}
+	return b.String()
+}
+
+// fenceSide is '<' or '>' for a character NFKC makes "<" or ">", else 0.
+// U+FE64, U+FE65, U+FF1C and U+FF1E are the only ones (Unicode 15.0).
+func fenceSide(r rune) rune {
+	switch r {
+	case '<', '﹤', '＜':
+		return '<'
+	case '>', '﹥', '＞':
+		return '>'
+	}
+	return 0
+}
+
+// fenceIgnorable reports a character that may stand between a fence's
+// brackets without a reader seeing it as anything: a space or tab, a
+// format character (Cf: ZWJ, ZWSP, WORD JOINER, bidi controls, soft
+// hyphen), a combining mark, a variation selector, or another default
+// ignorable code point.
+func fenceIgnorable(r rune) bool {
+	return r == '\t' || unicode.In(r, unicode.Zs, unicode.Cf, unicode.Mn, unicode.Me,
+		unicode.Variation_Selector, unicode.Other_Default_Ignorable_Code_Point)
+}
+
 // display prepares a normalised value for a template: numbers print in
 // plain decimal (1000000, not fmt's 1e+06), timestamps in RFC 3339, and
 // lists and objects as JSON, while comparisons, range and index still work
 // on them as numbers, lists and maps.
-// fenceReplacer turns the data fence's delimiters into look-alikes that
-// close nothing.
-var fenceReplacer = strings.NewReplacer("<<<", "‹‹‹", ">>>", "›››")
-
-// unfenced returns v with every "<<<" and ">>>" in its strings replaced by
-// look-alikes: templates fence untrusted text between those delimiters
-// (the shipped ones do, and the system prompt says what lies between them
-// is data), and a value must not be able to close its fence and go on as
-// instructions. Values the template shows go through it; the prompt's
-// context, which no model sees, keeps them as they are.
-func unfenced(v any) any { return mapStrings(v, fenceReplacer.Replace) }
-
 func display(v any) any {
 	switch x := v.(type) {
 	case float64:
