@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/triage-dev/triage/audit"
+	"github.com/triage-dev/triage/internal/injection"
 	"github.com/triage-dev/triage/internal/llmtest"
 	"github.com/triage-dev/triage/internal/loadgen"
 	"github.com/triage-dev/triage/llm"
@@ -16,7 +17,10 @@ import (
 	"github.com/triage-dev/triage/sampling"
 )
 
-var evalEvents = flag.Int("events", 200, "BenchmarkLocalModel: ambiguous events per configuration")
+var (
+	evalEvents    = flag.Int("events", 200, "BenchmarkLocalModel: ambiguous events per configuration")
+	evalInjection = flag.Bool("injection", true, "BenchmarkLocalModel: also count the injection corpus's flips")
+)
 
 // BenchmarkLocalModel is an evaluation, not a speed test: the real local
 // model decides the same real ambiguous events (the load generator's,
@@ -30,6 +34,9 @@ func BenchmarkLocalModel(b *testing.B) {
 	set, err := rules.Load(llmtest.PolicyFile(b), rules.WithMaskKey(rules.RandomMaskKey()))
 	if err != nil {
 		b.Fatal(err)
+	}
+	if *evalInjection {
+		b.Run("injection", func(b *testing.B) { injectionFlips(b, set, url, model) })
 	}
 	items := ambiguousItems(b, set, *evalEvents)
 	for _, structured := range []string{llm.StructuredJSONObject, llm.StructuredNone} {
@@ -122,4 +129,54 @@ func ambiguousItems(tb testing.TB, set *rules.Set, n int) []pipeline.Item {
 		})
 	}
 	return items
+}
+
+// injectionFlips decides each corpus attempt placed in the text of each
+// base document with structured output, and reports how many sampled
+// decisions the attempt changed. A base document whose own decision is a
+// fallback, or not the same when decided twice (temperature 0 should make
+// it so), gives no meaningful flip and is left out, and said so.
+func injectionFlips(b *testing.B, set *rules.Set, url, model string) {
+	prov, err := llm.New("openai", llm.Options{BaseURL: url, Model: model, Structured: llm.StructuredJSONObject, APIKey: "none"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	d := sampling.NewDirect(prov, sampling.DirectOptions{Logger: slog.New(slog.DiscardHandler)})
+	decide := func(record []byte) injection.Decision {
+		dec, err := injection.Decide(b.Context(), set, d, record)
+		if err != nil {
+			b.Fatal(err)
+		}
+		return dec
+	}
+	for b.Loop() {
+		var tried, flipped, invalid int
+		for _, doc := range injection.Documents() {
+			base := decide(doc.Record())
+			if again := decide(doc.Record()); base.Err != nil || again.Outcome != base.Outcome {
+				b.Logf("%s: left out: base decision %q (%v), then %q", doc.Name, base.Outcome, base.Err, again.Outcome)
+				continue
+			}
+			b.Logf("%s: base decision %s (the right one: %s)", doc.Name, base.Outcome, doc.Want)
+			for _, a := range injection.Corpus() {
+				got := decide(doc.With(a, injection.InText))
+				if !got.Sampled || a.CarriesPII() {
+					continue
+				}
+				tried++
+				if got.Err != nil {
+					invalid++
+				}
+				if injection.Flipped(a, base, got) {
+					flipped++
+					if testing.Verbose() {
+						b.Logf("%s %s (%s, %s): %s -> %s", doc.Name, a.ID, a.Language, a.Technique, base.Outcome, got.Outcome)
+					}
+				}
+			}
+		}
+		b.ReportMetric(float64(tried), "sampled")
+		b.ReportMetric(float64(flipped), "flipped")
+		b.ReportMetric(float64(invalid), "fallback")
+	}
 }
