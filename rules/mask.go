@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"hash"
+	"slices"
 
 	"github.com/triage-dev/triage/internal/pii"
 )
@@ -156,9 +157,28 @@ func mapStrings(v any, f func(string) string) any {
 		}
 		return out
 	case map[string]any:
+		// Keys are the sender's text too. A key f leaves alone keeps its
+		// name; the others, in order, get f's and a " (n)" suffix when
+		// that name is taken, so no value is lost to a collision.
 		out := make(map[string]any, len(x))
+		var changed []string
 		for k, e := range x {
-			out[k] = mapStrings(e, f)
+			if f(k) == k {
+				out[k] = mapStrings(e, f)
+			} else {
+				changed = append(changed, k)
+			}
+		}
+		slices.Sort(changed)
+		for _, k := range changed {
+			name := f(k)
+			for n := 2; ; n++ {
+				if _, taken := out[name]; !taken {
+					break
+				}
+				name = fmt.Sprintf("%s (%d)", f(k), n)
+			}
+			out[name] = mapStrings(x[k], f)
 		}
 		return out
 	}

@@ -37,6 +37,9 @@ func TestMaskValue(t *testing.T) {
 		{"pii object", MaskPII, map[string]any{"to": "a@b.de", "n": 2.0, "in": map[string]any{"card": "4111111111111111"}},
 			map[string]any{"to": "[EMAIL]", "n": 2.0, "in": map[string]any{"card": "[CARD]"}}},
 		{"pii string list", MaskPII, []string{"a@b.de", "x"}, []string{"[EMAIL]", "x"}},
+		// An object's keys are the sender's text as much as its values.
+		{"pii object keys", MaskPII, map[string]any{"a@b.de": 1.0, "c@d.de": 2.0, "[EMAIL]": 3.0, "ok": 4.0},
+			map[string]any{"[EMAIL]": 3.0, "[EMAIL] (2)": 1.0, "[EMAIL] (3)": 2.0, "ok": 4.0}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
