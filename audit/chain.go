@@ -93,7 +93,7 @@ func (c *Chains) Link(name string, recs []*Record, emit func()) {
 		r.At = r.At.Truncate(time.Millisecond)
 		ch.unsigned = r.Kind != KindCheckpoint
 		if !ch.unsigned && c.signer != nil {
-			r.AuditID = ID(name+"#"+ch.segment, KindCheckpoint, int(ch.seq))
+			r.AuditID = ID("", name+"#"+ch.segment, KindCheckpoint, int(ch.seq))
 			c.signer.sign(r)
 		}
 		r.Hash = r.ComputeHash()

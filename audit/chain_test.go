@@ -13,7 +13,7 @@ func linked(t *testing.T, n int) []Record {
 	c := NewChains()
 	var out []Record
 	for i := range n {
-		r := &Record{AuditID: ID(fmt.Sprint("ev", i), KindDecision, 0), Kind: KindDecision, EventID: fmt.Sprint("ev", i),
+		r := &Record{AuditID: ID("", fmt.Sprint("ev", i), KindDecision, 0), Kind: KindDecision, EventID: fmt.Sprint("ev", i),
 			Outcome: "allow", Status: StatusOK, LatencyMS: 1.25 * float64(i), At: time.Now()}
 		c.Link("events/0", []*Record{r}, func() {})
 		out = append(out, *r)

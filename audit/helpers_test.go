@@ -50,10 +50,10 @@ func linkedRecords(chains, perChain int) []Record {
 	for ch := range chains {
 		name := fmt.Sprintf("events.transactions/%d", ch)
 		for i := range perChain {
-			ev := fmt.Sprintf("ev-%d-%d", ch, i)
+			ev, tenant := fmt.Sprintf("ev-%d-%d", ch, i), fmt.Sprintf("tenant-%d", i%3)
 			r := &Record{
-				AuditID: ID(ev, KindDecision, 0), Kind: KindDecision, EventID: ev, Type: "transaction",
-				TenantID: fmt.Sprintf("tenant-%d", i%3), UserID: "u1", Key: "acct-1", Path: "rule", RuleID: "default",
+				AuditID: ID(tenant, ev, KindDecision, 0), Kind: KindDecision, EventID: ev, Type: "transaction",
+				TenantID: tenant, UserID: "u1", Key: "acct-1", Path: "rule", RuleID: "default",
 				Outcome: "allow", Status: StatusOK, LatencyMS: 0.125 * float64(i+1), At: at.Add(time.Duration(i) * time.Millisecond),
 				Topic: "events.transactions", Partition: int32(ch), Offset: int64(i), Consumer: "test-1",
 			}

@@ -45,14 +45,14 @@ func segmentedRecords(chains, perChain int) []Record {
 			var trail []*Record
 			if i%5 == 0 {
 				a := base
-				a.AuditID, a.Kind, a.Mode = ID(ev, KindSampling, 0), KindSampling, "direct"
+				a.AuditID, a.Kind, a.Mode = ID(base.TenantID, ev, KindSampling, 0), KindSampling, "direct"
 				trail = append(trail, &a)
 			}
 			term := base
 			if i%7 == 3 {
-				term.AuditID, term.Kind, term.EventID, term.Reason, term.Status = ID(ev, KindDeadLetter, 0), KindDeadLetter, "", "invalid_json", StatusError
+				term.AuditID, term.Kind, term.EventID, term.Reason, term.Status = ID("", ev, KindDeadLetter, 0), KindDeadLetter, "", "invalid_json", StatusError
 			} else {
-				term.AuditID, term.Kind, term.Path, term.Outcome = ID(ev, KindDecision, 0), KindDecision, "rule", "allow"
+				term.AuditID, term.Kind, term.Path, term.Outcome = ID(base.TenantID, ev, KindDecision, 0), KindDecision, "rule", "allow"
 			}
 			trail = append(trail, &term)
 			c.Link(name, trail, func() {})

@@ -93,9 +93,15 @@ type Record struct {
 // ID derives a stable audit_id, formatted as a UUID, from the event and the
 // step: the n-th record of a kind for an event always gets the same id, so
 // reprocessing an event after a crash does not create a second audit trail
-// in storage that deduplicates on audit_id.
-func ID(eventID string, kind Kind, n int) string {
-	sum := sha256.Sum256(fmt.Appendf(nil, "%s\x00%s\x00%d", eventID, kind, n))
+// in storage that deduplicates on audit_id. An event is its tenant and its
+// event_id: two tenants' events with one event_id get different ids.
+// Records of no event (dead letters, checkpoints) pass an empty tenant and
+// their position as eventID.
+//
+// Each string is hashed with its length in front, so that two different
+// (tenant, event) pairs never hash the same bytes, whatever they contain.
+func ID(tenantID, eventID string, kind Kind, n int) string {
+	sum := sha256.Sum256(fmt.Appendf(nil, "%d:%s%d:%s%s\x00%d", len(tenantID), tenantID, len(eventID), eventID, kind, n))
 	h := hex.EncodeToString(sum[:16])
 	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
 }

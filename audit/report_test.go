@@ -3,6 +3,7 @@ package audit
 import (
 	"bytes"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -116,7 +117,8 @@ func TestDashboardQueries(t *testing.T) {
 	if !strings.Contains(out.String(), "(skipped: audit: query 08_event_trail: missing parameter event_id") {
 		t.Errorf("the trail without an event_id is not skipped:\n%s", out.String())
 	}
-	if err := insertAudit(t.Context(), conn, linkedRecords(2, 5)); err != nil {
+	recs := linkedRecords(2, 5)
+	if err := insertAudit(t.Context(), conn, recs); err != nil {
 		t.Fatal(err)
 	}
 	id, err := ExampleEventID(t.Context(), conn)
@@ -128,7 +130,8 @@ func TestDashboardQueries(t *testing.T) {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
 	t.Logf("\n%s", out.String())
-	if !strings.Contains(out.String(), ID(id, KindDecision, 0)) {
+	i := slices.IndexFunc(recs, func(r Record) bool { return r.EventID == id })
+	if i < 0 || !strings.Contains(out.String(), ID(recs[i].TenantID, id, KindDecision, 0)) {
 		t.Errorf("the trail of %s does not show its decision record", id)
 	}
 }

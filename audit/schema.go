@@ -14,7 +14,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2"
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
+	"github.com/cenkalti/backoff/v5"
+
+	"github.com/triage-dev/triage/internal/retry"
 )
 
 // The ClickHouse schema is a sequence of migrations embedded in the binary:
@@ -28,6 +32,12 @@ import (
 // first Migrate after an upgrade. Every statement must be idempotent (IF NOT
 // EXISTS, MODIFY): two processes may migrate at once, and a migration
 // interrupted half-way runs again from its first statement.
+//
+// A statement that cannot be made idempotent in SQL (a RENAME, a copy of
+// rows) takes a "-- when: SELECT ..." comment line: it runs only while that
+// query returns a row, a query on system.tables that says the step is not
+// done yet. If it fails and the query then returns no row, another process
+// migrating at the same time did the step, and Migrate goes on.
 //
 //go:embed migrations/*.sql
 var migrationFiles embed.FS
@@ -45,6 +55,9 @@ type Statement struct {
 	// Requires is the oldest server version that supports the statement;
 	// zero means every server.
 	Requires ServerVersion
+	// When is a query that returns a row while the statement is still to
+	// run; empty means always.
+	When string
 }
 
 // ServerVersion is a ClickHouse version's major and minor number.
@@ -75,6 +88,7 @@ func ParseServerVersion(s string) (ServerVersion, error) {
 var (
 	migrationName = regexp.MustCompile(`^(\d{3})_[a-z0-9_]+\.sql$`)
 	requiresLine  = regexp.MustCompile(`^--\s*requires:\s*(\S+)\s*$`)
+	whenLine      = regexp.MustCompile(`^--\s*when:\s*(.+?)\s*$`)
 )
 
 // Migrations returns the embedded migrations in order.
@@ -115,11 +129,12 @@ func loadMigrations(fsys fs.FS, dir string) ([]Migration, error) {
 }
 
 // splitStatements cuts a migration at lines ending in ';' and reads each
-// statement's "-- requires:" line.
+// statement's "-- requires:" and "-- when:" lines.
 func splitStatements(src string) ([]Statement, error) {
 	var out []Statement
 	var cur []string
 	var req ServerVersion
+	var when string
 	code := false // cur holds more than comments and blank lines
 	sc := bufio.NewScanner(strings.NewReader(src))
 	for sc.Scan() {
@@ -132,14 +147,17 @@ func splitStatements(src string) ([]Statement, error) {
 			}
 			req = v
 		}
+		if m := whenLine.FindStringSubmatch(trimmed); m != nil && !code {
+			when = m[1]
+		}
 		if trimmed != "" && !strings.HasPrefix(trimmed, "--") {
 			code = true
 		}
 		cur = append(cur, line)
 		if code && strings.HasSuffix(trimmed, ";") {
 			sql := strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(strings.Join(cur, "\n")), ";"))
-			out = append(out, Statement{SQL: sql, Requires: req})
-			cur, req, code = nil, ServerVersion{}, false
+			out = append(out, Statement{SQL: sql, Requires: req, When: when})
+			cur, req, when, code = nil, ServerVersion{}, "", false
 		}
 	}
 	if code {
@@ -221,10 +239,11 @@ func migrate(ctx context.Context, conn driver.Conn, migrations []Migration) (Mig
 				waiting = append(waiting, uint16(i))
 				continue
 			}
-			if err := conn.Exec(ctx, st.SQL); err != nil {
+			did, err := runStatement(ctx, conn, st)
+			if err != nil {
 				return res, fmt.Errorf("audit: migration %s, statement %d: %w", m.Name, i+1, err)
 			}
-			ran = true
+			ran = ran || did
 		}
 		res.Waiting += len(waiting)
 		if _, ok := done[m.Version]; ok && !ran {
@@ -238,6 +257,62 @@ func migrate(ctx context.Context, conn driver.Conn, migrations []Migration) (Mig
 		}
 	}
 	return res, nil
+}
+
+// runStatement runs st unless its When query says it is done, and reports
+// whether it ran. A guarded statement that fails once its step is done was
+// beaten to it by another migrator (two RENAMEs of one table, say): that is
+// no error.
+func runStatement(ctx context.Context, conn driver.Conn, st Statement) (bool, error) {
+	if st.When != "" {
+		todo, err := holds(ctx, conn, st.When)
+		if err != nil || !todo {
+			return false, err
+		}
+	}
+	err := conn.Exec(ctx, st.SQL)
+	if err != nil && st.When != "" && ctx.Err() == nil {
+		if todo, werr := holds(ctx, conn, st.When); werr == nil && !todo {
+			return false, nil
+		}
+	}
+	return err == nil, err
+}
+
+// holds reports whether query returns a row. On 18.16 a query on
+// system.tables fails with UNKNOWN_TABLE when another migrator renames a
+// table of the database while it runs (TestMigrateConcurrently saw it in
+// one run in ten); such a failure is tried again, for up to guardRetries.
+func holds(ctx context.Context, conn driver.Conn, query string) (bool, error) {
+	row, err := backoff.Retry(ctx, func() (bool, error) {
+		rows, err := conn.Query(ctx, query)
+		if err != nil {
+			return false, retryUnknownTable(err)
+		}
+		defer rows.Close()
+		row := rows.Next()
+		return row, retryUnknownTable(rows.Err())
+	}, backoff.WithBackOff(retry.NewBackOff(10*time.Millisecond, 500*time.Millisecond)), backoff.WithMaxElapsedTime(guardRetries))
+	if err != nil {
+		return false, fmt.Errorf("when %q: %w", query, err)
+	}
+	return row, nil
+}
+
+// guardRetries bounds the retries of a "-- when:" query: a rename is over
+// in milliseconds once it has its locks.
+const guardRetries = 5 * time.Second
+
+// codeUnknownTable is ClickHouse's UNKNOWN_TABLE error code.
+const codeUnknownTable = 60
+
+// retryUnknownTable marks every error but UNKNOWN_TABLE as permanent.
+func retryUnknownTable(err error) error {
+	var exc *clickhouse.Exception
+	if err == nil || errors.As(err, &exc) && exc.Code == codeUnknownTable {
+		return err
+	}
+	return backoff.Permanent(err)
 }
 
 // appliedMigrations returns, for each recorded migration version, the

@@ -14,6 +14,8 @@ ENGINE = Memory;
 -- requires: 20.1
 -- Explains the next statement.
 ALTER TABLE a MODIFY TTL x;
+-- when: SELECT 1 FROM system.tables WHERE name = 'a'
+RENAME TABLE a TO b;
 SELECT 1;
 -- a trailing comment
 `
@@ -24,6 +26,7 @@ SELECT 1;
 	want := []Statement{
 		{SQL: "-- A file header.\nCREATE TABLE a (x UInt8)\nENGINE = Memory"},
 		{SQL: "-- requires: 20.1\n-- Explains the next statement.\nALTER TABLE a MODIFY TTL x", Requires: ServerVersion{20, 1}},
+		{SQL: "-- when: SELECT 1 FROM system.tables WHERE name = 'a'\nRENAME TABLE a TO b", When: "SELECT 1 FROM system.tables WHERE name = 'a'"},
 		{SQL: "SELECT 1"},
 	}
 	if !slices.Equal(got, want) {

@@ -15,7 +15,7 @@ func signedChain(t *testing.T, s *Signer, n int) []Record {
 	c := NewSignedChains(s)
 	var out []Record
 	for i := range n {
-		r := &Record{AuditID: ID(fmt.Sprint("ev", i), KindDecision, 0), Kind: KindDecision, EventID: fmt.Sprint("ev", i),
+		r := &Record{AuditID: ID("", fmt.Sprint("ev", i), KindDecision, 0), Kind: KindDecision, EventID: fmt.Sprint("ev", i),
 			Outcome: "allow", Status: StatusOK, At: time.Now()}
 		c.Link("events/0", []*Record{r}, func() {})
 		out = append(out, *r)

@@ -100,19 +100,39 @@ func (sampler) Decide(_ context.Context, it pipeline.Item) (pipeline.Verdict, er
 // results by event_id.
 func decide(t *testing.T, brokers []string, n int) map[string]pipeline.Result {
 	t.Helper()
+	gen, err := loadgen.NewGenerator(loadgen.Config{Seed: 7, Ambiguous: map[string]float64{loadgen.AllTypes: 0.25}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	results := map[string]pipeline.Result{}
+	for _, r := range runPipeline(t, brokers, n, func(cl *kgo.Client) {
+		rep, err := loadgen.Produce(t.Context(), cl, gen, loadgen.ProduceOptions{Events: n})
+		if err != nil || rep.Acked != n {
+			t.Fatalf("produced %d of %d: %v %s", rep.Acked, n, err, rep.FirstError)
+		}
+	}) {
+		results[r.Decision.EventID] = r
+	}
+	return results
+}
+
+// runPipeline runs a pipeline with the default rules and sampler, calls
+// produce with a producing client, and returns the first n results.
+func runPipeline(t *testing.T, brokers []string, n int, produce func(*kgo.Client)) []pipeline.Result {
+	t.Helper()
 	set, err := rules.Parse("default.yaml", rules.Default, rules.WithMaskKey(rules.RandomMaskKey()))
 	if err != nil {
 		t.Fatal(err)
 	}
 	var mu sync.Mutex
-	results := map[string]pipeline.Result{}
+	var results []pipeline.Result
 	all := make(chan struct{})
 	p, err := pipeline.New(pipeline.Config{
 		Brokers: brokers, Rules: rules.Static(set), Decider: sampler{}, Logger: testLogger(),
 		OnResult: func(r pipeline.Result) {
 			mu.Lock()
 			defer mu.Unlock()
-			results[r.Decision.EventID] = r
+			results = append(results, r)
 			if len(results) == n {
 				close(all)
 			}
@@ -131,15 +151,7 @@ func decide(t *testing.T, brokers []string, n int) map[string]pipeline.Result {
 		}
 	}()
 
-	gen, err := loadgen.NewGenerator(loadgen.Config{Seed: 7, Ambiguous: map[string]float64{loadgen.AllTypes: 0.25}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cl := kafkatest.Client(t, brokers, loadgen.ProducerClientOpts()...)
-	rep, err := loadgen.Produce(t.Context(), cl, gen, loadgen.ProduceOptions{Events: n})
-	if err != nil || rep.Acked != n {
-		t.Fatalf("produced %d of %d: %v %s", rep.Acked, n, err, rep.FirstError)
-	}
+	produce(kafkatest.Client(t, brokers, loadgen.ProducerClientOpts()...))
 	select {
 	case <-all:
 	case <-time.After(audit.WaitTimeout):
@@ -149,7 +161,7 @@ func decide(t *testing.T, brokers []string, n int) map[string]pipeline.Result {
 	}
 	mu.Lock()
 	defer mu.Unlock()
-	return results
+	return results[:n]
 }
 
 // runQuery runs one deploy/ query and returns its rows as column → value.
@@ -362,7 +374,7 @@ func produceAudit(t *testing.T, brokers []string, recs []audit.Record) {
 
 func countStored(conn driver.Conn) (auditRows, decisions uint64, err error) {
 	err = conn.QueryRow(context.Background(),
-		"SELECT (SELECT uniqExact(audit_id) FROM audit), (SELECT uniqExact(event_id) FROM decisions)").Scan(&auditRows, &decisions)
+		"SELECT (SELECT uniqExact(audit_id) FROM audit), (SELECT uniqExact(tenant_id, event_id) FROM decisions)").Scan(&auditRows, &decisions)
 	return auditRows, decisions, err
 }
 

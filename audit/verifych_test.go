@@ -98,7 +98,7 @@ func TestVerifyDetectsInsert(t *testing.T) {
 	conn, recs := storedChains(t)
 	orig := recs[testPerChain+20]
 	forged := orig
-	forged.AuditID = ID("forged-event", KindDecision, 0)
+	forged.AuditID = ID(orig.TenantID, "forged-event", KindDecision, 0)
 	forged.EventID, forged.Outcome = "forged-event", "block"
 	forged.Hash = forged.ComputeHash()
 	if err := insertForged(t, conn, forged); err != nil {

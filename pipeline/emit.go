@@ -114,12 +114,12 @@ func (p *Pipeline) emitDecision(ev Event, d Decision, attempts []audit.Record, t
 	trail := make([]*audit.Record, 0, len(attempts)+1)
 	for i := range attempts {
 		a := attempts[i]
-		a.AuditID = audit.ID(ev.ID, a.Kind, i)
+		a.AuditID = audit.ID(ev.TenantID, ev.ID, a.Kind, i)
 		p.fillAudit(&a, ev, user)
 		trail = append(trail, &a)
 	}
 	dec := &audit.Record{
-		AuditID: audit.ID(ev.ID, audit.KindDecision, 0), Kind: audit.KindDecision,
+		AuditID: audit.ID(ev.TenantID, ev.ID, audit.KindDecision, 0), Kind: audit.KindDecision,
 		Path: d.Path, RuleID: d.RuleID, Outcome: d.Outcome, Reason: d.Reason, Status: decisionStatus(d),
 		ModelAnswered: d.Model, LatencyMS: d.LatencyMS, At: d.DecidedAt,
 	}
@@ -184,12 +184,12 @@ func (p *Pipeline) emitDLQ(r *kgo.Record, derr *DecodeError, t *Ticket) {
 		return Result{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, DLQReason: derr.Reason, AuditRecords: 1, Latency: latency}
 	}
 	chain := audit.ChainName(r.Topic, r.Partition)
-	// The record has no event id to derive the audit id from; its source
-	// position is as stable across reprocessing.
+	// The record has no tenant and event id to derive the audit id from;
+	// its source position is as stable across reprocessing.
 	pos := fmt.Sprintf("%s@%d", chain, r.Offset)
 	now := time.Now()
 	dead := &audit.Record{
-		AuditID: audit.ID(pos, audit.KindDeadLetter, 0), Kind: audit.KindDeadLetter,
+		AuditID: audit.ID("", pos, audit.KindDeadLetter, 0), Kind: audit.KindDeadLetter,
 		Key: auditKey(r.Key), Reason: derr.Reason, Status: audit.StatusError,
 		LatencyMS: millis(now.Sub(r.Timestamp)), At: now.UTC(),
 		Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Consumer: p.cfg.Instance,

@@ -1,5 +1,9 @@
 -- The decisions table: one row per record of the decisions topic.
 --
+-- Superseded: 006 moves the table to one keyed by (tenant_id, event_id),
+-- since two tenants may send the same event_id. The statement below stays
+-- as it was applied.
+--
 -- ReplacingMergeTree keyed by event_id with decided_ms as the version: a
 -- replay of the topic collapses on merge, and of two decisions for one event
 -- (one reprocessed after a crash) the later one is kept. Merges only

@@ -1,9 +1,10 @@
 -- title: LLM tokens by tenant and model
 -- param: window_hours UInt32 = 24
 --
--- Tokens as the samplers reported them, each sampling attempt once.
+-- Tokens as the samplers reported them, each sampling attempt once
+-- (deduplicated on tenant_id and audit_id, as in 03).
 SELECT
-    a_tenant AS tenant_id,
+    tenant_id,
     a_model AS model,
     count() AS attempts,
     sum(a_in) AS tokens_in,
@@ -12,14 +13,14 @@ SELECT
 FROM
 (
     SELECT
+        tenant_id,
         audit_id,
-        argMax(tenant_id, at_ms) AS a_tenant,
         argMax(model, at_ms) AS a_model,
         argMax(input_tokens, at_ms) AS a_in,
         argMax(output_tokens, at_ms) AS a_out
     FROM sampling_attempts
     WHERE at >= now() - INTERVAL {window_hours:UInt32} HOUR
-    GROUP BY audit_id
+    GROUP BY tenant_id, audit_id
 )
 GROUP BY tenant_id, model
 ORDER BY tokens_total DESC, tenant_id, model

@@ -3,7 +3,7 @@
 -- param: limit UInt32 = 10
 --
 -- A hit is an event whose decision names the rule: the rule decided it, or
--- sent it to sampling. One per event.
+-- sent it to sampling. One per event (tenant_id and event_id).
 SELECT
     d_type AS type,
     d_rule AS rule_id,
@@ -13,13 +13,14 @@ SELECT
 FROM
 (
     SELECT
+        tenant_id,
         event_id,
         argMax(type, decided_ms) AS d_type,
         argMax(rule_id, decided_ms) AS d_rule,
         argMax(path, decided_ms) AS d_path
     FROM decisions
     WHERE decided_at >= now() - INTERVAL {window_hours:UInt32} HOUR
-    GROUP BY event_id
+    GROUP BY tenant_id, event_id
 )
 WHERE d_rule != ''
 GROUP BY type, rule_id
