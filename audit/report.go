@@ -241,32 +241,32 @@ func Report(ctx context.Context, conn driver.Conn, queries []Query, values map[s
 	return nil
 }
 
-// ExampleEventID returns an event to show the audit trail of when none is
-// asked for: the latest that reached the LLM, else the latest decided, else
-// "" when the audit table is empty.
-func ExampleEventID(ctx context.Context, conn driver.Conn) (string, error) {
+// ExampleEvent returns an event to show the audit trail of when none is
+// asked for, by its identity (tenant_id, event_id): the latest that reached
+// the LLM, else the latest decided, else two empty strings when the audit
+// table is empty.
+func ExampleEvent(ctx context.Context, conn driver.Conn) (tenantID, eventID string, err error) {
 	for _, sql := range []string{
-		`SELECT event_id FROM sampling_attempts ORDER BY at_ms DESC LIMIT 1`,
-		`SELECT event_id FROM audit WHERE kind = 'decision' ORDER BY at_ms DESC LIMIT 1`,
+		`SELECT tenant_id, event_id FROM sampling_attempts ORDER BY at_ms DESC LIMIT 1`,
+		`SELECT tenant_id, event_id FROM audit WHERE kind = 'decision' ORDER BY at_ms DESC LIMIT 1`,
 	} {
 		rows, err := conn.Query(ctx, sql)
 		if err != nil {
-			return "", fmt.Errorf("audit: example event: %w", err)
+			return "", "", fmt.Errorf("audit: example event: %w", err)
 		}
-		var id string
 		if rows.Next() {
-			err = rows.Scan(&id)
+			err = rows.Scan(&tenantID, &eventID)
 		}
 		rows.Close()
 		if err == nil {
 			err = rows.Err()
 		}
 		if err != nil {
-			return "", fmt.Errorf("audit: example event: %w", err)
+			return "", "", fmt.Errorf("audit: example event: %w", err)
 		}
-		if id != "" {
-			return id, nil
+		if eventID != "" {
+			return tenantID, eventID, nil
 		}
 	}
-	return "", nil
+	return "", "", nil
 }

@@ -121,12 +121,12 @@ func TestDashboardQueries(t *testing.T) {
 	if err := insertAudit(t.Context(), conn, recs); err != nil {
 		t.Fatal(err)
 	}
-	id, err := ExampleEventID(t.Context(), conn)
-	if err != nil || id == "" {
-		t.Fatalf("example event: %q, %v", id, err)
+	tenant, id, err := ExampleEvent(t.Context(), conn)
+	if err != nil || id == "" || tenant == "" {
+		t.Fatalf("example event: %q/%q, %v", tenant, id, err)
 	}
 	out.Reset()
-	if err := Report(t.Context(), conn, queries, map[string]string{"event_id": id, "threshold": "0"}, &out); err != nil {
+	if err := Report(t.Context(), conn, queries, map[string]string{"tenant_id": tenant, "event_id": id, "threshold": "0"}, &out); err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
 	t.Logf("\n%s", out.String())

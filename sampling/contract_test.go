@@ -124,10 +124,11 @@ func TestWorkContract(t *testing.T) {
 
 			// The final result, field by field, as JSON.
 			checkFields(t, finalResult(t, res), map[string]any{
-				"status":   string(work.StatusDecided),
-				"event_id": "ev-0007", // metadata.event_id of the request
-				"outcome":  "block",   // what the answer said
-				"reason":   "mule pattern",
+				"status":    string(work.StatusDecided),
+				"event_id":  "ev-0007", // metadata.event_id of the request
+				"tenant_id": "t",       // and its tenant
+				"outcome":   "block",   // what the answer said
+				"reason":    "mule pattern",
 			})
 
 			// What the consumer recorded.

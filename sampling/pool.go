@@ -462,7 +462,7 @@ func (p *Pool) answer(token string, r llm.Response) (next *mcp.CreateMessagePara
 		return nil, work.Result{Status: work.StatusExpired, Reason: reasonExpired}
 	}
 	j := l.job
-	res.EventID = j.conv.item.Event.ID
+	res.EventID, res.TenantID = j.conv.item.Event.ID, j.conv.item.Event.TenantID
 	a, err := ParseAnswer(r.Text, j.conv.item.Type.Outcomes)
 	if err != nil {
 		j.attempts = append(j.attempts, attemptRecord(j.conv, l.mode, l.session, l.started, audit.StatusInvalidAnswer, &r, err.Error()))
@@ -506,7 +506,7 @@ func (p *Pool) failLease(token string, cause error) (res work.Result) {
 	reason := clip(cause.Error(), 500)
 	j.attempts = append(j.attempts, attemptRecord(j.conv, l.mode, l.session, l.started, status, nil, reason))
 	p.opts.Metrics.attempt(l.mode, status, time.Since(l.started))
-	res = work.Result{Status: work.StatusFallback, EventID: j.conv.item.Event.ID, Reason: reason}
+	res = work.Result{Status: work.StatusFallback, EventID: j.conv.item.Event.ID, TenantID: j.conv.item.Event.TenantID, Reason: reason}
 	// Given back to the same sampler, the item would only repeat what it
 	// has already done: it retries transient errors and a Retry-After it
 	// can wait for itself. Its provider would see a 400 twice, a 503 six

@@ -36,6 +36,7 @@ func (c *conversation) correct(bad string, problem error) {
 func (c *conversation) metadata() map[string]any {
 	m := map[string]any{
 		"event_id":      c.item.Event.ID,
+		"tenant_id":     c.item.Event.TenantID,
 		"type":          c.item.Type.Name,
 		"outcomes":      c.item.Type.Outcomes,
 		"fallback":      c.item.Type.Fallback,

@@ -26,7 +26,7 @@ import (
 // The ClickHouse side of the consumer:
 //
 //	consumer sink --clickhouse DSN --brokers …    the audit sink alone
-//	consumer report --clickhouse DSN [--event-id ID] [--spike-threshold N]
+//	consumer report --clickhouse DSN [--event-id ID [--tenant-id T]] [--spike-threshold N]
 //	consumer audit verify --clickhouse DSN [--brokers B [--group G] [--strict]]
 //	                                              exit 1 on any chain break or missing offset
 //
@@ -251,9 +251,10 @@ func clickhouseFlags(name string, args []string, stderr io.Writer, bind func(*fl
 }
 
 func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	var eventID, threshold, window string
+	var eventID, tenantID, threshold, window string
 	dsn, code, ok := clickhouseFlags("consumer report", args, stderr, func(fs *flag.FlagSet) {
 		fs.StringVar(&eventID, "event-id", "", "event whose audit trail to print (default: the latest that reached the LLM)")
+		fs.StringVar(&tenantID, "tenant-id", "", "the --event-id's tenant: an event is (tenant_id, event_id); empty shows every tenant's event of that id")
 		fs.StringVar(&threshold, "spike-threshold", "", "sampling requests per hour and tenant above which an hour is a spike (default: the query's, 1000)")
 		fs.StringVar(&window, "window-hours", "", "how many hours back the dashboards look (default: each query's own)")
 	})
@@ -269,6 +270,10 @@ func runReport(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	if eventID != "" {
 		values["event_id"] = eventID
+		values["tenant_id"] = tenantID
+	} else if tenantID != "" {
+		fmt.Fprintln(stderr, "consumer report: --tenant-id needs --event-id")
+		return 2
 	}
 	conn, err := audit.Open(ctx, dsn)
 	if err != nil {
@@ -291,12 +296,12 @@ func printReport(ctx context.Context, conn driver.Conn, values map[string]string
 		return err
 	}
 	if _, ok := values["event_id"]; !ok {
-		id, err := audit.ExampleEventID(ctx, conn)
+		tenant, id, err := audit.ExampleEvent(ctx, conn)
 		if err != nil {
 			return err
 		}
 		if id != "" {
-			values["event_id"] = id
+			values["tenant_id"], values["event_id"] = tenant, id
 		}
 	}
 	return audit.Report(ctx, conn, queries, values, w)

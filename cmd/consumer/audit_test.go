@@ -86,7 +86,7 @@ func TestDemoClickHouse(t *testing.T) {
 	}
 	conn := chtest.Open(t, dsn)
 	var decisions, auditRows uint64
-	if err := conn.QueryRow(t.Context(), "SELECT (SELECT uniqExact(event_id) FROM decisions), (SELECT uniqExact(audit_id) FROM audit)").Scan(&decisions, &auditRows); err != nil {
+	if err := conn.QueryRow(t.Context(), "SELECT (SELECT uniqExact(tenant_id, event_id) FROM decisions), (SELECT uniqExact(audit_id) FROM audit)").Scan(&decisions, &auditRows); err != nil {
 		t.Fatal(err)
 	}
 	if decisions != uint64(s.Decisions) || auditRows != uint64(s.AuditRecords) {

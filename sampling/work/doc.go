@@ -36,7 +36,7 @@
 //     "params": {...}}}, one sampling request under [InputKey] whose params
 //     hold systemPrompt, messages (text only), modelPreferences,
 //     temperature, maxTokens, stopSequences and metadata {"event_id",
-//     "type", "outcomes", "fallback", "timeout_ms" (the item's sampling
+//     "tenant_id" (an event is the pair), "type", "outcomes", "fallback", "timeout_ms" (the item's sampling
 //     timeout, [MetaTimeoutMS]: the lease ends then, so a sampler should
 //     give up on the request at that point rather than let a hung model
 //     hold a slot), and "temperature" when the event type sets one

@@ -133,6 +133,8 @@ type Result struct {
 	// EventID is the item's event id; empty for idle and for an unknown
 	// lease.
 	EventID string `json:"event_id,omitempty" jsonschema:"the event the call was about; absent when idle or the lease is unknown"`
+	// TenantID is the event's tenant: an event is (tenant_id, event_id).
+	TenantID string `json:"tenant_id,omitempty" jsonschema:"the tenant of the event the call was about; absent with event_id"`
 	// Outcome is the decided outcome, one of the request's
 	// metadata.outcomes; set only when Status is decided.
 	Outcome string `json:"outcome,omitempty" jsonschema:"the outcome decided (status decided only)"`
