@@ -46,6 +46,7 @@ type flags struct {
 	brokers                  []string
 	events                   int
 	duration, grace          time.Duration
+	deliveryTimeout          time.Duration
 	rate, bad                float64
 	mix, ambiguous           string
 	seed                     int64
@@ -69,6 +70,7 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 	fs.Float64Var(&f.bad, "bad", 0, "share of malformed records (0..1)")
 	fs.Int64Var(&f.seed, "seed", 1, "random seed: the same seed produces the same events")
 	fs.BoolVar(&f.measure, "measure", false, "read decisions and the DLQ back and report end-to-end latency")
+	fs.DurationVar(&f.deliveryTimeout, "delivery-timeout", 30*time.Second, "how long a record may wait for the brokers before it counts as not acknowledged")
 	fs.DurationVar(&f.grace, "grace", 30*time.Second, "with --measure, how long to wait without progress before declaring events missing")
 	fs.StringVar(&f.topicTxns, "topic-transactions", loadgen.DefaultTransactionsTopic, "topic for transactions")
 	fs.StringVar(&f.topicDocs, "topic-documents", loadgen.DefaultDocumentsTopic, "topic for documents")
@@ -121,7 +123,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 		log.Error("bad flags", "err", err)
 		return 2
 	}
-	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(f.brokers...)}, loadgen.ProducerClientOpts()...)...)
+	// Options apply in order: the flag's timeout replaces the default one.
+	cl, err := kgo.NewClient(append(append([]kgo.Opt{kgo.SeedBrokers(f.brokers...)}, loadgen.ProducerClientOpts()...),
+		kgo.RecordDeliveryTimeout(f.deliveryTimeout))...)
 	if err != nil {
 		log.Error("kafka client", "err", err)
 		return 2

@@ -255,6 +255,10 @@ func producerArgs(cfg Config) []string {
 	return []string{"--brokers", strings.Join(cfg.Brokers, ","), "--events", strconv.Itoa(cfg.Events),
 		"--rate", strconv.FormatFloat(cfg.Rate, 'g', -1, 64), "--bad", strconv.FormatFloat(cfg.Bad, 'g', -1, 64),
 		"--seed", strconv.FormatInt(cfg.ProducerSeed, 10),
+		// The producer stands in for upstream systems, which ride out a
+		// broker restart (on a loaded machine Apache Kafka took 24 s to
+		// come back): records must wait for it, not fail the run.
+		"--delivery-timeout", "3m",
 		"--topic-transactions", cfg.Topics.Transactions, "--topic-documents", cfg.Topics.Documents}
 }
 
