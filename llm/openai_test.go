@@ -1,6 +1,7 @@
 package llm_test
 
 import (
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"testing"
@@ -35,22 +36,18 @@ var schemaRequest = llm.Request{
 	Schema:   llm.AnswerSchema([]string{"allow", "review"}),
 }
 
-// wireSchema is llm.AnswerSchema for outcomes as JSON decodes it.
+// wireSchema is llm.AnswerSchema for outcomes as JSON decodes it: what a
+// provider must find in the request body.
 func wireSchema(outcomes ...string) map[string]any {
-	enum := make([]any, len(outcomes))
-	for i, o := range outcomes {
-		enum[i] = o
+	b, err := json.Marshal(llm.AnswerSchema(outcomes))
+	if err != nil {
+		panic(err)
 	}
-	return map[string]any{
-		"type": "object",
-		"properties": map[string]any{
-			"outcome": map[string]any{"type": "string", "enum": enum},
-			"score":   map[string]any{"type": "number", "description": "confidence in the outcome, from 0 to 1"},
-			"reason":  map[string]any{"type": "string", "description": "one short sentence"},
-		},
-		"required":             []any{"outcome", "score", "reason"},
-		"additionalProperties": false,
+	var m map[string]any
+	if err := json.Unmarshal(b, &m); err != nil {
+		panic(err)
 	}
+	return m
 }
 
 func TestOpenAIComplete(t *testing.T) {

@@ -171,22 +171,10 @@ func TestResultToMCPAndUsage(t *testing.T) {
 // temperature 0 reaches the provider as 0, not as its default.
 func TestZeroTemperatureSurvivesTheWire(t *testing.T) {
 	for _, temp := range []float64{0, 0.3} {
-		sent := &mcp.CreateMessageParams{Messages: userText("q"), MaxTokens: 10, Temperature: temp,
-			Metadata: map[string]any{work.MetaTemperature: temp}}
-		b, err := json.Marshal(sent)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var got mcp.CreateMessageParams
-		if err := json.Unmarshal(b, &got); err != nil {
-			t.Fatal(err)
-		}
-		req, err := work.RequestFromMCP(&got)
-		if err != nil {
-			t.Fatal(err)
-		}
+		req := overTheWire(t, &mcp.CreateMessageParams{Messages: userText("q"), MaxTokens: 10, Temperature: temp,
+			Metadata: map[string]any{work.MetaTemperature: temp}})
 		if req.Temperature == nil || *req.Temperature != temp {
-			t.Fatalf("temperature %v over the wire (%s) arrives as %v", temp, b, req.Temperature)
+			t.Fatalf("temperature %v over the wire arrives as %v", temp, req.Temperature)
 		}
 	}
 	// Out of range in the metadata is refused like the field.
@@ -201,8 +189,25 @@ func TestZeroTemperatureSurvivesTheWire(t *testing.T) {
 // same map as direct mode gives it.
 func TestSchemaSurvivesTheWire(t *testing.T) {
 	want := llm.AnswerSchema([]string{"allow", "review"})
-	b, err := json.Marshal(&mcp.CreateMessageParams{Messages: userText("q"), MaxTokens: 10,
+	req := overTheWire(t, &mcp.CreateMessageParams{Messages: userText("q"), MaxTokens: 10,
 		Metadata: map[string]any{work.MetaSchema: want}})
+	wantJSON, _ := json.Marshal(want)
+	gotJSON, _ := json.Marshal(req.Schema)
+	if string(gotJSON) != string(wantJSON) {
+		t.Fatalf("schema over the wire arrives as %s, want %s", gotJSON, wantJSON)
+	}
+	// Without one, the answer is free text.
+	req, err := work.RequestFromMCP(&mcp.CreateMessageParams{Messages: userText("q")})
+	if err != nil || req.Schema != nil {
+		t.Fatalf("no schema sent: schema %v, err %v", req.Schema, err)
+	}
+}
+
+// overTheWire sends p through JSON, as a sampler receives it, and converts
+// what arrives.
+func overTheWire(t *testing.T, p *mcp.CreateMessageParams) llm.Request {
+	t.Helper()
+	b, err := json.Marshal(p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -212,16 +217,7 @@ func TestSchemaSurvivesTheWire(t *testing.T) {
 	}
 	req, err := work.RequestFromMCP(&got)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("%s: %v", b, err)
 	}
-	wantJSON, _ := json.Marshal(want)
-	gotJSON, _ := json.Marshal(req.Schema)
-	if string(gotJSON) != string(wantJSON) {
-		t.Fatalf("schema over the wire arrives as %s, want %s", gotJSON, wantJSON)
-	}
-	// Without one, the answer is free text.
-	req, err = work.RequestFromMCP(&mcp.CreateMessageParams{Messages: userText("q")})
-	if err != nil || req.Schema != nil {
-		t.Fatalf("no schema sent: schema %v, err %v", req.Schema, err)
-	}
+	return req
 }
