@@ -6,12 +6,14 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"net"
 	"strings"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/triage-dev/triage/internal/retry"
 )
@@ -98,7 +100,9 @@ func (p *Pipeline) load(ctx context.Context, tps []TopicPartition) error {
 	defer cancel()
 	adm := kadm.NewClient(p.cl)
 	if p.topicIDs == nil {
-		topics, err := adm.ListTopics(ctx, p.cfg.Topics...)
+		topics, err := backoff.Retry(ctx, func() (kadm.TopicDetails, error) {
+			return retriable(adm.ListTopics(ctx, p.cfg.Topics...))
+		}, loadBackOff()...)
 		if err != nil {
 			return fmt.Errorf("pipeline: list topics: %w", err)
 		}
@@ -121,12 +125,8 @@ func (p *Pipeline) load(ctx context.Context, tps []TopicPartition) error {
 		return resps, nil
 	}
 	resps, err := backoff.Retry(ctx, func() (kadm.OffsetResponses, error) {
-		resps, err := fetch()
-		if err != nil && !errors.Is(err, kerr.UnstableOffsetCommit) && !kerr.IsRetriable(err) {
-			return nil, backoff.Permanent(err)
-		}
-		return resps, err
-	}, backoff.WithBackOff(retry.NewBackOff(20*time.Millisecond, time.Second)), backoff.WithMaxElapsedTime(0)) // bounded by ctx
+		return retriable(fetch())
+	}, loadBackOff()...)
 	if err != nil {
 		return fmt.Errorf("pipeline: read committed progress of group %s: %w", p.cfg.Group, err)
 	}
@@ -149,4 +149,25 @@ func (p *Pipeline) load(ctx context.Context, tps []TopicPartition) error {
 		}
 	}
 	return nil
+}
+
+// loadBackOff retries load's requests until its context ends.
+func loadBackOff() []backoff.RetryOption {
+	return []backoff.RetryOption{backoff.WithBackOff(retry.NewBackOff(20*time.Millisecond, time.Second)),
+		backoff.WithMaxElapsedTime(0)} // bounded by ctx
+}
+
+// retriable passes v and err on, marking err permanent unless another try
+// can help: the previous owner's transaction still open, a retriable Kafka
+// error, or a broker connection that broke or was refused (a broker
+// restarting under a member that was just given partitions: the chaos runs
+// saw EOF here end the consumer). franz-go leaves refused dials to the
+// caller; load's timeout bounds them.
+func retriable[T any](v T, err error) (T, error) {
+	var opErr *net.OpError
+	if err != nil && !errors.Is(err, kerr.UnstableOffsetCommit) && !kerr.IsRetriable(err) &&
+		!kgo.IsRetryableBrokerErr(err) && !errors.As(err, &opErr) {
+		return v, backoff.Permanent(err)
+	}
+	return v, err
 }

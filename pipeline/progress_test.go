@@ -1,9 +1,16 @@
 package pipeline
 
 import (
+	"errors"
+	"io"
+	"net"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
+
+	"github.com/cenkalti/backoff/v5"
+	"github.com/twmb/franz-go/pkg/kerr"
 )
 
 // TestProgressFollowsOutOfOrderCompletion: the done ranges above the
@@ -74,5 +81,29 @@ func TestDecodeProgress(t *testing.T) {
 	}
 	if meta := encodeProgress(0, done); len(meta) > MaxProgressBytes {
 		t.Errorf("322 ranges encode to %d bytes, more than %d", len(meta), MaxProgressBytes)
+	}
+}
+
+// A broker that restarts while a member loads its partitions' progress is
+// waited for; only errors no retry can cure end the load.
+func TestLoadRetriesBrokerRestarts(t *testing.T) {
+	refused := &net.OpError{Op: "dial", Net: "tcp", Err: syscall.ECONNREFUSED}
+	for _, tc := range []struct {
+		err   error
+		retry bool
+	}{
+		{io.EOF, true},
+		{io.ErrUnexpectedEOF, true},
+		{refused, true},
+		{kerr.UnstableOffsetCommit, true},
+		{kerr.CoordinatorNotAvailable, true},
+		{kerr.GroupAuthorizationFailed, false},
+		{errors.New("bad metadata"), false},
+	} {
+		_, err := retriable(0, tc.err)
+		var perm *backoff.PermanentError
+		if got := !errors.As(err, &perm); got != tc.retry {
+			t.Errorf("%v: retried %v, want %v", tc.err, got, tc.retry)
+		}
 	}
 }
