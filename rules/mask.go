@@ -171,12 +171,13 @@ func mapStrings(v any, f func(string) string) any {
 		}
 		slices.Sort(changed)
 		for _, k := range changed {
-			name := f(k)
+			base := f(k)
+			name := base
 			for n := 2; ; n++ {
 				if _, taken := out[name]; !taken {
 					break
 				}
-				name = fmt.Sprintf("%s (%d)", f(k), n)
+				name = fmt.Sprintf("%s (%d)", base, n)
 			}
 			out[name] = mapStrings(x[k], f)
 		}

@@ -18,10 +18,14 @@ type conversation struct {
 	item   pipeline.Item
 	prompt rules.Prompt
 	turns  []llm.Message
+	// schema is the answer's JSON Schema, built once for every request of
+	// the exchange (metadata and direct mode share it; nothing mutates it).
+	schema map[string]any
 }
 
 func newConversation(it pipeline.Item, pr rules.Prompt) *conversation {
-	return &conversation{item: it, prompt: pr, turns: []llm.Message{{Role: "user", Text: pr.User}}}
+	return &conversation{item: it, prompt: pr, turns: []llm.Message{{Role: "user", Text: pr.User}},
+		schema: llm.AnswerSchema(it.Type.Outcomes)}
 }
 
 // correct appends the bad answer and the follow-up asking for a valid one.
@@ -40,7 +44,7 @@ func (c *conversation) metadata() map[string]any {
 		"type":          c.item.Type.Name,
 		"outcomes":      c.item.Type.Outcomes,
 		"fallback":      c.item.Type.Fallback,
-		work.MetaSchema: llm.AnswerSchema(c.item.Type.Outcomes),
+		work.MetaSchema: c.schema,
 	}
 	if c.prompt.Temperature != nil {
 		m[work.MetaTemperature] = *c.prompt.Temperature
@@ -95,7 +99,7 @@ func (c *conversation) llmRequest() llm.Request {
 		Temperature: c.prompt.Temperature,
 		MaxTokens:   c.prompt.MaxTokens,
 		Stop:        c.prompt.Stop,
-		Schema:      llm.AnswerSchema(c.item.Type.Outcomes),
+		Schema:      c.schema,
 		Metadata:    c.metadata(),
 	}
 }
