@@ -168,6 +168,13 @@ func (r *Record) ComputeHash() string {
 	} {
 		put(s)
 	}
+	// Fields added after the first release are hashed only when one is
+	// set, so that a row stored before they existed keeps its hash.
+	if r.Tier != "" || r.Tool != "" || r.CacheKey != "" || r.SourceAuditID != "" || r.TokensEstimated {
+		for _, s := range []string{r.Tier, r.Tool, r.CacheKey, r.SourceAuditID, strconv.FormatBool(r.TokensEstimated)} {
+			put(s)
+		}
+	}
 	return hex.EncodeToString(h.Sum(nil))
 }
 

@@ -17,6 +17,9 @@ type Decision struct {
 	RuleID string `json:"rule_id,omitempty"`
 	Reason string `json:"reason,omitempty"`
 	Model  string `json:"model,omitempty"`
+	// Tier is the risk tier of a sampled, cached or fallback decision, as
+	// the rules file's tiers: name it; empty when the file has none.
+	Tier string `json:"tier,omitempty"`
 	// LatencyMS runs from the event's produce timestamp to the decision.
 	LatencyMS float64   `json:"latency_ms"`
 	DecidedAt time.Time `json:"decided_at"`

@@ -41,11 +41,27 @@ func oldSchemaDB(t *testing.T) driver.Conn {
 		t.Fatal(err)
 	}
 	for _, d := range oldDecisions() {
-		if err := insertDecisions(t.Context(), conn, []Decision{d}); err != nil {
+		if err := insertOldDecision(t, conn, d); err != nil {
 			t.Fatal(err)
 		}
 	}
 	return conn
+}
+
+// insertOldDecision stores d as a build from before migration 007 did,
+// without the columns it added.
+func insertOldDecision(t *testing.T, conn driver.Conn, d Decision) error {
+	t.Helper()
+	b, err := conn.PrepareBatch(t.Context(), `INSERT INTO decisions (event_id, type, tenant_id, key, outcome, path,
+	rule_id, reason, model, latency_ms, decided_ms)`)
+	if err != nil {
+		return err
+	}
+	if err := b.Append(d.EventID, d.Type, d.TenantID, d.Key, d.Outcome, d.Path,
+		d.RuleID, d.Reason, d.Model, d.LatencyMS, uint64(d.DecidedAt.UnixMilli())); err != nil {
+		return err
+	}
+	return b.Send()
 }
 
 // rekeyVersion is the version of the migration that rekeys decisions.

@@ -16,9 +16,10 @@ const (
 	insertAuditSQL = `INSERT INTO audit (audit_id, kind, event_id, type, tenant_id, user_id, key,
 	path, rule_id, outcome, reason, status, mode, sampler_session, model_requested, model_answered,
 	input_tokens, output_tokens, request_summary, response_summary, latency_ms, at_ms,
-	topic, partition, offset, consumer, chain, segment, seq, prev_hash, hash)`
+	topic, partition, offset, consumer, chain, segment, seq, prev_hash, hash,
+	tier, tool, cache_key, source_audit_id, tokens_estimated)`
 	insertDecisionsSQL = `INSERT INTO decisions (event_id, type, tenant_id, key, outcome, path,
-	rule_id, reason, model, latency_ms, decided_ms)`
+	rule_id, reason, model, latency_ms, decided_ms, tier)`
 )
 
 // DateTime's range: storage derives the day partition from these times.
@@ -106,7 +107,8 @@ func insertAudit(ctx context.Context, conn driver.Conn, recs []Record) error {
 		if err := b.Append(r.AuditID, string(r.Kind), r.EventID, r.Type, r.TenantID, r.UserID, r.Key,
 			r.Path, r.RuleID, r.Outcome, r.Reason, string(r.Status), r.Mode, r.SamplerSession, r.ModelRequested, r.ModelAnswered,
 			r.InputTokens, r.OutputTokens, r.RequestSummary, r.ResponseSummary, r.LatencyMS, r.At.UnixMilli(),
-			r.Topic, r.Partition, r.Offset, r.Consumer, r.Chain, r.Segment, r.Seq, r.PrevHash, r.Hash); err != nil {
+			r.Topic, r.Partition, r.Offset, r.Consumer, r.Chain, r.Segment, r.Seq, r.PrevHash, r.Hash,
+			r.Tier, r.Tool, r.CacheKey, r.SourceAuditID, boolUInt8(r.TokensEstimated)); err != nil {
 			_ = b.Abort()
 			return fmt.Errorf("audit: insert audit rows: %w", err)
 		}
@@ -129,7 +131,7 @@ func insertDecisions(ctx context.Context, conn driver.Conn, ds []Decision) error
 	for i := range ds {
 		d := &ds[i]
 		if err := b.Append(d.EventID, d.Type, d.TenantID, d.Key, d.Outcome, d.Path,
-			d.RuleID, d.Reason, d.Model, d.LatencyMS, uint64(d.DecidedAt.UnixMilli())); err != nil {
+			d.RuleID, d.Reason, d.Model, d.LatencyMS, uint64(d.DecidedAt.UnixMilli()), d.Tier); err != nil {
 			_ = b.Abort()
 			return fmt.Errorf("audit: insert decisions: %w", err)
 		}
@@ -138,4 +140,11 @@ func insertDecisions(ctx context.Context, conn driver.Conn, ds []Decision) error
 		return fmt.Errorf("audit: insert %d decisions: %w", len(ds), err)
 	}
 	return nil
+}
+
+func boolUInt8(b bool) uint8 {
+	if b {
+		return 1
+	}
+	return 0
 }

@@ -68,6 +68,22 @@ type Record struct {
 	RequestSummary  string `json:"request_summary,omitempty"`
 	ResponseSummary string `json:"response_summary,omitempty"`
 
+	// Tier is the risk tier the rules file's tiers: put the event in, which
+	// chose the model preferences of its sampling requests.
+	Tier string `json:"tier,omitempty"`
+	// Tool names the tool of a tool_call record.
+	Tool string `json:"tool,omitempty"`
+	// CacheKey is the result cache's key of a cached or cacheable sampled
+	// decision: a hash of the type, the sampling rule, the rules version and
+	// the masked request.
+	CacheKey string `json:"cache_key,omitempty"`
+	// SourceAuditID is, on a decision taken from the result cache, the
+	// audit_id of the sampled decision whose answer it reuses.
+	SourceAuditID string `json:"source_audit_id,omitempty"`
+	// TokensEstimated says the token counts are estimated from the text's
+	// length because the sampler reported none.
+	TokensEstimated bool `json:"tokens_estimated,omitempty"`
+
 	LatencyMS float64 `json:"latency_ms"`
 	// At has millisecond precision, which is what storage keeps exactly, so
 	// that the hash can be recomputed from a stored row.

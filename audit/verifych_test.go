@@ -126,17 +126,7 @@ func TestVerifyDetectsInsert(t *testing.T) {
 // the table could.
 func insertForged(t *testing.T, conn driver.Conn, r Record) error {
 	t.Helper()
-	b, err := conn.PrepareBatch(t.Context(), "INSERT INTO audit")
-	if err != nil {
-		return err
-	}
-	if err := b.Append(r.AuditID, string(r.Kind), r.EventID, r.Type, r.TenantID, r.UserID, r.Key,
-		r.Path, r.RuleID, r.Outcome, r.Reason, string(r.Status), r.Mode, r.SamplerSession, r.ModelRequested, r.ModelAnswered,
-		r.InputTokens, r.OutputTokens, r.RequestSummary, r.ResponseSummary, r.LatencyMS, r.At.UnixMilli(),
-		r.Topic, r.Partition, r.Offset, r.Consumer, r.Chain, r.Segment, r.Seq, r.PrevHash, r.Hash); err != nil {
-		return err
-	}
-	return b.Send()
+	return insertAudit(t.Context(), conn, []Record{r})
 }
 
 // TestVerifyChunks checks the cut between chunks of a long segment: a

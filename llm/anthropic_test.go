@@ -2,6 +2,7 @@ package llm_test
 
 import (
 	"net/http"
+	"reflect"
 	"testing"
 	"time"
 
@@ -113,7 +114,7 @@ func TestAnthropicComplete(t *testing.T) {
 			srv := newFakeAPI(t, tt.reply)
 			o := tt.opts
 			o.APIKey, o.BaseURL = "sk-ant-test", srv.URL
-			if got := complete(t, "anthropic", o, tt.req); got != tt.want {
+			if got := complete(t, "anthropic", o, tt.req); !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("response = %+v\nwant       %+v", got, tt.want)
 			}
 			// The body never carries temperature (2026-10-21 rejects it)

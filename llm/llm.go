@@ -27,6 +27,8 @@ const (
 	StopEndTurn   = "endTurn"
 	StopMaxTokens = "maxTokens"
 	StopSequence  = "stopSequence"
+	// StopToolUse: the model asks for ToolCalls to be run before it answers.
+	StopToolUse = "toolUse"
 )
 
 // DefaultMaxTokens is the answer bound when Request.MaxTokens is 0. Triage's
@@ -37,6 +39,38 @@ const DefaultMaxTokens = 256
 type Message struct {
 	Role string // RoleUser or RoleAssistant
 	Text string
+	// ToolCalls, on an assistant message, are the tools the model asked to
+	// run in that turn.
+	ToolCalls []ToolCall
+	// ToolResults, on a user message, answer the previous turn's ToolCalls,
+	// one each.
+	ToolResults []ToolResult
+}
+
+// Tool is a tool the model may call while it decides: the server that
+// sent the request runs it, in the scope of the event under decision.
+type Tool struct {
+	Name        string
+	Description string
+	// InputSchema is the JSON Schema of the arguments: an object.
+	InputSchema map[string]any
+}
+
+// ToolCall is the model's request to run a tool.
+type ToolCall struct {
+	// ID pairs the call with its ToolResult; providers assign it.
+	ID    string
+	Name  string
+	Input map[string]any
+}
+
+// ToolResult is a tool's answer to one ToolCall.
+type ToolResult struct {
+	CallID string
+	// Content is the result as text (triage's tools answer JSON).
+	Content string
+	// IsError says the call failed or was refused; Content says why.
+	IsError bool
 }
 
 // Preferences are MCP's modelPreferences, provider-neutral. ModelRoute says
@@ -72,6 +106,10 @@ type Request struct {
 	// schema gets it (Options.Structured); the caller validates the answer
 	// either way, since most providers cannot.
 	Schema map[string]any
+	// Tools the model may call before it answers; empty offers none. A
+	// response that calls them has StopReason StopToolUse and ToolCalls;
+	// the caller runs them and sends the results in a new user message.
+	Tools []Tool
 	// Metadata is the MCP request's metadata, passed through. triage sets
 	// "event_id" (string), "type" (string), "outcomes" ([]string, the
 	// decision schema's outcomes) and "fallback" (string). Providers other
@@ -88,6 +126,9 @@ type Response struct {
 	// StopReason is StopEndTurn, StopMaxTokens, StopSequence, or the
 	// provider's own reason when MCP has no equivalent.
 	StopReason string
+	// ToolCalls are the tools the model asks to run (StopReason
+	// StopToolUse); Text may then be empty.
+	ToolCalls []ToolCall
 	// Token usage as the provider reports it; 0 when unknown. The offline
 	// scorer's counts are approximations (characters / 4).
 	InputTokens, OutputTokens int64

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/url"
+	"reflect"
 	"testing"
 	"time"
 
@@ -174,7 +175,7 @@ func TestOpenAIComplete(t *testing.T) {
 			} else {
 				o.HTTPClient = redirect(t, srv.URL)
 			}
-			if got := complete(t, "openai", o, tt.req); got != tt.wantResult {
+			if got := complete(t, "openai", o, tt.req); !reflect.DeepEqual(got, tt.wantResult) {
 				t.Errorf("response = %+v\nwant       %+v", got, tt.wantResult)
 			}
 			r := srv.check(t, "/v1/chat/completions", tt.wantBody)

@@ -33,6 +33,13 @@ type Verdict struct {
 	Path   string
 	Reason string
 	Model  string
+	// Tier is the risk tier that chose the request's model preferences
+	// (rules.Prompt.Tier); the decision carries it.
+	Tier string
+	// CacheKey is the result cache's key of a sampled or cached verdict,
+	// and SourceAuditID, on a cached one, the audit_id of the sampled
+	// decision it reuses; the decision's audit record carries both.
+	CacheKey, SourceAuditID string
 	// Attempts are audit records for each sampling attempt and tool call made
 	// on the way to this verdict; the pipeline emits them with the decision.
 	Attempts []audit.Record

@@ -57,7 +57,7 @@ func (p *Pipeline) decide(w work) {
 		return // its partition moved on while it waited: not ours to decide
 	}
 	if p.cfg.Decider == nil {
-		p.emitDecision(it.Event, p.fallback(it, FallbackNoSampler), nil, w.ticket)
+		p.emitDecision(it.Event, p.fallback(it, FallbackNoSampler), Verdict{}, w.ticket)
 		return
 	}
 	v, err := p.cfg.Decider.Decide(p.workCtx, it)
@@ -72,16 +72,17 @@ func (p *Pipeline) decide(w work) {
 	}
 	if err != nil {
 		d := p.fallback(it, FallbackReason(err))
+		d.Tier = v.Tier
 		p.log.Debug("fallback", "event_id", it.Event.ID, "reason", d.Reason, "err", err)
-		p.emitDecision(it.Event, d, v.Attempts, w.ticket)
+		p.emitDecision(it.Event, d, Verdict{Attempts: v.Attempts}, w.ticket)
 		return
 	}
 	path := v.Path
 	if path == "" {
 		path = PathSampled
 	}
-	d := Decision{Outcome: v.Outcome, Path: path, RuleID: it.Rule.RuleID, Reason: v.Reason, Model: v.Model}
-	p.emitDecision(it.Event, d, v.Attempts, w.ticket)
+	d := Decision{Outcome: v.Outcome, Path: path, RuleID: it.Rule.RuleID, Reason: v.Reason, Model: v.Model, Tier: v.Tier}
+	p.emitDecision(it.Event, d, v, w.ticket)
 }
 
 var errInvalidOutcome = &reasonError{FallbackInvalid}
@@ -95,10 +96,12 @@ func (p *Pipeline) fallback(it Item, reason string) Decision {
 	return Decision{Outcome: it.Type.Fallback, Path: PathFallback, RuleID: it.Rule.RuleID, Reason: reason}
 }
 
-// emitDecision completes d from ev, then writes the decision, the sampling
-// attempts' audit records and the decision's own audit record; the ticket is
-// done when the broker has acknowledged all of them.
-func (p *Pipeline) emitDecision(ev Event, d Decision, attempts []audit.Record, t *Ticket) {
+// emitDecision completes d from ev, then writes the decision, the audit
+// records of v's sampling attempts and tool calls, and the decision's own
+// audit record (with v's cache key and source); the ticket is done when the
+// broker has acknowledged all of them.
+func (p *Pipeline) emitDecision(ev Event, d Decision, v Verdict, t *Ticket) {
+	attempts := v.Attempts
 	now := time.Now()
 	d.EventID, d.Type, d.TenantID, d.Key = ev.ID, ev.Type, ev.TenantID, ev.Key
 	d.DecidedAt = now.UTC()
@@ -121,7 +124,8 @@ func (p *Pipeline) emitDecision(ev Event, d Decision, attempts []audit.Record, t
 	dec := &audit.Record{
 		AuditID: audit.ID(ev.TenantID, ev.ID, audit.KindDecision, 0), Kind: audit.KindDecision,
 		Path: d.Path, RuleID: d.RuleID, Outcome: d.Outcome, Reason: d.Reason, Status: decisionStatus(d),
-		ModelAnswered: d.Model, LatencyMS: d.LatencyMS, At: d.DecidedAt,
+		ModelAnswered: d.Model, LatencyMS: d.LatencyMS, At: d.DecidedAt, Tier: d.Tier,
+		CacheKey: v.CacheKey, SourceAuditID: v.SourceAuditID,
 	}
 	p.fillAudit(dec, ev, user)
 	trail = append(trail, dec)
