@@ -102,6 +102,13 @@ type Args struct {
 	// Sampler names the calling sampler in audit records; stateless
 	// (2026-07-28) sessions carry no client info of their own.
 	Sampler string `json:"sampler,omitempty" jsonschema:"name of the sampler, recorded in audit records"`
+	// Tools declares that the sampler runs tool loops: its input requests
+	// may then be sampling/createMessage with tools (2025-11-25's sampling
+	// with tools), whose answers may be tool_use content the server runs
+	// and answers on the same lease. Stateless (2026-07-28) calls carry no
+	// client capabilities, so a sampler says it here; without it the
+	// requests offer no tools.
+	Tools bool `json:"tools,omitempty" jsonschema:"the sampler can answer sampling requests that offer tools (tool_use / tool_result)"`
 }
 
 // Status is the outcome of one work tool call.
