@@ -1,6 +1,9 @@
 package audit
 
-import "testing"
+import (
+	"testing"
+	"time"
+)
 
 // TestIDTenantScoped: an audit_id is the same for the same tenant, event,
 // kind and n, as reprocessing needs, and differs for another tenant with
@@ -24,5 +27,31 @@ func TestIDTenantScoped(t *testing.T) {
 		if other == id {
 			t.Errorf("another tenant, event, kind or n got the id %s too", id)
 		}
+	}
+}
+
+// TestHashCoversLaterFields: the fields added with the LLM stage's
+// controls are hashed when set, and a record without them hashes as
+// before they existed, so stored chains still verify.
+func TestHashCoversLaterFields(t *testing.T) {
+	r := Record{AuditID: "a", Kind: KindDecision, EventID: "e", At: time.UnixMilli(1700000000000).UTC()}
+	before := r.ComputeHash()
+	for name, edit := range map[string]func(*Record){
+		"tier":             func(r *Record) { r.Tier = "high" },
+		"tool":             func(r *Record) { r.Tool = "transaction_history" },
+		"cache_key":        func(r *Record) { r.CacheKey = "k" },
+		"source_audit_id":  func(r *Record) { r.SourceAuditID = "s" },
+		"tokens_estimated": func(r *Record) { r.TokensEstimated = true },
+	} {
+		e := r
+		edit(&e)
+		if e.ComputeHash() == before {
+			t.Errorf("%s is not hashed", name)
+		}
+	}
+	// The hash of a record without them is pinned: what the release
+	// before them computed for it (d62a56a), as chains it stored carry.
+	if want := "7663afde245ef920acb67b7ef2f7be0b6c9e743d1a1e8a671f584a75daca9777"; before != want {
+		t.Errorf("hash %s, want %s as before the fields existed", before, want)
 	}
 }

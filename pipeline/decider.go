@@ -65,6 +65,10 @@ const (
 	FallbackInvalid   = "invalid_answer"
 	// FallbackLeaseExpired: samplers took the item and never answered.
 	FallbackLeaseExpired = "lease_expired"
+	// FallbackPolicy: the tenant's policy does not allow LLM decisions
+	// (audit status denied). The guards' other refusals, rate_limited and
+	// budget_exceeded, are audit statuses of the same name.
+	FallbackPolicy = "policy"
 )
 
 // FallbackReason maps a Decider error to the reason recorded with the

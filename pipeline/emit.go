@@ -167,6 +167,8 @@ func decisionStatus(d Decision) audit.Status {
 	case string(audit.StatusRateLimited), string(audit.StatusBudgetExceeded), string(audit.StatusDenied):
 		// A guard refused the request; the reason is the status.
 		return audit.Status(d.Reason)
+	case FallbackPolicy:
+		return audit.StatusDenied
 	default: // no_sampler, error and a Decider's other reasons
 		return audit.StatusError
 	}

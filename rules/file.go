@@ -140,8 +140,14 @@ func (p *parser) set(doc *yaml.Node) *Set {
 		p.fail(nil, where{}, "empty file: want a mapping with a types key")
 		return s
 	}
-	var typesNode *yaml.Node
-	p.mapping(doc.Content[0], where{}, []string{"types"}, func(_ string, _, v *yaml.Node) { typesNode = v })
+	var typesNode, guardsNode *yaml.Node
+	p.mapping(doc.Content[0], where{}, []string{"types", "guards"}, func(key string, _, v *yaml.Node) {
+		if key == "guards" {
+			guardsNode = v
+		} else {
+			typesNode = v
+		}
+	})
 	if typesNode == nil {
 		if len(p.errs) == 0 {
 			p.fail(doc.Content[0], where{}, "missing key \"types\"")
@@ -160,6 +166,12 @@ func (p *parser) set(doc *yaml.Node) *Set {
 		p.fail(typesNode, where{}, "no types")
 	}
 	slices.Sort(s.names)
+	if guardsNode != nil {
+		p.guards(s, guardsNode)
+	}
+	for _, t := range s.types {
+		t.set = s
+	}
 	return s
 }
 

@@ -18,10 +18,11 @@ const DefaultMaxBytes = 1 << 20
 // counters move) and safe for concurrent use. Build one with [Parse] or
 // [Load], or hold a changing one with [Live].
 type Set struct {
-	name  string
-	sum   [sha256.Size]byte
-	types map[string]*Type
-	names []string // sorted
+	name   string
+	sum    [sha256.Size]byte
+	types  map[string]*Type
+	names  []string // sorted
+	guards Guards
 }
 
 // Type is one event type's section of the rules file. Its exported fields
@@ -58,6 +59,7 @@ type Type struct {
 	// allow-list. Build a request with Prompt.
 	Sampling Sampling
 
+	set        *Set           // the file the type belongs to: its guards and version
 	fieldIndex map[string]int // name -> index in Fields
 	params     ref.Val        // Params, wrapped once for CEL
 	defaults   *counters      // events that no rule matched

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
@@ -35,6 +36,10 @@ type DirectOptions struct {
 	// and the item gets the fallback at once rather than hold a pipeline
 	// worker. Default 10 s (as cmd/sampler's), and never below Backoff.
 	BackoffMax time.Duration
+	// Region is where the provider's API runs, as the operator configured
+	// it: an item of a tenant restricted to other regions is never sent,
+	// and falls back with no_sampler.
+	Region string
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
 	// Metrics, when not nil, counts attempts.
@@ -73,6 +78,9 @@ func NewDirect(provider llm.Provider, opts DirectOptions) *Direct {
 // 5xx, resets) are retried after the back-off or the provider's
 // Retry-After, as cmd/sampler does (package internal/retry).
 func (d *Direct) Decide(ctx context.Context, it pipeline.Item) (pipeline.Verdict, error) {
+	if r := it.Type.Guards().Tenant(it.Event.TenantID).Regions; len(r) > 0 && !slices.Contains(r, d.opts.Region) {
+		return pipeline.Verdict{}, ErrNoSampler
+	}
 	pr, err := it.Type.Prompt(it.Event.Fields, it.Rule.RuleID)
 	if err != nil {
 		return pipeline.Verdict{}, fmt.Errorf("sampling: build request for %s: %w", it.Event.ID, err)

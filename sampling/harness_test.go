@@ -131,8 +131,14 @@ func connectHTTP(t testing.TB, pool *sampling.Pool, token, version string, f ans
 	t.Helper()
 	srv := httptest.NewServer(pool.Handler(token))
 	t.Cleanup(srv.Close)
+	return connectURL(t, srv.URL, token, version, f)
+}
+
+// connectURL connects a client to the MCP endpoint at url with token.
+func connectURL(t testing.TB, url, token, version string, f answerFunc) *client {
+	t.Helper()
 	mc, c := newClient(t, version, f)
-	tr := &mcp.StreamableClientTransport{Endpoint: srv.URL, HTTPClient: bearerClient(token)}
+	tr := &mcp.StreamableClientTransport{Endpoint: url, HTTPClient: bearerClient(token)}
 	cs, err := mc.Connect(context.Background(), tr, &mcp.ClientSessionOptions{ProtocolVersion: version})
 	if err != nil {
 		t.Fatal(err)

@@ -56,6 +56,11 @@ type Options struct {
 	// QuarantineFor is how long a quarantined session is given no work.
 	// Default 5 s.
 	QuarantineFor time.Duration
+	// Region is the region of in-process samplers (the builtin sampler on
+	// the in-memory transport), which authenticate with no token: the
+	// consumer's own. Samplers over HTTP are in the region their token
+	// binds them to (see Token), none for a token without one.
+	Region string
 	// Name and Version identify the MCP server. Defaults "triage", "dev".
 	Name, Version string
 	// Logger defaults to slog.Default().
@@ -117,6 +122,7 @@ type Pool struct {
 	notify   chan struct{} // closed and replaced when an item is queued or a breaker changes (wakeLocked)
 	leases   map[string]*lease
 	sessions map[*mcp.ServerSession]*session // live legacy sessions (session.go)
+	regions  map[string]string               // by session id: its token's region (noteRegion)
 	breakers map[string]*breaker             // by session name (quarantine.go)
 	active   map[string]int                  // takes in progress and leases out, by session name
 	swept    time.Time                       // when breakers were last swept
@@ -140,7 +146,10 @@ const (
 // job is one item on its way through the pool. All fields but conv are
 // guarded by Pool.mu.
 type job struct {
-	conv       *conversation
+	conv *conversation
+	// regions, when not empty, are the only sampler regions that may take
+	// the job: its tenant's residency policy.
+	regions    []string
 	state      jobState
 	leases     int
 	corrected  bool
@@ -184,7 +193,7 @@ func NewPool(opts Options) *Pool {
 	p := &Pool{
 		opts: opts, log: opts.Logger,
 		notify: make(chan struct{}), leases: map[string]*lease{},
-		sessions: map[*mcp.ServerSession]*session{}, breakers: map[string]*breaker{}, active: map[string]int{},
+		sessions: map[*mcp.ServerSession]*session{}, regions: map[string]string{}, breakers: map[string]*breaker{}, active: map[string]int{},
 		ctx: ctx, cancel: cancel,
 	}
 	p.server = p.newServer()
@@ -218,7 +227,8 @@ func (p *Pool) Decide(ctx context.Context, it pipeline.Item) (pipeline.Verdict, 
 	if err != nil {
 		return pipeline.Verdict{}, fmt.Errorf("sampling: build request for %s: %w", it.Event.ID, err)
 	}
-	j := &job{conv: newConversation(it, pr), done: make(chan struct{})}
+	j := &job{conv: newConversation(it, pr), done: make(chan struct{}),
+		regions: it.Type.Guards().Tenant(it.Event.TenantID).Regions}
 	p.mu.Lock()
 	if p.ctx.Err() != nil {
 		p.mu.Unlock()
@@ -308,9 +318,10 @@ func (p *Pool) requeueLocked(j *job, session string) {
 	p.enqueueLocked(j, true)
 }
 
-// take waits up to wait for a queued item and leases it. A quarantined
-// session waits as if the queue were empty.
-func (p *Pool) take(ctx context.Context, wait time.Duration, mode, session string) *lease {
+// take waits up to wait for a queued item that a sampler of region may
+// take, and leases it. A quarantined session waits as if the queue were
+// empty.
+func (p *Pool) take(ctx context.Context, wait time.Duration, mode, session, region string) *lease {
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	p.mu.Lock()
@@ -323,7 +334,7 @@ func (p *Pool) take(ctx context.Context, wait time.Duration, mode, session strin
 	}()
 	for {
 		p.mu.Lock()
-		i, retry := p.pickLocked(session)
+		i, retry := p.pickLocked(session, region)
 		if i >= 0 {
 			done, held, ok := p.allowLocked(session)
 			if ok {
@@ -354,11 +365,17 @@ func (p *Pool) take(ctx context.Context, wait time.Duration, mode, session strin
 	}
 }
 
-// pickLocked returns the index of the first queued job session may take,
-// or -1 and, when a job is held back from it, how soon to look again.
-func (p *Pool) pickLocked(session string) (int, time.Duration) {
+// pickLocked returns the index of the first queued job session, a sampler
+// of region, may take, or -1 and, when a job is held back from it, how
+// soon to look again. A job whose tenant restricts regions is never taken
+// by a sampler of another region: it waits for one, or falls back with
+// no_sampler when the queue wait ends.
+func (p *Pool) pickLocked(session, region string) (int, time.Duration) {
 	var retry time.Duration
 	for i, j := range p.queue {
+		if len(j.regions) > 0 && !slices.Contains(j.regions, region) {
+			continue
+		}
 		if j.failedBy == "" || j.failedBy != session {
 			return i, 0
 		}

@@ -33,6 +33,7 @@ func (p *Pool) onInitialized(_ context.Context, req *mcp.InitializedRequest) {
 	}
 	s := p.sessionLocked(ss)
 	s.named(name)
+	s.inProcess = ss.ID() == "" // no HTTP request, no token
 	ctx := s.ctx
 	p.wg.Go(func() { p.push(ctx, ss, name) })
 }
@@ -67,7 +68,7 @@ func (p *Pool) pushLoop(ctx context.Context, ss *mcp.ServerSession, name string)
 		if p.isPuller(ss) {
 			return
 		}
-		l := p.take(ctx, pushWait, ModePush, name)
+		l := p.take(ctx, pushWait, ModePush, name, p.sessionRegion(ss))
 		if l == nil {
 			continue
 		}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/auth"
@@ -57,7 +58,7 @@ func (p *Pool) next(ctx context.Context, req *mcp.CallToolRequest, args work.Arg
 		wait = time.Duration(min(args.WaitMS, work.MaxWaitMS)) * time.Millisecond
 	}
 	idle := work.Result{Status: work.StatusIdle}
-	l := p.take(ctx, wait, ModePull, session)
+	l := p.take(ctx, wait, ModePull, session, p.region(req.Extra))
 	if l == nil {
 		return nil, idle, nil
 	}
@@ -136,12 +137,49 @@ func sessionName(ss *mcp.ServerSession, sampler string) string {
 	return name
 }
 
+// Token is a bearer token samplers authenticate with on /mcp, and the
+// region it binds them to: a sampler's region is the one its operator
+// gave its token, never one it claims, and tenants restricted to regions
+// (rules.TenantPolicy) are served only by samplers of those regions.
+type Token struct {
+	Secret string
+	// Region is empty for a token bound to no region: its samplers take
+	// only the work of tenants without a restriction.
+	Region string
+}
+
+// regionKey is the auth.TokenInfo.Extra key of a token's region.
+const regionKey = "region"
+
+// region is the region of the sampler that sent a request: its token's,
+// or, for an in-process sampler (no HTTP, no token), the pool's own.
+func (p *Pool) region(extra *mcp.RequestExtra) string {
+	if extra == nil || extra.TokenInfo == nil {
+		if extra == nil || extra.Header == nil {
+			return p.opts.Region
+		}
+		return ""
+	}
+	r, _ := extra.TokenInfo.Extra[regionKey].(string)
+	return r
+}
+
 // Handler serves the MCP server over Streamable HTTP for both protocol
 // generations: requests that name protocol 2026-07-28 or later go to a
 // stateless handler (pull only: the server may not send requests), all
 // others to a stateful one (pull, and push to hosts that do not pull). With
-// a non-empty token, every request must carry "Authorization: Bearer token".
+// a non-empty token, every request must carry "Authorization: Bearer token";
+// its samplers are bound to no region (see HandlerTokens).
 func (p *Pool) Handler(token string) http.Handler {
+	if token == "" {
+		return p.HandlerTokens(nil)
+	}
+	return p.HandlerTokens([]Token{{Secret: token}})
+}
+
+// HandlerTokens is Handler for several tokens, each binding its samplers
+// to a region. With no tokens, requests need none.
+func (p *Pool) HandlerTokens(tokens []Token) http.Handler {
 	getServer := func(*http.Request) *mcp.Server { return p.server }
 	// A sampler that vanished without closing its session must not hold it
 	// (and its push workers) forever; live samplers call at least every
@@ -155,12 +193,33 @@ func (p *Pool) Handler(token string) http.Handler {
 		}
 		stateful.ServeHTTP(w, r)
 	})
-	if token != "" {
+	if len(tokens) > 0 {
+		inner := h
+		h = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if id := r.Header.Get("Mcp-Session-Id"); id != "" {
+				if ti := auth.TokenInfoFromContext(r.Context()); ti != nil {
+					region, _ := ti.Extra[regionKey].(string)
+					p.noteRegion(id, region)
+				}
+			}
+			inner.ServeHTTP(w, r)
+		})
 		verify := func(_ context.Context, got string, _ *http.Request) (*auth.TokenInfo, error) {
-			if subtle.ConstantTimeCompare([]byte(got), []byte(token)) != 1 {
+			// Every token is compared, in constant time each, so that the
+			// time taken does not tell which one nearly matched.
+			match := -1
+			for i := range tokens {
+				if subtle.ConstantTimeCompare([]byte(got), []byte(tokens[i].Secret)) == 1 {
+					match = i
+				}
+			}
+			if match < 0 {
 				return nil, fmt.Errorf("sampling: %w", auth.ErrInvalidToken)
 			}
-			return &auth.TokenInfo{Expiration: time.Now().Add(time.Hour)}, nil
+			// UserID names the token, so that the SDK refuses a session's
+			// requests made with another token (of another region).
+			return &auth.TokenInfo{Expiration: time.Now().Add(time.Hour), UserID: "token-" + strconv.Itoa(match),
+				Extra: map[string]any{regionKey: tokens[match].Region}}, nil
 		}
 		h = auth.RequireBearerToken(verify, nil)(h)
 	}

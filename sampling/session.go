@@ -16,6 +16,9 @@ type session struct {
 	ctx    context.Context // ends when the session or the pool does
 	puller bool            // it called the work tool: do not push to it
 	names  []string        // it took work by these names: its breakers
+	// inProcess: a session with no HTTP (the builtin sampler), in the
+	// pool's own region; others are in their token's (noteRegion).
+	inProcess bool
 }
 
 // sessionLocked returns the record of ss, creating it on first sight with
@@ -36,6 +39,7 @@ func (p *Pool) sessionLocked(ss *mcp.ServerSession) *session {
 		p.mu.Lock()
 		defer p.mu.Unlock()
 		delete(p.sessions, ss)
+		delete(p.regions, ss.ID())
 		for _, name := range s.names {
 			p.forgetBreakerLocked(name)
 		}
@@ -75,4 +79,33 @@ func (p *Pool) isPuller(ss *mcp.ServerSession) bool {
 	defer p.mu.Unlock()
 	s := p.sessions[ss]
 	return s != nil && s.puller
+}
+
+// noteRegion records the region of the token that authenticated a request
+// of the legacy session named id. The SDK hands the notification that
+// starts pushing (initialized) no request metadata, so the push loops
+// read the region the session's HTTP requests carried; a session whose
+// region is not known has none, and is given no work of a tenant
+// restricted to regions. The record goes with the session; ids the pool
+// never sees a session for (a client's mistake or a forgery: the SDK
+// refuses them) are bounded by maxRegions.
+func (p *Pool) noteRegion(id, region string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if _, ok := p.regions[id]; ok || len(p.regions) < maxRegions {
+		p.regions[id] = region
+	}
+}
+
+// maxRegions bounds the session regions the pool records.
+const maxRegions = 10_000
+
+// sessionRegion is the region of a legacy session that the pool pushes to.
+func (p *Pool) sessionRegion(ss *mcp.ServerSession) string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if s := p.sessions[ss]; s != nil && s.inProcess {
+		return p.opts.Region
+	}
+	return p.regions[ss.ID()]
 }

@@ -31,6 +31,16 @@ func newLLMStage(cfg config.Config, log *slog.Logger, reg prometheus.Registerer)
 	if err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
+	guardMetrics, err := sampling.NewGuardMetrics(reg)
+	if err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
+	// The rules file's guards (cache, limits, budgets, tenant policy)
+	// stand in front of whatever decides: they are the rules' to set,
+	// and a file without them guards nothing.
+	guard := func(d pipeline.Decider) pipeline.Decider {
+		return sampling.NewGuard(d, sampling.GuardOptions{Logger: log, Metrics: guardMetrics})
+	}
 	samplerMode := cfg.Sampler
 	if samplerMode == "" {
 		samplerMode = "none"
@@ -44,13 +54,13 @@ func newLLMStage(cfg config.Config, log *slog.Logger, reg prometheus.Registerer)
 			return nil, err
 		}
 		return &llmStage{
-			decider: sampling.NewDirect(prov, sampling.DirectOptions{Logger: log, Metrics: metrics}),
+			decider: guard(sampling.NewDirect(prov, sampling.DirectOptions{Region: cfg.Region, Logger: log, Metrics: metrics})),
 			label:   "direct provider call: " + prov.Name(),
 		}, nil
 	}
-	pool := sampling.NewPool(sampling.Options{QueueWait: cfg.QueueWait,
+	pool := sampling.NewPool(sampling.Options{QueueWait: cfg.QueueWait, Region: cfg.Region,
 		QuarantineAfter: cfg.QuarantineAfter, QuarantineFor: cfg.QuarantineFor, Logger: log, Metrics: metrics})
-	st := &llmStage{decider: pool, pool: pool, label: "remote MCP samplers on " + cfg.MCPListen}
+	st := &llmStage{decider: guard(pool), pool: pool, label: "remote MCP samplers on " + cfg.MCPListen}
 	if cfg.MCPListen == "" {
 		st.label = "nobody (no sampler and no MCP endpoint): the fallback"
 	}
@@ -86,6 +96,23 @@ func newLLMStage(cfg config.Config, log *slog.Logger, reg prometheus.Registerer)
 		st.label = "builtin MCP sampler (pull, in-memory transport): " + prov.Name()
 	}
 	return st, nil
+}
+
+// samplerTokens are the tokens samplers may authenticate with on /mcp:
+// --mcp-token's, bound to no region, and --mcp-tokens-file's.
+func samplerTokens(cfg config.Config) ([]sampling.Token, error) {
+	var tokens []sampling.Token
+	if cfg.MCPToken != "" {
+		tokens = append(tokens, sampling.Token{Secret: cfg.MCPToken})
+	}
+	if cfg.MCPTokensFile != "" {
+		more, err := sampling.LoadTokens(cfg.MCPTokensFile)
+		if err != nil {
+			return nil, err
+		}
+		tokens = append(tokens, more...)
+	}
+	return tokens, nil
 }
 
 func newProvider(cfg config.Config) (llm.Provider, error) {

@@ -175,11 +175,17 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		stop := context.AfterFunc(sctx, func() { _ = stage.pool.Close() })
 		defer stop()
 		if cfg.MCPListen != "" {
-			if host, _, _ := net.SplitHostPort(cfg.MCPListen); cfg.MCPToken == "" && !isLoopback(host) {
+			tokens, err := samplerTokens(cfg)
+			if err != nil {
+				cancelPipeline()
+				_ = g.Wait()
+				return err
+			}
+			if host, _, _ := net.SplitHostPort(cfg.MCPListen); len(tokens) == 0 && !isLoopback(host) {
 				log.Warn("the MCP endpoint listens beyond loopback without --mcp-token: anyone who reaches it can pull events", "addr", cfg.MCPListen)
 			}
 			mux := http.NewServeMux()
-			mux.Handle("/mcp", stage.pool.Handler(cfg.MCPToken))
+			mux.Handle("/mcp", stage.pool.HandlerTokens(tokens))
 			if err := serveHTTP(g, sctx, cfg.MCPListen, mux, log); err != nil {
 				cancelPipeline()
 				_ = g.Wait()

@@ -36,8 +36,15 @@ type Config struct {
 	LogFormat      string
 	LogLevel       string
 
-	MCPListen      string
-	MCPToken       string
+	MCPListen string
+	MCPToken  string
+	// MCPTokensFile names a file of region-bound sampler tokens, one
+	// "region token" pair a line (see sampling.Token).
+	MCPTokensFile string
+	// Region is where this consumer runs: the region of its builtin
+	// sampler and of --llm direct's provider, for tenants restricted to
+	// regions.
+	Region         string
 	Sampler        string
 	LLM            string
 	Provider       string
@@ -186,6 +193,8 @@ func bind(fs *flag.FlagSet, c *Config) {
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error")
 	fs.StringVar(&c.MCPListen, "mcp-listen", c.MCPListen, "address of the MCP server (Streamable HTTP at /mcp) that samplers connect to (empty: off)")
 	fs.StringVar(&c.MCPToken, "mcp-token", c.MCPToken, "bearer token remote samplers must send on /mcp (empty: none; set one beyond loopback)")
+	fs.StringVar(&c.MCPTokensFile, "mcp-tokens-file", c.MCPTokensFile, `file of region-bound sampler tokens, one "region token" pair a line (# comments): a sampler's region is its token's, for tenants the rules restrict to regions; works beside --mcp-token, whose samplers have no region`)
+	fs.StringVar(&c.Region, "region", c.Region, "region this consumer runs in: the region of its builtin sampler and of --llm direct's provider, for tenants the rules restrict to regions")
 	fs.StringVar(&c.Sampler, "sampler", c.Sampler, "builtin: an in-process MCP sampler with the --provider; none: wait for remote samplers (empty: builtin with --embedded, else none)")
 	fs.StringVar(&c.LLM, "llm", c.LLM, "mcp: reach the LLM through MCP sampling; direct: call the --provider API from the consumer")
 	fs.StringVar(&c.Provider, "provider", c.Provider, "LLM provider of the builtin sampler and of --llm direct: offline, anthropic or openai")
