@@ -175,7 +175,7 @@ func (p *parser) set(doc *yaml.Node) *Set {
 	return s
 }
 
-var typeKeys = []string{"key", "max_bytes", "fields", "outcomes", "fallback", "default", "params", "rules", "sampling"}
+var typeKeys = []string{"key", "max_bytes", "fields", "outcomes", "fallback", "default", "params", "rules", "sampling", "tiers"}
 
 // typ parses one type section. It keeps going after a problem so that one
 // Parse reports as many as it can; the Set is discarded if any were found.
@@ -238,6 +238,9 @@ func (p *parser) typ(name string, nameNode, n *yaml.Node) *Type {
 		p.rules(t, v)
 	}
 	p.sampling(t, nameNode, nodes["sampling"])
+	if v := nodes["tiers"]; v != nil {
+		p.tiers(t, v)
+	}
 	return t
 }
 

@@ -39,8 +39,12 @@ type Prompt struct {
 	// allow-listed, masked fields, without trailing white space, at most
 	// 32 KiB (longer output is cut and ends with "[truncated]").
 	User string
-	// Model is the rule's override from rule_models, or the type's model.
+	// Model is the rule's override from rule_models, or else the tier's
+	// model, or else the type's.
 	Model ModelPrefs
+	// Tier is the event's risk tier (Type.TierOf): "" when the type has
+	// no tiers.
+	Tier string
 	// Temperature, MaxTokens, Stop and Timeout are the type's; see Sampling.
 	Temperature *float64
 	MaxTokens   int
@@ -92,10 +96,18 @@ func (t *Type) Prompt(ev map[string]any, ruleID string) (Prompt, error) {
 	if err != nil {
 		return Prompt{}, fmt.Errorf("rules: %s prompt: %w: %w", t.Name, ErrPrompt, err)
 	}
+	model, tierName := s.modelFor(ruleID), ""
+	if tier := t.tierOf(ev); tier != nil {
+		tierName = tier.Name
+		if _, override := s.RuleModels[ruleID]; !override {
+			model = tier.Model.clone()
+		}
+	}
 	return Prompt{
 		System:      s.system,
 		User:        user,
-		Model:       s.modelFor(ruleID),
+		Model:       model,
+		Tier:        tierName,
 		Temperature: clonePtr(s.Temperature),
 		MaxTokens:   s.MaxTokens,
 		Stop:        append([]string(nil), s.Stop...),

@@ -347,6 +347,11 @@ func (s *Sampling) modelFor(ruleID string) ModelPrefs {
 	if !ok {
 		m = s.Model
 	}
+	return m.clone()
+}
+
+// clone returns a copy that shares nothing with m.
+func (m ModelPrefs) clone() ModelPrefs {
 	return ModelPrefs{Hints: slices.Clone(m.Hints), Cost: clonePtr(m.Cost), Speed: clonePtr(m.Speed),
 		Intelligence: clonePtr(m.Intelligence)}
 }

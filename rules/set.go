@@ -58,6 +58,9 @@ type Type struct {
 	// without the block (one Parse proved is never sampled) has an empty
 	// allow-list. Build a request with Prompt.
 	Sampling Sampling
+	// Tiers are the risk tiers of sampled events, in file order (see Tier);
+	// empty when the file gives the type none.
+	Tiers []Tier
 
 	set        *Set           // the file the type belongs to: its guards and version
 	fieldIndex map[string]int // name -> index in Fields

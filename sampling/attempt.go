@@ -27,6 +27,7 @@ func attemptRecord(c *conversation, mode, session string, started time.Time, sta
 		Mode:           mode,
 		SamplerSession: session,
 		ModelRequested: c.modelRequested(),
+		Tier:           c.prompt.Tier,
 		RequestSummary: c.summary(),
 		LatencyMS:      float64(time.Since(started).Microseconds()) / 1000,
 		At:             time.Now().UTC(),

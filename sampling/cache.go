@@ -91,6 +91,7 @@ func cacheKey(it pipeline.Item, pr rules.Prompt) string {
 	put(it.Type.Name)
 	put(it.Rule.RuleID)
 	put(it.Type.Version())
+	put(pr.Tier)
 	put(pr.System)
 	put(pr.User)
 	for _, hint := range pr.Model.Hints {

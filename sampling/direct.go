@@ -78,6 +78,14 @@ func NewDirect(provider llm.Provider, opts DirectOptions) *Direct {
 // 5xx, resets) are retried after the back-off or the provider's
 // Retry-After, as cmd/sampler does (package internal/retry).
 func (d *Direct) Decide(ctx context.Context, it pipeline.Item) (pipeline.Verdict, error) {
+	v, err := d.decide(ctx, it)
+	if v.Tier == "" {
+		v.Tier = it.Type.TierOf(it.Event.Fields)
+	}
+	return v, err
+}
+
+func (d *Direct) decide(ctx context.Context, it pipeline.Item) (pipeline.Verdict, error) {
 	if r := it.Type.Guards().Tenant(it.Event.TenantID).Regions; len(r) > 0 && !slices.Contains(r, d.opts.Region) {
 		return pipeline.Verdict{}, ErrNoSampler
 	}

@@ -104,7 +104,7 @@ func (g *Guard) Decide(ctx context.Context, it pipeline.Item) (pipeline.Verdict,
 	gs := it.Type.Guards()
 	if gs.Tenant(it.Event.TenantID).NoLLM {
 		g.opts.Metrics.refused(FallbackPolicy)
-		return pipeline.Verdict{}, ErrPolicy
+		return pipeline.Verdict{Tier: it.Type.TierOf(it.Event.Fields)}, ErrPolicy
 	}
 	ttl, cacheable := gs.CacheTTL[it.Type.Name]
 	if !cacheable {
@@ -170,10 +170,10 @@ func (g *Guard) sample(ctx context.Context, it pipeline.Item, gs *rules.Guards, 
 	switch g.limits.allow(gs, lim, it.Event.TenantID, user) {
 	case FallbackRateLimited:
 		g.opts.Metrics.refused(FallbackRateLimited)
-		return pipeline.Verdict{}, ErrRateLimited
+		return pipeline.Verdict{Tier: it.Type.TierOf(it.Event.Fields)}, ErrRateLimited
 	case FallbackBudgetExceeded:
 		g.opts.Metrics.refused(FallbackBudgetExceeded)
-		return pipeline.Verdict{}, ErrBudgetExceeded
+		return pipeline.Verdict{Tier: it.Type.TierOf(it.Event.Fields)}, ErrBudgetExceeded
 	}
 	v, err := g.inner.Decide(ctx, it)
 	var spent int64

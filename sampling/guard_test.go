@@ -97,6 +97,18 @@ func TestCacheHitCostsNoRequest(t *testing.T) {
 	if n := c.requests(); n != 1 {
 		t.Errorf("the sampler answered %d requests, want 1", n)
 	}
+	if first.Tier != "standard" || again.Tier != "standard" || len(first.Attempts) != 1 || first.Attempts[0].Tier != "standard" {
+		t.Errorf("tiers: first %q (attempt %+v), again %q; want standard", first.Tier, first.Attempts, again.Tier)
+	}
+	big, err := decide(t, g, payment(typ, "t", "ev-big", 5000, ""))
+	if err != nil || big.Tier != "big" {
+		t.Errorf("a big payment: %+v, %v; want tier big", big, err)
+	}
+	c.mu.Lock()
+	if p := c.seen[len(c.seen)-1]; p.ModelPreferences == nil || p.ModelPreferences.Hints[0].Name != "claude-opus" {
+		t.Errorf("the big payment's request asked for %+v, want the big tier's claude-opus", p.ModelPreferences)
+	}
+	c.mu.Unlock()
 	// Another tenant's identical request is its own: answers are never
 	// shared across tenants.
 	other, err := decide(t, g, payment(typ, "t2", "ev-1", 900, ""))
@@ -107,8 +119,8 @@ func TestCacheHitCostsNoRequest(t *testing.T) {
 	if v, err := decide(t, g, payment(typ, "t", "ev-3", 901, "")); err != nil || v.Path != pipeline.PathSampled {
 		t.Errorf("different request: %+v, %v; want sampled", v, err)
 	}
-	if n := c.requests(); n != 3 {
-		t.Errorf("the sampler answered %d requests, want 3", n)
+	if n := c.requests(); n != 4 {
+		t.Errorf("the sampler answered %d requests, want 4", n)
 	}
 }
 

@@ -248,7 +248,7 @@ func (p *Pool) Decide(ctx context.Context, it pipeline.Item) (pipeline.Verdict, 
 			return j.verdict, j.err
 		}
 		p.finishLocked(j, pipeline.Verdict{}, ctx.Err())
-		return pipeline.Verdict{Attempts: j.attempts}, ctx.Err()
+		return j.verdict, ctx.Err()
 	}
 }
 
@@ -301,6 +301,7 @@ func (p *Pool) finishLocked(j *job, v pipeline.Verdict, err error) {
 	}
 	j.state = finished
 	v.Attempts = j.attempts
+	v.Tier = j.conv.prompt.Tier
 	j.verdict, j.err = v, err
 	close(j.done)
 	p.opts.Metrics.queued(-1)
