@@ -293,7 +293,9 @@ func TestRegionRestrictedWorkStaysInRegion(t *testing.T) {
 	t.Cleanup(func() { _ = pool.Close() })
 	srv := httptest.NewServer(pool.HandlerTokens([]sampling.Token{{Secret: "eu-secret", Region: "eu"}, {Secret: "us-secret", Region: "us"}}))
 	t.Cleanup(srv.Close)
-	connect := func(token, version string) *client { return connectURL(t, srv.URL, token, version, outcomeAnswer("allow")) }
+	connect := func(token, version string) *client {
+		return connectURL(t, srv.URL, token, version, outcomeAnswer("allow"))
+	}
 	// The us sampler pulls on 2026-07-28; the eu one is a legacy host the
 	// pool pushes to: the region reaches both paths.
 	us := connect("us-secret", "2026-07-28")
