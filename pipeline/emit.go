@@ -42,8 +42,16 @@ type Result struct {
 	// AuditRecords is how many audit records were written for the record:
 	// one for the decision plus SamplingAttempts, or one for a dead letter.
 	AuditRecords int
-	// SamplingAttempts is how many sampling attempts the decision took.
+	// SamplingAttempts is how many audit records of sampling attempts and
+	// tool calls the decision took.
 	SamplingAttempts int
+	// DecideTime is how long the Decider took over an ambiguous event
+	// (sampling, or the guards' answer: a cache hit, a refusal); 0 for a
+	// rule's decision and a dead letter.
+	DecideTime time.Duration
+	// SharedCache marks a cache decision that waited for an identical
+	// request in flight (Verdict.Shared).
+	SharedCache bool
 	// Latency runs from the record's produce timestamp to the moment its
 	// last output was acknowledged by the broker.
 	Latency time.Duration
@@ -57,10 +65,12 @@ func (p *Pipeline) decide(w work) {
 		return // its partition moved on while it waited: not ours to decide
 	}
 	if p.cfg.Decider == nil {
-		p.emitDecision(it.Event, p.fallback(it, FallbackNoSampler), Verdict{}, w.ticket)
+		p.emitDecision(it.Event, p.fallback(it, FallbackNoSampler), Verdict{}, w.ticket, 0)
 		return
 	}
+	started := time.Now()
 	v, err := p.cfg.Decider.Decide(p.workCtx, it)
+	took := time.Since(started)
 	if err != nil && p.workCtx.Err() != nil {
 		// Shutdown ran out of time: hand the event back instead of
 		// recording a fallback nobody chose.
@@ -74,7 +84,7 @@ func (p *Pipeline) decide(w work) {
 		d := p.fallback(it, FallbackReason(err))
 		d.Tier = v.Tier
 		p.log.Debug("fallback", "event_id", it.Event.ID, "reason", d.Reason, "err", err)
-		p.emitDecision(it.Event, d, Verdict{Attempts: v.Attempts}, w.ticket)
+		p.emitDecision(it.Event, d, Verdict{Attempts: v.Attempts}, w.ticket, took)
 		return
 	}
 	path := v.Path
@@ -82,7 +92,7 @@ func (p *Pipeline) decide(w work) {
 		path = PathSampled
 	}
 	d := Decision{Outcome: v.Outcome, Path: path, RuleID: it.Rule.RuleID, Reason: v.Reason, Model: v.Model, Tier: v.Tier}
-	p.emitDecision(it.Event, d, v, w.ticket)
+	p.emitDecision(it.Event, d, v, w.ticket, took)
 }
 
 var errInvalidOutcome = &reasonError{FallbackInvalid}
@@ -99,8 +109,8 @@ func (p *Pipeline) fallback(it Item, reason string) Decision {
 // emitDecision completes d from ev, then writes the decision, the audit
 // records of v's sampling attempts and tool calls, and the decision's own
 // audit record (with v's cache key and source); the ticket is done when the
-// broker has acknowledged all of them.
-func (p *Pipeline) emitDecision(ev Event, d Decision, v Verdict, t *Ticket) {
+// broker has acknowledged all of them. took is the Decider's time.
+func (p *Pipeline) emitDecision(ev Event, d Decision, v Verdict, t *Ticket, took time.Duration) {
 	attempts := v.Attempts
 	now := time.Now()
 	d.EventID, d.Type, d.TenantID, d.Key = ev.ID, ev.Type, ev.TenantID, ev.Key
@@ -147,7 +157,7 @@ func (p *Pipeline) emitDecision(ev Event, d Decision, v Verdict, t *Ticket) {
 			recs = append(recs, rec)
 		}
 		p.produce(recs, t, func(latency time.Duration) Result {
-			return Result{Topic: ev.Topic, Partition: ev.Partition, Offset: ev.Offset, Decision: &d, AuditRecords: len(trail), SamplingAttempts: len(attempts), Latency: latency}
+			return Result{Topic: ev.Topic, Partition: ev.Partition, Offset: ev.Offset, Decision: &d, AuditRecords: len(trail), SamplingAttempts: len(attempts), DecideTime: took, SharedCache: v.Shared, Latency: latency}
 		}, ev.Produced, nil)
 	})
 }

@@ -267,7 +267,7 @@ func (p *Pipeline) handle(r *kgo.Record) (w work, ok bool) {
 	}
 	t := p.offsets.Track(tp, r.Offset, r.LeaderEpoch)
 	if res.Action != rules.ActionSample {
-		p.emitDecision(ev, Decision{Outcome: res.Action, Path: PathRule, RuleID: res.RuleID, Reason: res.Reason}, Verdict{}, t)
+		p.emitDecision(ev, Decision{Outcome: res.Action, Path: PathRule, RuleID: res.RuleID, Reason: res.Reason}, Verdict{}, t, 0)
 		return work{}, false
 	}
 	return work{item: Item{Event: ev, Type: typ, Rule: res}, ticket: t}, true

@@ -153,7 +153,7 @@ func (g *Guard) Decide(ctx context.Context, it pipeline.Item) (pipeline.Verdict,
 		return pipeline.Verdict{Tier: f.v.Tier}, err
 	}
 	return pipeline.Verdict{Outcome: f.v.Outcome, Reason: f.v.Reason, Model: f.v.Model, Tier: f.v.Tier,
-		Path: pipeline.PathCache, CacheKey: key, SourceAuditID: f.src}, nil
+		Path: pipeline.PathCache, CacheKey: key, SourceAuditID: f.src, Shared: true}, nil
 }
 
 func cachedVerdict(c cached, key string) pipeline.Verdict {

@@ -47,7 +47,7 @@ type flags struct {
 	events                   int
 	duration, grace          time.Duration
 	deliveryTimeout          time.Duration
-	rate, bad                float64
+	rate, bad, repeat        float64
 	mix, ambiguous           string
 	seed                     int64
 	measure                  bool
@@ -68,6 +68,7 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 	fs.StringVar(&f.ambiguous, "ambiguous", "transaction=0.05,document=0.20",
 		"per type, share of valid events the default policy sends to sampling; a bare number applies to all types")
 	fs.Float64Var(&f.bad, "bad", 0, "share of malformed records (0..1)")
+	fs.Float64Var(&f.repeat, "repeat", 0, "share of ambiguous events that re-send a recent one under a new event_id (a client's retry, a document uploaded again): what the result cache answers (0..1)")
 	fs.Int64Var(&f.seed, "seed", 1, "random seed: the same seed produces the same events")
 	fs.BoolVar(&f.measure, "measure", false, "read decisions and the DLQ back and report end-to-end latency")
 	fs.DurationVar(&f.deliveryTimeout, "delivery-timeout", 30*time.Second, "how long a record may wait for the brokers before it counts as not acknowledged")
@@ -95,7 +96,7 @@ func (f flags) config() (loadgen.Config, error) {
 		return loadgen.Config{}, fmt.Errorf("--ambiguous: %w", err)
 	}
 	return loadgen.Config{
-		Seed: f.seed, Mix: mix, Ambiguous: amb, Bad: f.bad,
+		Seed: f.seed, Mix: mix, Ambiguous: amb, Bad: f.bad, Repeat: f.repeat,
 		Topics: map[string]string{loadgen.TypeTransaction: f.topicTxns, loadgen.TypeDocument: f.topicDocs},
 	}, nil
 }

@@ -83,6 +83,7 @@ type Config struct {
 	DemoMix       string
 	DemoAmbiguous string
 	DemoBad       float64
+	DemoRepeat    float64
 
 	ClickHouse string
 }
@@ -117,6 +118,7 @@ func Default() Config {
 		Partitions:      6,
 		DemoSeed:        1,
 		DemoBad:         0.01,
+		DemoRepeat:      0.1,
 	}
 }
 
@@ -221,6 +223,7 @@ func bind(fs *flag.FlagSet, c *Config) {
 	fs.StringVar(&c.DemoMix, "demo-mix", c.DemoMix, "with --demo, event type shares, e.g. transaction=0.8,document=0.2")
 	fs.StringVar(&c.DemoAmbiguous, "demo-ambiguous", c.DemoAmbiguous, "with --demo, share per type crafted for sampling, e.g. transaction=0.05,document=0.2")
 	fs.Float64Var(&c.DemoBad, "demo-bad", c.DemoBad, "with --demo, share of malformed records")
+	fs.Float64Var(&c.DemoRepeat, "demo-repeat", c.DemoRepeat, "with --demo, share of ambiguous events that re-send a recent one under a new event_id (a retry, a re-upload): what the result cache answers")
 	fs.StringVar(&c.ClickHouse, "clickhouse", c.ClickHouse, "ClickHouse DSN (clickhouse://host:9000/db): run the audit sink in this process, as group <group>-clickhouse; with --demo, print the dashboard report at the end")
 }
 

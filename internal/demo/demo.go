@@ -31,6 +31,9 @@ type Options struct {
 	Mix, Ambiguous string
 	// Bad is the share of malformed records.
 	Bad float64
+	// Repeat is the share of ambiguous events that re-send a recent one
+	// (loadgen.Config.Repeat).
+	Repeat float64
 	// Grace is how long to wait without progress before giving up on
 	// events that have no outcome yet. Default 60 s.
 	Grace time.Duration
@@ -60,7 +63,7 @@ type Options struct {
 // feed produces the events and waits until the summary accounts for each
 // of them (or Grace passes without progress).
 func feed(ctx context.Context, o Options, s *Summary) error {
-	gcfg := loadgen.Config{Seed: o.Seed, Bad: o.Bad}
+	gcfg := loadgen.Config{Seed: o.Seed, Bad: o.Bad, Repeat: o.Repeat}
 	var err error
 	if o.Mix != "" {
 		if gcfg.Mix, err = loadgen.ParseShares(o.Mix); err != nil {

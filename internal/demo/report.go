@@ -30,6 +30,24 @@ type Report struct {
 	DurationS    float64            `json:"duration_s"`
 	RecordsPerS  float64            `json:"records_per_s"`
 	LatencyMS    map[string]float64 `json:"latency_ms"`
+	// DecideMS is the Decider's time (sampling, or the guards' answer) by
+	// path, p50 and p99: what a cache hit costs against a sampled decision.
+	DecideMS map[string]float64 `json:"decide_ms"`
+	// DecideCount counts the decisions behind DecideMS, by row: sampled,
+	// cache (a stored answer), cache_shared (waited for an identical
+	// request in flight), fallback.
+	DecideCount map[string]int `json:"decide_count"`
+	// CacheShare is the share of would-be LLM requests the result cache
+	// answered: cache / (cache + sampled) decisions.
+	CacheShare float64 `json:"cache_share"`
+	// Refused counts the fallbacks the guards chose instead of a request,
+	// by reason: rate_limited, budget_exceeded, policy.
+	Refused map[string]int `json:"refused"`
+	// ToolCalls counts the tool calls made inside sampling by "tool status".
+	ToolCalls map[string]int `json:"tool_calls"`
+	// Tokens are the sampling attempts' tokens by tenant, model and tier,
+	// from the audit records read back.
+	Tokens []TokenRow `json:"tokens"`
 	// Missing counts produced events with neither a decision nor a dead
 	// letter; Duplicates counts results beyond the first for an event.
 	Missing    int `json:"missing"`
@@ -49,6 +67,24 @@ type Report struct {
 	Sampler       string   `json:"sampler"`
 }
 
+// TokenRow is one row of Report.Tokens.
+type TokenRow struct {
+	Tenant   string `json:"tenant"`
+	Model    string `json:"model"`
+	Tier     string `json:"tier"`
+	Attempts int    `json:"attempts"`
+	Tokens   int64  `json:"tokens"`
+	// Estimated counts the attempts whose tokens were estimated from the
+	// text's length because the sampler reported none.
+	Estimated int `json:"estimated"`
+}
+
+// decidePaths are the rows of the decider-time table.
+var decidePaths = []string{pipeline.PathSampled, pipeline.PathCache, pathCacheShared, pipeline.PathFallback}
+
+// guardReasons are the fallback reasons of the guards' refusals.
+var guardReasons = []string{"rate_limited", "budget_exceeded", "policy"}
+
 // Report snapshots the summary. sampler names what decided ambiguous events.
 func (s *Summary) Report(sampler string) Report {
 	s.mu.Lock()
@@ -62,14 +98,35 @@ func (s *Summary) Report(sampler string) Report {
 		EventsIn: s.eventsIn, Decisions: s.decisions, DLQ: s.dlq, AuditRecords: s.audit, Attempts: s.attempts,
 		ByPath: maps.Clone(s.byPath), ByOutcome: maps.Clone(s.byOutcome), ByType: maps.Clone(s.byType),
 		ByDLQReason: maps.Clone(s.byDLQ), ByFallback: maps.Clone(s.byReason),
-		DurationS: dur, LatencyMS: map[string]float64{}, Sampler: sampler,
+		DurationS: dur, LatencyMS: map[string]float64{}, DecideMS: map[string]float64{}, DecideCount: map[string]int{}, Sampler: sampler,
+		Refused: map[string]int{}, ToolCalls: maps.Clone(s.toolCalls),
 	}
+	for _, reason := range guardReasons {
+		r.Refused[reason] = s.byReason[reason]
+	}
+	if n := s.byPath[pipeline.PathCache] + s.byPath[pipeline.PathSampled]; n > 0 {
+		r.CacheShare = float64(s.byPath[pipeline.PathCache]) / float64(n)
+	}
+	for k, c := range s.tokens {
+		r.Tokens = append(r.Tokens, TokenRow{Tenant: k.tenant, Model: k.model, Tier: k.tier, Attempts: c.attempts, Tokens: c.tokens, Estimated: c.estimated})
+	}
+	slices.SortFunc(r.Tokens, func(a, b TokenRow) int {
+		if a.Tokens != b.Tokens {
+			return int(b.Tokens - a.Tokens)
+		}
+		return strings.Compare(a.Tenant+a.Model+a.Tier, b.Tenant+b.Model+b.Tier)
+	})
 	if dur > 0 {
 		r.RecordsPerS = float64(s.decisions+s.dlq) / dur
 	}
 	for _, path := range []string{pipeline.PathRule, pipeline.PathSampled, pipeline.PathCache, pipeline.PathFallback} {
 		r.LatencyMS[path+"_p50"] = ms(s.latency[path].Quantile(0.50))
 		r.LatencyMS[path+"_p99"] = ms(s.latency[path].Quantile(0.99))
+	}
+	for _, path := range decidePaths {
+		r.DecideMS[path+"_p50"] = ms(s.decide[path].Quantile(0.50))
+		r.DecideMS[path+"_p99"] = ms(s.decide[path].Quantile(0.99))
+		r.DecideCount[path] = int(s.decide[path].Count())
 	}
 	s.check(&r)
 	return r
@@ -145,12 +202,51 @@ func (r Report) WriteTable(w io.Writer) error {
 			fmt.Fprintf(tw, "  %s\t%.1f\t%.1f\n", path, r.LatencyMS[path+"_p50"], r.LatencyMS[path+"_p99"])
 		}
 	}
+	r.writeControls(tw)
 	check := "OK: every event has a decision or a DLQ record; every decision, sampling attempt and dead letter an audit record"
 	if !r.Complete || !r.AuditComplete {
 		check = "INCOMPLETE: " + strings.Join(r.Problems, "; ")
 	}
 	fmt.Fprintf(tw, "check\t%s\n", check)
 	return tw.Flush()
+}
+
+// maxTokenRows bounds the tokens table the summary prints.
+const maxTokenRows = 12
+
+// writeControls prints what the LLM stage's controls did: the cache's
+// share, the guards' refusals, the tool calls, the decider's time by path
+// and the tokens by tenant, model and tier.
+func (r Report) writeControls(w io.Writer) {
+	saved := r.ByPath[pipeline.PathCache]
+	fmt.Fprintf(w, "LLM requests saved by the cache\t%d of %d\t%.1f %%\n", saved, saved+r.ByPath[pipeline.PathSampled], 100*r.CacheShare)
+	fmt.Fprintf(w, "refused by the guards\t\t\n")
+	for _, reason := range guardReasons {
+		fmt.Fprintf(w, "  %s\t%d\t\n", reason, r.Refused[reason])
+	}
+	calls := 0
+	for _, n := range r.ToolCalls {
+		calls += n
+	}
+	writeCounts(w, "tool calls inside sampling", r.ToolCalls, calls)
+	fmt.Fprintln(w, "decider time (cache hit vs LLM)\tp50 ms\tp99 ms")
+	for _, path := range decidePaths {
+		if n := r.DecideCount[path]; n > 0 {
+			fmt.Fprintf(w, "  %s (%d)\t%.3f\t%.3f\n", strings.ReplaceAll(path, "_", ", "), n, r.DecideMS[path+"_p50"], r.DecideMS[path+"_p99"])
+		}
+	}
+	fmt.Fprintln(w, "tokens by tenant, model, tier\tattempts\ttokens (estimated attempts)")
+	for i, t := range r.Tokens {
+		if i == maxTokenRows {
+			fmt.Fprintf(w, "  … %d more rows in --summary-json\t\t\n", len(r.Tokens)-i)
+			break
+		}
+		tier := t.Tier
+		if tier == "" {
+			tier = "-"
+		}
+		fmt.Fprintf(w, "  %s %s %s\t%d\t%d (%d)\n", t.Tenant, t.Model, tier, t.Attempts, t.Tokens, t.Estimated)
+	}
 }
 
 func writeCounts(w io.Writer, title string, m map[string]int, total int) {

@@ -31,6 +31,13 @@ type Summary struct {
 	byDLQ     map[string]int
 	byReason  map[string]int
 	latency   map[string]*latency.Histogram
+	// decide is the Decider's time by path: what a cache hit costs against
+	// a sampled decision.
+	decide map[string]*latency.Histogram
+	// From the audit topic: tokens by tenant, model and tier, and tool
+	// calls by tool and status.
+	tokens    map[tokenKey]*tokenCount
+	toolCalls map[string]int
 
 	// events holds every source record that has a result or was produced,
 	// by its position; tracked and auditRead say whether SetProduced and
@@ -72,6 +79,9 @@ func NewSummary() *Summary {
 		byDLQ:     map[string]int{},
 		byReason:  map[string]int{},
 		latency:   map[string]*latency.Histogram{},
+		decide:    map[string]*latency.Histogram{},
+		tokens:    map[tokenKey]*tokenCount{},
+		toolCalls: map[string]int{},
 		events:    map[source]*account{},
 	}
 }
@@ -114,12 +124,13 @@ func (s *Summary) Add(r pipeline.Result) {
 		if d.Path == pipeline.PathFallback {
 			s.byReason[d.Reason]++
 		}
-		h := s.latency[d.Path]
-		if h == nil {
-			h = &latency.Histogram{}
-			s.latency[d.Path] = h
+		record(s.latency, d.Path, r.Latency)
+		switch {
+		case r.SharedCache:
+			record(s.decide, pathCacheShared, r.DecideTime)
+		case d.Path != pipeline.PathRule:
+			record(s.decide, d.Path, r.DecideTime)
 		}
-		h.Record(r.Latency)
 	} else {
 		a.dead = true
 		s.dlq++
@@ -176,4 +187,45 @@ func (s *Summary) AddAudit(r audit.Record) {
 	default:
 		a.auditOthers++
 	}
+	switch r.Kind {
+	case audit.KindSampling:
+		model := r.ModelAnswered
+		if model == "" {
+			model = r.ModelRequested
+		}
+		k := tokenKey{r.TenantID, model, r.Tier}
+		c := s.tokens[k]
+		if c == nil {
+			c = &tokenCount{}
+			s.tokens[k] = c
+		}
+		c.attempts++
+		c.tokens += r.InputTokens + r.OutputTokens
+		if r.TokensEstimated {
+			c.estimated++
+		}
+	case audit.KindToolCall:
+		s.toolCalls[r.Tool+" "+string(r.Status)]++
+	}
+}
+
+// pathCacheShared is the decide-time row of cache decisions that waited
+// for an identical request in flight, apart from stored hits.
+const pathCacheShared = pipeline.PathCache + "_shared"
+
+// tokenKey groups sampling attempts for the tokens table.
+type tokenKey struct{ tenant, model, tier string }
+
+type tokenCount struct {
+	attempts, estimated int
+	tokens              int64
+}
+
+func record(hs map[string]*latency.Histogram, path string, d time.Duration) {
+	h := hs[path]
+	if h == nil {
+		h = &latency.Histogram{}
+		hs[path] = h
+	}
+	h.Record(d)
 }

@@ -60,6 +60,13 @@ type Config struct {
 	// BadKinds); 0, the default, produces none.
 	Bad float64
 
+	// Repeat is the share of ambiguous events that re-send a recent
+	// ambiguous event under a new event_id and occurred_at, with the same
+	// tenant, key and content: a client's retry after a timeout, a document
+	// uploaded again. 0, the default, produces none. The LLM stage's result
+	// cache answers such repeats.
+	Repeat float64
+
 	// Tenants, Accounts and Documents size the entity populations; zero
 	// means DefaultTenants, DefaultAccounts and DefaultDocuments. Accounts are
 	// drawn Zipf-distributed (a few hot accounts, a long tail); each costs
@@ -134,7 +141,7 @@ type settings struct {
 	types                        []string  // types with a non-zero mix share, sorted
 	cumMix                       []float64 // cumulative mix, parallel to types
 	ambiguous                    map[string]float64
-	bad                          float64
+	bad, repeat                  float64
 	tenants, accounts, documents int
 	topics                       map[string]string
 	now                          func() time.Time
@@ -142,7 +149,7 @@ type settings struct {
 
 func (c Config) settings() (settings, error) {
 	s := settings{
-		seed: c.Seed, bad: c.Bad, now: c.Now,
+		seed: c.Seed, bad: c.Bad, repeat: c.Repeat, now: c.Now,
 		tenants: orDefault(c.Tenants, DefaultTenants), accounts: orDefault(c.Accounts, DefaultAccounts),
 		documents: orDefault(c.Documents, DefaultDocuments),
 		topics: map[string]string{
@@ -158,6 +165,9 @@ func (c Config) settings() (settings, error) {
 	}
 	if err := checkShare(c.Bad); err != nil || c.Bad > 1 {
 		return s, fmt.Errorf("loadgen: config: bad share %v must be in [0, 1]", c.Bad)
+	}
+	if err := checkShare(c.Repeat); err != nil || c.Repeat > 1 {
+		return s, fmt.Errorf("loadgen: config: repeat share %v must be in [0, 1]", c.Repeat)
 	}
 	mix := c.Mix
 	if mix == nil {

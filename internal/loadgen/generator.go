@@ -1,6 +1,8 @@
 package loadgen
 
 import (
+	"bytes"
+	"encoding/json"
 	"math/rand/v2"
 	"time"
 )
@@ -42,7 +44,15 @@ type Generator struct {
 	obj      object
 	ts       []byte // scratch for occurred_at
 	pad      string // BadTooLarge padding, built on first use
+	// recent holds the last ambiguous events, for Config.Repeat.
+	recent [recentRepeats]Event
+	nrec   int
 }
+
+// recentRepeats is how many recent ambiguous events a repeat picks from:
+// enough that most repeats come well after their original, as a retry
+// after a timeout or a second upload does.
+const recentRepeats = 512
 
 // zipfS and zipfV skew account activity: P(account k) ~ (zipfV + k)^-zipfS.
 // With 10,000 accounts the hottest makes about 2% of the traffic and the
@@ -80,6 +90,11 @@ func (g *Generator) Next() Event {
 	}
 	amb := bad == "" && g.rng.Float64() < g.s.ambiguous[typ]
 	id := g.eventID()
+	if amb && g.s.repeat > 0 && g.rng.Float64() < g.s.repeat {
+		if ev, ok := g.repeat(typ, id); ok {
+			return ev
+		}
+	}
 	g.obj.reset()
 	var key string
 	switch typ {
@@ -95,7 +110,39 @@ func (g *Generator) Next() Event {
 	} else {
 		ev.Value = g.obj.encode()
 	}
+	if amb && g.s.repeat > 0 {
+		g.recent[g.nrec%recentRepeats] = ev
+		g.nrec++
+	}
 	return ev
+}
+
+// repeat re-sends a recent ambiguous event of type typ as event id: the
+// same value but for event_id and occurred_at.
+func (g *Generator) repeat(typ, id string) (Event, bool) {
+	n := min(g.nrec, recentRepeats)
+	if n == 0 {
+		return Event{}, false
+	}
+	prev := g.recent[g.rng.IntN(n)]
+	if prev.Type != typ {
+		return Event{}, false
+	}
+	dec := json.NewDecoder(bytes.NewReader(prev.Value))
+	dec.UseNumber() // numbers keep their text
+	var fields map[string]any
+	if dec.Decode(&fields) != nil {
+		return Event{}, false
+	}
+	fields["event_id"] = id
+	fields["occurred_at"] = g.s.now().UTC().Format(time.RFC3339Nano)
+	value, err := json.Marshal(fields)
+	if err != nil {
+		return Event{}, false
+	}
+	ev := prev
+	ev.EventID, ev.Value = id, value
+	return ev, true
 }
 
 func (g *Generator) pickType() string {
