@@ -39,6 +39,10 @@ type DirectOptions struct {
 	Logger *slog.Logger
 	// Metrics, when not nil, counts attempts.
 	Metrics *Metrics
+	// History, when not nil, is what the transaction_history tool reads;
+	// without it, that tool is not offered. The provider is taken to run
+	// tool loops (llm.Request.Tools).
+	History *History
 }
 
 // Direct decides ambiguous items by calling an LLM provider API from the
@@ -77,13 +81,13 @@ func (d *Direct) Decide(ctx context.Context, it pipeline.Item) (pipeline.Verdict
 	if err != nil {
 		return pipeline.Verdict{}, fmt.Errorf("sampling: build request for %s: %w", it.Event.ID, err)
 	}
-	conv := newConversation(it, pr)
+	conv := newConversation(it, pr, d.opts.History)
 	var attempts []audit.Record
 	record := func(started time.Time, status audit.Status, r *llm.Response, reason string) {
 		attempts = append(attempts, attemptRecord(conv, ModeDirect, d.provider.Name(), started, status, r, reason))
 		d.opts.Metrics.attempt(ModeDirect, status, time.Since(started))
 	}
-	retries, timeouts, corrected := d.opts.Retries, d.opts.TimeoutRetries, false
+	retries, timeouts := d.opts.Retries, d.opts.TimeoutRetries
 	for {
 		var started time.Time
 		failed := 0
@@ -118,16 +122,20 @@ func (d *Direct) Decide(ctx context.Context, it pipeline.Item) (pipeline.Verdict
 			}
 			return pipeline.Verdict{Attempts: attempts}, fmt.Errorf("sampling: %s: %w", d.provider.Name(), err)
 		}
-		a, perr := ParseAnswer(r.Text, it.Type.Outcomes)
+		if conv.wantsTools(r) {
+			record(started, audit.StatusOK, &r, reasonToolUse)
+			attempts = append(attempts, conv.toolRound(r, ModeDirect, d.provider.Name())...)
+			continue
+		}
+		a, perr := conv.parse(r)
 		if perr == nil {
 			record(started, audit.StatusOK, &r, "")
 			return pipeline.Verdict{Outcome: a.Outcome, Reason: a.Reason, Model: r.Model, Path: pipeline.PathSampled, Attempts: attempts}, nil
 		}
 		record(started, audit.StatusInvalidAnswer, &r, perr.Error())
-		if corrected {
+		if conv.corrected {
 			return pipeline.Verdict{Attempts: attempts}, fmt.Errorf("%w: %v", ErrInvalidAnswer, perr)
 		}
-		corrected = true
 		conv.correct(r.Text, perr)
 	}
 }
