@@ -75,7 +75,9 @@ func NewDirect(provider llm.Provider, opts DirectOptions) *Direct {
 // sampling timeout; a timed-out attempt is retried TimeoutRetries times
 // (each multiplies the item's latency), and fast transient errors (429,
 // 5xx, resets) are retried after the back-off or the provider's
-// Retry-After, as cmd/sampler does (package internal/retry).
+// Retry-After, as cmd/sampler does (package internal/retry). When the
+// type offers tools, a response that calls them is run as a round of the
+// tool loop (see the package doc) and the next request follows.
 func (d *Direct) Decide(ctx context.Context, it pipeline.Item) (pipeline.Verdict, error) {
 	pr, err := it.Type.Prompt(it.Event.Fields, it.Rule.RuleID)
 	if err != nil {
