@@ -55,6 +55,10 @@ func newAnthropic(o Options, models modelTable) (*anthropicProvider, error) {
 
 func (p *anthropicProvider) Name() string { return anthropicName }
 
+// SupportsTools reports that Request.Tools reach the model (see
+// Provider).
+func (p *anthropicProvider) SupportsTools() bool { return true }
+
 func (p *anthropicProvider) Complete(ctx context.Context, req Request) (Response, error) {
 	maxTokens, err := check(anthropicName, req)
 	if err != nil {

@@ -155,6 +155,12 @@ type Response struct {
 }
 
 // Provider completes requests. Implementations are safe for concurrent use.
+//
+// A provider that passes Request.Tools to its model and may answer with
+// ToolCalls says so with a method SupportsTools() bool returning true, as
+// the providers New returns do; callers that declare tool support to
+// others (the sampler) check for it. A provider without the method may
+// ignore the tools, which is a valid answer (no calls) but wastes them.
 type Provider interface {
 	// Name is the provider's name as given to New ("anthropic", "openai",
 	// "offline").

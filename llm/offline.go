@@ -27,6 +27,10 @@ func newOffline(o Options) *offlineProvider { return &offlineProvider{latency: o
 
 func (p *offlineProvider) Name() string { return offlineName }
 
+// SupportsTools reports that Request.Tools reach the model (see
+// Provider).
+func (p *offlineProvider) SupportsTools() bool { return true }
+
 func (p *offlineProvider) Complete(ctx context.Context, req Request) (Response, error) {
 	if err := p.wait(ctx); err != nil {
 		return Response{}, transportError(offlineName, err)

@@ -78,6 +78,10 @@ func newOpenAI(o Options, models modelTable) *openaiProvider {
 
 func (p *openaiProvider) Name() string { return openaiName }
 
+// SupportsTools reports that Request.Tools reach the model (see
+// Provider).
+func (p *openaiProvider) SupportsTools() bool { return true }
+
 func (p *openaiProvider) Complete(ctx context.Context, req Request) (Response, error) {
 	maxTokens, err := check(openaiName, req)
 	if err != nil {
