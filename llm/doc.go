@@ -91,7 +91,8 @@
 //     the text's "Transactions in the last 24 hours" is borderline, 30 to 60
 //     inclusive (the band holds the 40 above which velocity is a feature of
 //     its own), it answers with no text, StopReason StopToolUse and one
-//     ToolCall {Name: "transaction_history", Input: {"limit": 10}}.
+//     ToolCall {Name: "transaction_history", Input: {"limit": 10}} (fewer
+//     when the tool's schema sets a smaller maximum for limit).
 //   - Schema with "contains_pii": when "document_metadata" is offered and
 //     the document's template is unknown ("Template: unknown"), one
 //     ToolCall {Name: "document_metadata", Input: {}}.
@@ -102,8 +103,9 @@
 // tool's name: the same request always gets the same call. Once the
 // conversation holds a tool call or result, it answers. It reads every
 // result of its tool in the conversation (so that a corrective round after
-// the loop decides alike): a transaction_history result
-// {"transactions": [{"amount": 120.5}, ...]} with at least 3 amounts above
+// the loop decides alike): a transaction_history result listing past
+// transactions under "events" (triage's consumer: {"events": [{"amount":
+// 120.5, ...}], "count": 1}) or "transactions", with at least 3 amounts above
 // the text's 30-day average adds the feature "history above the average"
 // (0.3: alone, the medium tier, review); a document_metadata result is read
 // as more document text. The reason ends with what the tool showed ("used

@@ -28,7 +28,8 @@ const (
 	borderlineMax = 60
 )
 
-// historyLimit is how many past transactions the offline scorer asks for.
+// historyLimit is how many past transactions the offline scorer asks for,
+// or fewer when the tool's schema says a smaller "limit" maximum.
 const historyLimit = 10
 
 // historySeveral is how many past amounts above the 30-day average make the
@@ -62,8 +63,8 @@ func offlineToolFor(outcomes []string) string {
 // call.
 func offlineToolCall(req Request, outcomes []string, text string) (ToolCall, bool) {
 	name := offlineToolFor(outcomes)
-	if name == "" || req.ToolChoice == ToolChoiceNone ||
-		!slices.ContainsFunc(req.Tools, func(t Tool) bool { return t.Name == name }) {
+	i := slices.IndexFunc(req.Tools, func(t Tool) bool { return t.Name == name })
+	if name == "" || i < 0 || req.ToolChoice == ToolChoiceNone {
 		return ToolCall{}, false
 	}
 	for _, m := range req.Messages {
@@ -77,7 +78,7 @@ func offlineToolCall(req Request, outcomes []string, text string) (ToolCall, boo
 	case HistoryTool:
 		n, ok := number(txnCountRe, text, false)
 		needed = ok && n >= borderlineMin && n <= borderlineMax
-		input["limit"] = historyLimit
+		input["limit"] = limitFor(req.Tools[i])
 	case MetadataTool:
 		needed = unknownTemplateRe.MatchString(text)
 	}
@@ -95,6 +96,24 @@ func offlineToolCall(req Request, outcomes []string, text string) (ToolCall, boo
 	h.Write([]byte{0})
 	h.Write([]byte(name))
 	return ToolCall{ID: fmt.Sprintf("offline_%016x", h.Sum64()), Name: name, Input: input}, true
+}
+
+// limitFor is historyLimit within the maximum that tool's schema sets for
+// "limit", if any: a call the server would refuse is a wasted round.
+func limitFor(tool Tool) int {
+	props, _ := tool.InputSchema["properties"].(map[string]any)
+	limit, _ := props["limit"].(map[string]any)
+	switch m := limit["maximum"].(type) {
+	case float64:
+		if m >= 1 && m < historyLimit {
+			return int(m)
+		}
+	case int:
+		if m >= 1 && m < historyLimit {
+			return m
+		}
+	}
+	return historyLimit
 }
 
 // toolResults returns the results in the conversation of the calls to the
@@ -155,18 +174,23 @@ func toolEvidence(msgs []Message, outcomes []string, text string) evidence {
 }
 
 // historyEvidence compares the past amounts of a transaction_history
-// result, {"transactions": [{"amount": 12.5}, ...]}, with the 30-day
-// average in text: several above it is a risk feature.
+// result with the 30-day average in text: several above it is a risk
+// feature. The result lists the past transactions under "events" (as
+// triage's consumer answers, {"events": [{"amount": 12.5, ...}], "count":
+// 1}) or "transactions".
 func historyEvidence(ev *evidence, content, text string) {
-	var h struct {
-		Transactions []struct {
-			Amount *float64 `json:"amount"`
-		} `json:"transactions"`
+	type past []struct {
+		Amount *float64 `json:"amount"`
 	}
-	if err := json.Unmarshal([]byte(content), &h); err != nil {
+	var h struct {
+		Events       past `json:"events"`
+		Transactions past `json:"transactions"`
+	}
+	if err := json.Unmarshal([]byte(content), &h); err != nil || (h.Events == nil && h.Transactions == nil) {
 		ev.notes = append(ev.notes, HistoryTool+" result unreadable")
 		return
 	}
+	h.Transactions = append(h.Transactions, h.Events...)
 	avg, ok := number(avgAmountRe, text, false)
 	if !ok || avg <= 0 {
 		ev.notes = append(ev.notes, fmt.Sprintf("used %s: %d transactions, no average to compare", HistoryTool, len(h.Transactions)))

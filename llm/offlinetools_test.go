@@ -110,6 +110,14 @@ func TestOfflineToolCall(t *testing.T) {
 	if want := map[string]any{"limit": 10}; !reflect.DeepEqual(call.Input, want) {
 		t.Errorf("history input = %v, want %v", call.Input, want)
 	}
+	// A smaller maximum in the tool's schema (as JSON decodes it) bounds
+	// the limit: the server would refuse more.
+	small := llm.Tool{Name: llm.HistoryTool, InputSchema: map[string]any{"type": "object",
+		"properties": map[string]any{"limit": map[string]any{"type": "integer", "maximum": 5.0}}}}
+	call = offlineComplete(t, toolRequest(borderline, transactionOutcomes, small)).ToolCalls[0]
+	if want := map[string]any{"limit": 5}; !reflect.DeepEqual(call.Input, want) {
+		t.Errorf("history input with maximum 5 = %v, want %v", call.Input, want)
+	}
 }
 
 func TestOfflineToolResults(t *testing.T) {
@@ -133,6 +141,16 @@ func TestOfflineToolResults(t *testing.T) {
 		{"a failed call decides as before",
 			withResult(toolRequest(borderline, transactionOutcomes, historyOffer), call, "account not in scope", true),
 			"allow", "transaction_history failed: account not in scope"},
+		{"the consumer's events, newest first",
+			withResult(toolRequest(borderline, transactionOutcomes, historyOffer), call,
+				`{"events":[{"amount":150,"currency":"EUR"},{"amount":101},{"amount":400.5},{"merchant":"x"}],"count":4}`, false),
+			"review", "used transaction_history: 3 of 4 past amounts above the average"},
+		{"an empty history decides as before",
+			withResult(toolRequest(borderline, transactionOutcomes, historyOffer), call, `{"events":[],"count":0}`, false),
+			"allow", "used transaction_history: 0 of 0 past amounts above the average"},
+		{"a JSON result of another shape decides as before",
+			withResult(toolRequest(borderline, transactionOutcomes, historyOffer), call, `{"rows":[{"amount":500}]}`, false),
+			"allow", "transaction_history result unreadable"},
 		{"an unreadable result decides as before",
 			withResult(toolRequest(borderline, transactionOutcomes, historyOffer), call, "<html>", false),
 			"allow", "transaction_history result unreadable"},

@@ -44,10 +44,11 @@ type workServer struct {
 }
 
 // historyTool is the tool the test server offers, and historyResult what
-// it answers: three past amounts above the items' 30-day average of 100.
+// it answers, in the consumer's shape: three past amounts above the
+// items' 30-day average of 100.
 var (
 	historyTool   = llm.Tool{Name: llm.HistoryTool, Description: "Past transactions of the account.", InputSchema: map[string]any{"type": "object"}}
-	historyResult = `{"transactions":[{"amount":150},{"amount":200},{"amount":300},{"amount":20}]}`
+	historyResult = `{"events":[{"amount":150},{"amount":200},{"amount":300},{"amount":20}],"count":4}`
 )
 
 type item struct {
