@@ -197,8 +197,11 @@ type Options struct {
 	// Request.Schema: StructuredJSONSchema (the default: OpenAI, vLLM,
 	// Ollama, llama.cpp's llama-server), StructuredJSONObject
 	// (llama-cpp-python's server, which accepts only json_object with a
-	// schema) or StructuredNone (servers that reject both). anthropic
-	// always sends the schema as output_config.format; offline ignores it.
+	// schema) or StructuredNone (servers that reject both). A request that
+	// offers tools carries it only to OpenAI itself (no BaseURL): compatible
+	// servers constrain the whole output with it, tool calls included.
+	// anthropic always sends the schema as output_config.format; offline
+	// ignores it.
 	Structured string
 	// Latency is offline only: every answer waits this long first
 	// (benchmarks use it to stand in for a model), returning early with the
