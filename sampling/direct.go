@@ -40,8 +40,9 @@ type DirectOptions struct {
 	// Metrics, when not nil, counts attempts.
 	Metrics *Metrics
 	// History, when not nil, is what the transaction_history tool reads;
-	// without it, that tool is not offered. The provider is taken to run
-	// tool loops (llm.Request.Tools).
+	// without it, that tool is not offered. Tools are offered only to a
+	// provider that says it passes them to its model (a SupportsTools
+	// method, see llm.Provider).
 	History *History
 }
 
@@ -52,6 +53,7 @@ type DirectOptions struct {
 type Direct struct {
 	provider llm.Provider
 	opts     DirectOptions
+	tools    bool // the provider runs tool loops
 }
 
 // NewDirect returns a Decider that calls provider.
@@ -68,7 +70,8 @@ func NewDirect(provider llm.Provider, opts DirectOptions) *Direct {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	return &Direct{provider: provider, opts: opts}
+	t, ok := provider.(interface{ SupportsTools() bool })
+	return &Direct{provider: provider, opts: opts, tools: ok && t.SupportsTools()}
 }
 
 // Decide implements pipeline.Decider. Each attempt is bounded by the type's
@@ -98,7 +101,7 @@ func (d *Direct) Decide(ctx context.Context, it pipeline.Item) (pipeline.Verdict
 				started = time.Now()
 				actx, cancel := context.WithTimeout(ctx, pr.Timeout)
 				defer cancel()
-				resp, err := d.provider.Complete(actx, conv.llmRequest())
+				resp, err := d.provider.Complete(actx, conv.llmRequest(d.tools))
 				if err == nil {
 					return resp, nil
 				}

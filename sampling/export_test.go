@@ -4,6 +4,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/triage-dev/triage/llm"
+	"github.com/triage-dev/triage/sampling/work"
 )
 
 // Sessions reports how many legacy sessions the pool keeps a record of, for
@@ -25,11 +26,5 @@ func Breakers(p *Pool) int {
 // RequestToMCP is a direct request as MCP parameters, converted as the pool
 // converts its own, so that one script can answer in every mode.
 func RequestToMCP(r llm.Request) *mcp.CreateMessageWithToolsParams {
-	return &mcp.CreateMessageWithToolsParams{Messages: messagesToMCP(r.Messages), Tools: toolsToMCP(r.Tools)}
-}
-
-// ResponseFromMCP reads a sampling result as the pool does.
-func ResponseFromMCP(v any) llm.Response {
-	r, _ := responseFromMCP(v)
-	return r
+	return &mcp.CreateMessageWithToolsParams{Messages: work.MessagesToMCP(r.Messages), Tools: work.ToolsToMCP(r.Tools)}
 }

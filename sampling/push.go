@@ -121,6 +121,6 @@ func (p *Pool) send(ctx context.Context, ss *mcp.ServerSession, token string, pa
 	if err != nil {
 		return nil, p.failLease(token, err)
 	}
-	r, _ := responseFromMCP(res)
+	r, _ := work.ResponseFromMCP(res)
 	return p.answer(token, r)
 }

@@ -136,13 +136,13 @@ func (c *conversation) mcpRequest(capable bool) mcp.InputRequest {
 	if c.offered {
 		p := &mcp.CreateMessageWithToolsParams{
 			SystemPrompt:     c.prompt.System,
-			Messages:         messagesToMCP(c.turns),
+			Messages:         work.MessagesToMCP(c.turns),
 			MaxTokens:        int64(c.prompt.MaxTokens),
 			StopSequences:    c.prompt.Stop,
 			Metadata:         c.metadata(),
 			Temperature:      c.temperature(),
 			ModelPreferences: c.modelPreferences(),
-			Tools:            toolsToMCP(c.tools.defs),
+			Tools:            work.ToolsToMCP(c.tools.defs),
 		}
 		return p
 	}
@@ -186,11 +186,12 @@ func (c *conversation) modelPreferences() *mcp.ModelPreferences {
 	return prefs
 }
 
-// llmRequest is the next request for a direct provider call; the provider
-// is taken to run tools. It records what it offered.
-func (c *conversation) llmRequest() llm.Request {
+// llmRequest is the next request for a direct provider call, to a
+// provider that can (capable) or cannot run tools. It records what it
+// offered.
+func (c *conversation) llmRequest(capable bool) llm.Request {
 	m := c.prompt.Model
-	c.offered = c.offer(true)
+	c.offered = c.offer(capable)
 	r := llm.Request{
 		System:   c.prompt.System,
 		Messages: c.messages(c.offered),

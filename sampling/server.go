@@ -87,7 +87,7 @@ func (p *Pool) complete(ctx context.Context, req *mcp.CallToolRequest, token str
 	if msg, failed := work.AnswerError(answer); failed {
 		return nil, p.failLease(token, &samplerError{msg}), nil
 	}
-	r, ok := responseFromMCP(answer)
+	r, ok := work.ResponseFromMCP(answer)
 	if !ok {
 		return nil, p.failLease(token, errors.New("sampler sent no sampling result")), nil
 	}
@@ -116,6 +116,13 @@ func (e *samplerError) Error() string { return "sampler: " + e.msg }
 func supportsMRTR(ss *mcp.ServerSession) bool {
 	ip := ss.InitializeParams()
 	return ip == nil || ip.ProtocolVersion >= work.ProtocolMRTR // stateless 2026-07-28 sessions have no initialize
+}
+
+// samplingTools reports whether a legacy session declared that it runs
+// tool loops (capabilities.sampling.tools, 2025-11-25).
+func samplingTools(ss *mcp.ServerSession) bool {
+	ip := ss.InitializeParams()
+	return ip != nil && ip.Capabilities != nil && ip.Capabilities.Sampling != nil && ip.Capabilities.Sampling.Tools != nil
 }
 
 func sessionName(ss *mcp.ServerSession, sampler string) string {

@@ -331,6 +331,19 @@ func TestToolsNotDeclared(t *testing.T) {
 			}
 		})
 	}
+	t.Run("direct, provider without tools", func(t *testing.T) {
+		h, it := toolSetup(t)
+		prov := &toolProvider{noTools: true, script: func(req llm.Request) llm.Response {
+			return llmResponse(outOfScopeThenAnswer(requestToMCP(req)))
+		}}
+		v, err := decideOne(t, sampling.NewDirect(prov, sampling.DirectOptions{History: h}), it)
+		if err != nil || v.Outcome != "review" || len(records(v, audit.KindToolCall)) != 0 {
+			t.Fatalf("Decide = %+v, %v; want review without tool calls", v, err)
+		}
+		if reqs := prov.requests(); len(reqs) != 1 || len(reqs[0].Tools) != 0 {
+			t.Errorf("requests = %+v, want one without tools", reqs)
+		}
+	})
 	t.Run("basic sampler "+legacy, func(t *testing.T) {
 		h, it := toolSetup(t)
 		pool := newPool(t, sampling.Options{History: h})
@@ -498,12 +511,16 @@ func TestHistory(t *testing.T) {
 // toolProvider is a test double of an LLM provider that runs tools: it
 // answers each request by script and keeps them.
 type toolProvider struct {
-	mu     sync.Mutex
-	seen   []llm.Request
-	script func(llm.Request) llm.Response
+	noTools bool // says it does not run tools
+	mu      sync.Mutex
+	seen    []llm.Request
+	script  func(llm.Request) llm.Response
 }
 
 func (p *toolProvider) Name() string { return "tool-provider" }
+
+// SupportsTools says that the provider runs tool loops (llm.Provider).
+func (p *toolProvider) SupportsTools() bool { return !p.noTools }
 
 func (p *toolProvider) Complete(_ context.Context, req llm.Request) (llm.Response, error) {
 	p.mu.Lock()
@@ -520,7 +537,10 @@ func (p *toolProvider) requests() []llm.Request {
 
 var (
 	requestToMCP = sampling.RequestToMCP
-	llmResponse  = func(r *mcp.CreateMessageWithToolsResult) llm.Response { return sampling.ResponseFromMCP(r) }
+	llmResponse  = func(r *mcp.CreateMessageWithToolsResult) llm.Response {
+		resp, _ := work.ResponseFromMCP(r)
+		return resp
+	}
 )
 
 func mcpRequests(reqs []llm.Request) []*mcp.CreateMessageWithToolsParams {
