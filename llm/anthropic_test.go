@@ -163,3 +163,108 @@ func TestAnthropicCancel(t *testing.T) {
 	}
 	assertCancel(t, p, arrived)
 }
+
+// historyTool is a tool as triage offers it, its schema as JSON decodes it.
+var historyTool = llm.Tool{
+	Name:        "transaction_history",
+	Description: "Recent transactions of the account under decision.",
+	InputSchema: map[string]any{
+		"type":                 "object",
+		"properties":           map[string]any{"limit": map[string]any{"type": "integer"}},
+		"required":             []any{"limit"},
+		"additionalProperties": false,
+	},
+}
+
+// toolConversation is a tool loop's second round: the model called the
+// tool, the server answered.
+var toolConversation = []llm.Message{
+	{Role: llm.RoleUser, Text: "Transactions in the last 24 hours: 45."},
+	{Role: llm.RoleAssistant, Text: "Let me look.", ToolCalls: []llm.ToolCall{
+		{ID: "toolu_01A", Name: "transaction_history", Input: map[string]any{"limit": 10.0}},
+		{ID: "toolu_01B", Name: "transaction_history"},
+	}},
+	{Role: llm.RoleUser, ToolResults: []llm.ToolResult{
+		{CallID: "toolu_01A", Content: `{"transactions":[{"amount":12}]}`},
+		{CallID: "toolu_01B", Content: "limit is required", IsError: true},
+	}},
+}
+
+func TestAnthropicTools(t *testing.T) {
+	tests := []struct {
+		name     string
+		req      llm.Request
+		reply    reply
+		wantBody map[string]any
+		want     llm.Response
+	}{{
+		name: "tools, tool blocks and schema go out; a tool_use answer comes back",
+		req: llm.Request{
+			Messages:   toolConversation,
+			Tools:      []llm.Tool{historyTool, {Name: "document_metadata"}},
+			ToolChoice: llm.ToolChoiceRequired,
+			Schema:     llm.AnswerSchema([]string{"allow", "review"}),
+		},
+		reply: anthropicReply("claude-sonnet-4-6", "tool_use", `[
+			{"type": "text", "text": "Checking the history."},
+			{"type": "tool_use", "id": "toolu_01C", "name": "transaction_history", "input": {"limit": 5}}]`),
+		wantBody: map[string]any{
+			"model":      llm.AnthropicSmall,
+			"max_tokens": float64(llm.DefaultMaxTokens),
+			"messages": []any{
+				map[string]any{"role": "user", "content": []any{map[string]any{"type": "text", "text": "Transactions in the last 24 hours: 45."}}},
+				map[string]any{"role": "assistant", "content": []any{
+					map[string]any{"type": "text", "text": "Let me look."},
+					map[string]any{"type": "tool_use", "id": "toolu_01A", "name": "transaction_history", "input": map[string]any{"limit": 10.0}},
+					map[string]any{"type": "tool_use", "id": "toolu_01B", "name": "transaction_history", "input": map[string]any{}},
+				}},
+				map[string]any{"role": "user", "content": []any{
+					map[string]any{"type": "tool_result", "tool_use_id": "toolu_01A", "is_error": false,
+						"content": []any{map[string]any{"type": "text", "text": `{"transactions":[{"amount":12}]}`}}},
+					map[string]any{"type": "tool_result", "tool_use_id": "toolu_01B", "is_error": true,
+						"content": []any{map[string]any{"type": "text", "text": "limit is required"}}},
+				}},
+			},
+			"tools": []any{
+				map[string]any{"name": "transaction_history", "description": "Recent transactions of the account under decision.",
+					"input_schema": map[string]any{"type": "object", "properties": map[string]any{"limit": map[string]any{"type": "integer"}},
+						"required": []any{"limit"}, "additionalProperties": false}},
+				map[string]any{"name": "document_metadata", "input_schema": map[string]any{"type": "object"}},
+			},
+			"tool_choice":   map[string]any{"type": "any"},
+			"output_config": map[string]any{"format": map[string]any{"type": "json_schema", "schema": wireSchema("allow", "review")}},
+		},
+		want: llm.Response{Text: "Checking the history.", Model: "claude-sonnet-4-6", StopReason: llm.StopToolUse,
+			ToolCalls:   []llm.ToolCall{{ID: "toolu_01C", Name: "transaction_history", Input: map[string]any{"limit": 5.0}}},
+			InputTokens: 142, OutputTokens: 19},
+	}, {
+		name: "tool choice none; the answer after the tool results is text",
+		req: llm.Request{
+			Messages:   toolConversation[:1],
+			Tools:      []llm.Tool{{Name: "t", Description: "d", InputSchema: map[string]any{"type": "object"}}},
+			ToolChoice: llm.ToolChoiceNone,
+		},
+		reply: anthropicReply("claude-sonnet-4-6", "end_turn", `[{"type": "text", "text": "{\"outcome\":\"review\"}"}]`),
+		wantBody: map[string]any{
+			"model":      llm.AnthropicSmall,
+			"max_tokens": float64(llm.DefaultMaxTokens),
+			"messages": []any{
+				map[string]any{"role": "user", "content": []any{map[string]any{"type": "text", "text": "Transactions in the last 24 hours: 45."}}},
+			},
+			"tools":       []any{map[string]any{"name": "t", "description": "d", "input_schema": map[string]any{"type": "object"}}},
+			"tool_choice": map[string]any{"type": "none"},
+		},
+		want: llm.Response{Text: `{"outcome":"review"}`, Model: "claude-sonnet-4-6", StopReason: llm.StopEndTurn,
+			InputTokens: 142, OutputTokens: 19},
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := newFakeAPI(t, tt.reply)
+			got := complete(t, "anthropic", llm.Options{APIKey: "k", BaseURL: srv.URL}, tt.req)
+			if !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("response = %+v\nwant       %+v", got, tt.want)
+			}
+			srv.check(t, "/v1/messages", tt.wantBody)
+		})
+	}
+}

@@ -20,6 +20,18 @@
 // small or large default by the cost/speed/intelligence priorities (see
 // ModelRoute). Options.Model pins one model instead.
 //
+// # Tools
+//
+// A Request may offer Tools; a model that wants one run answers with
+// StopReason StopToolUse and ToolCalls, and the caller (triage's server,
+// which runs tools in the scope of the event under decision) sends the
+// results back as a user Message's ToolResults, after an assistant Message
+// holding the ToolCalls. The adapters never run tools. anthropic sends them
+// as tool_use / tool_result blocks and keeps output_config.format alongside;
+// openai as function tools, tool_calls and role "tool" messages, and drops
+// response_format beside tools except to OpenAI itself (see the adapters'
+// docs for why). Request.ToolChoice is MCP's mode: auto, required, none.
+//
 // Adapters do not retry. Failures are *Error values that say whether a retry
 // can help (IsRetryable): the caller owns the retry policy, its bound and its
 // back-off. Every call honours its context.
@@ -70,7 +82,37 @@
 // nearest tier that has one answers, the more severe first on a tie; when a
 // tier has several, the hash picks one. The reason names the features that
 // fired. Token counts are approximate: a quarter of the characters in and
-// out.
+// out (tool results and calls included).
+//
+// Offered tools (Request.Tools), the scorer calls one at most once per
+// conversation, as a model would, and only the tool named for its schema:
+//
+//   - Transaction-like schema: when "transaction_history" is offered and
+//     the text's "Transactions in the last 24 hours" is borderline, 30 to 60
+//     inclusive (the band holds the 40 above which velocity is a feature of
+//     its own), it answers with no text, StopReason StopToolUse and one
+//     ToolCall {Name: "transaction_history", Input: {"limit": 10}} (fewer
+//     when the tool's schema sets a smaller maximum for limit).
+//   - Schema with "contains_pii": when "document_metadata" is offered and
+//     the document's template is unknown ("Template: unknown"), one
+//     ToolCall {Name: "document_metadata", Input: {}}.
+//
+// ToolChoice "none" suppresses the call; "required" makes it whether or not
+// the item is borderline. The call's ID is "offline_" and 16 hex digits of
+// the FNV-1a hash of Metadata["event_id"] (the text without one) and the
+// tool's name: the same request always gets the same call. Once the
+// conversation holds a tool call or result, it answers. It reads every
+// result of its tool in the conversation (so that a corrective round after
+// the loop decides alike): a transaction_history result listing past
+// transactions under "events" (triage's consumer: {"events": [{"amount":
+// 120.5, ...}], "count": 1}) or "transactions", with at least 3 amounts above
+// the text's 30-day average adds the feature "history above the average"
+// (0.3: alone, the medium tier, review); a document_metadata result is read
+// as more document text. The reason ends with what the tool showed ("used
+// transaction_history: 3 of 5 past amounts above the average"), or that it
+// failed (IsError) or was unreadable, in which case the answer is the one
+// without tools. Without tools offered, nothing of this applies and the
+// answers are as above.
 //
 // Nothing here reads the environment: API keys, base URLs and models come in
 // through Options, filled by cmd/.

@@ -2,6 +2,7 @@ package llm
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -21,14 +22,27 @@ const (
 )
 
 // Stop reasons in MCP's vocabulary (Response.StopReason). A provider reason
-// without an MCP equivalent passes through unchanged (e.g. "tool_use",
-// "refusal", "content_filter").
+// without an MCP equivalent passes through unchanged (e.g. "refusal",
+// "content_filter").
 const (
 	StopEndTurn   = "endTurn"
 	StopMaxTokens = "maxTokens"
 	StopSequence  = "stopSequence"
 	// StopToolUse: the model asks for ToolCalls to be run before it answers.
 	StopToolUse = "toolUse"
+)
+
+// Tool choices in MCP's vocabulary (Request.ToolChoice, MCP's
+// toolChoice.mode).
+const (
+	// ToolChoiceAuto lets the model decide whether to call a tool (the
+	// default, also for "").
+	ToolChoiceAuto = "auto"
+	// ToolChoiceRequired makes the model call at least one tool.
+	ToolChoiceRequired = "required"
+	// ToolChoiceNone forbids tool calls while the tools stay declared, so
+	// that a conversation that already holds tool calls remains valid.
+	ToolChoiceNone = "none"
 )
 
 // DefaultMaxTokens is the answer bound when Request.MaxTokens is 0. Triage's
@@ -110,6 +124,9 @@ type Request struct {
 	// response that calls them has StopReason StopToolUse and ToolCalls;
 	// the caller runs them and sends the results in a new user message.
 	Tools []Tool
+	// ToolChoice is ToolChoiceAuto, ToolChoiceRequired or ToolChoiceNone;
+	// "" means auto. It applies only when Tools is not empty.
+	ToolChoice string
 	// Metadata is the MCP request's metadata, passed through. triage sets
 	// "event_id" (string), "type" (string), "outcomes" ([]string, the
 	// decision schema's outcomes) and "fallback" (string). Providers other
@@ -127,7 +144,10 @@ type Response struct {
 	// provider's own reason when MCP has no equivalent.
 	StopReason string
 	// ToolCalls are the tools the model asks to run (StopReason
-	// StopToolUse); Text may then be empty.
+	// StopToolUse); Text may then be empty. A provider that reports tool
+	// calls with a plain end of turn (some OpenAI-compatible servers say
+	// "stop") has its StopReason made StopToolUse, so that callers need
+	// look at one field only.
 	ToolCalls []ToolCall
 	// Token usage as the provider reports it; 0 when unknown. The offline
 	// scorer's counts are approximations (characters / 4).
@@ -135,6 +155,12 @@ type Response struct {
 }
 
 // Provider completes requests. Implementations are safe for concurrent use.
+//
+// A provider that passes Request.Tools to its model and may answer with
+// ToolCalls says so with a method SupportsTools() bool returning true, as
+// the providers New returns do; callers that declare tool support to
+// others (the sampler) check for it. A provider without the method may
+// ignore the tools, which is a valid answer (no calls) but wastes them.
 type Provider interface {
 	// Name is the provider's name as given to New ("anthropic", "openai",
 	// "offline").
@@ -171,8 +197,11 @@ type Options struct {
 	// Request.Schema: StructuredJSONSchema (the default: OpenAI, vLLM,
 	// Ollama, llama.cpp's llama-server), StructuredJSONObject
 	// (llama-cpp-python's server, which accepts only json_object with a
-	// schema) or StructuredNone (servers that reject both). anthropic
-	// always sends the schema as output_config.format; offline ignores it.
+	// schema) or StructuredNone (servers that reject both). A request that
+	// offers tools carries it only to OpenAI itself (no BaseURL): compatible
+	// servers constrain the whole output with it, tool calls included.
+	// anthropic always sends the schema as output_config.format; offline
+	// ignores it.
 	Structured string
 	// Latency is offline only: every answer waits this long first
 	// (benchmarks use it to stand in for a model), returning early with the
@@ -305,6 +334,20 @@ func check(provider string, req Request) (maxTokens int64, err error) {
 		if m.Role != RoleUser && m.Role != RoleAssistant {
 			return 0, invalidRequest(provider, "message %d: role %q (want %s or %s)", i, m.Role, RoleUser, RoleAssistant)
 		}
+		if err := checkTools(m); err != nil {
+			return 0, invalidRequest(provider, "message %d: %v", i, err)
+		}
+	}
+	for i, t := range req.Tools {
+		if t.Name == "" {
+			return 0, invalidRequest(provider, "tool %d has no name", i)
+		}
+	}
+	switch req.ToolChoice {
+	case "", ToolChoiceAuto, ToolChoiceRequired, ToolChoiceNone:
+	default:
+		return 0, invalidRequest(provider, "tool choice %q (want %s, %s or %s)", req.ToolChoice,
+			ToolChoiceAuto, ToolChoiceRequired, ToolChoiceNone)
 	}
 	switch {
 	case req.MaxTokens < 0:
@@ -313,6 +356,53 @@ func check(provider string, req Request) (maxTokens int64, err error) {
 		return DefaultMaxTokens, nil
 	}
 	return int64(req.MaxTokens), nil
+}
+
+// checkTools validates a message's tool calls and results: calls only from
+// the assistant and results only from the user (as every provider's API
+// has it), each with the id that pairs them.
+func checkTools(m Message) error {
+	if len(m.ToolCalls) > 0 && m.Role != RoleAssistant {
+		return errors.New("tool calls on a user message")
+	}
+	if len(m.ToolResults) > 0 && m.Role != RoleUser {
+		return errors.New("tool results on an assistant message")
+	}
+	for j, c := range m.ToolCalls {
+		if c.ID == "" || c.Name == "" {
+			return fmt.Errorf("tool call %d needs an id and a name", j)
+		}
+	}
+	for j, r := range m.ToolResults {
+		if r.CallID == "" {
+			return fmt.Errorf("tool result %d has no call id", j)
+		}
+	}
+	return nil
+}
+
+// toolStop returns stop, made StopToolUse when the model called tools but
+// the provider reported a plain end of turn.
+func toolStop(stop string, calls []ToolCall) string {
+	if len(calls) > 0 && stop == StopEndTurn {
+		return StopToolUse
+	}
+	return stop
+}
+
+// toolInput decodes a tool call's JSON arguments, which must be an object
+// (or empty, for a tool without parameters).
+func toolInput(provider, name string, raw []byte) (map[string]any, error) {
+	in := map[string]any{}
+	if len(strings.TrimSpace(string(raw))) == 0 {
+		return in, nil
+	}
+	if err := json.Unmarshal(raw, &in); err != nil || in == nil {
+		// A model can write malformed arguments; the same request may
+		// well get good ones, but the caller decides whether to ask again.
+		return nil, &Error{Provider: provider, Err: fmt.Errorf("tool call %q: arguments are not a JSON object: %q", name, raw)}
+	}
+	return in, nil
 }
 
 // retryAfter reads a Retry-After header: delay-seconds or an HTTP date

@@ -27,6 +27,10 @@ func newOffline(o Options) *offlineProvider { return &offlineProvider{latency: o
 
 func (p *offlineProvider) Name() string { return offlineName }
 
+// SupportsTools reports that Request.Tools reach the model (see
+// Provider).
+func (p *offlineProvider) SupportsTools() bool { return true }
+
 func (p *offlineProvider) Complete(ctx context.Context, req Request) (Response, error) {
 	if err := p.wait(ctx); err != nil {
 		return Response{}, transportError(offlineName, err)
@@ -34,19 +38,29 @@ func (p *offlineProvider) Complete(ctx context.Context, req Request) (Response, 
 	if _, err := check(offlineName, req); err != nil {
 		return Response{}, err
 	}
+	in := len(req.System) + toolChars(req.Messages)
+	for _, m := range req.Messages {
+		in += len(m.Text)
+	}
 	var v verdict
 	if outcomes := outcomesOf(req.Metadata); len(outcomes) == 0 {
 		v.Reason = "no decision schema in request"
 	} else {
-		v = score(userText(req.Messages), outcomes)
+		text := userText(req.Messages)
+		if call, ok := offlineToolCall(req, outcomes, text); ok {
+			return Response{
+				Model:        OfflineModel,
+				StopReason:   StopToolUse,
+				ToolCalls:    []ToolCall{call},
+				InputTokens:  approxTokens(in),
+				OutputTokens: approxTokens(callChars(call)),
+			}, nil
+		}
+		v = score(text, outcomes, toolEvidence(req.Messages, outcomes, text))
 	}
 	answer, err := json.Marshal(v)
 	if err != nil { // a verdict of strings and a float always marshals
 		return Response{}, &Error{Provider: offlineName, Err: fmt.Errorf("encode answer: %w", err)}
-	}
-	in := len(req.System)
-	for _, m := range req.Messages {
-		in += len(m.Text)
 	}
 	return Response{
 		Text:         string(answer),
@@ -123,8 +137,9 @@ const (
 )
 
 // score decides among outcomes for text, as the package documentation
-// describes.
-func score(text string, outcomes []string) verdict {
+// describes, with what tool results added (none without tools).
+func score(text string, outcomes []string, ev evidence) verdict {
+	text += ev.text
 	h := fnv.New64a()
 	h.Write([]byte(text))
 	h.Write([]byte{0})
@@ -144,6 +159,9 @@ func score(text string, outcomes []string) verdict {
 		riskFeatures(text, add)
 	default:
 		escalateFeatures(text, add)
+	}
+	for _, f := range ev.features {
+		add(f.name, f.weight)
 	}
 
 	var s float64
@@ -165,7 +183,7 @@ func score(text string, outcomes []string) verdict {
 	case s >= 0.3:
 		want = tierMid
 	}
-	return verdict{Outcome: pick(outcomes, want, sum), Reason: reason, Score: &s}
+	return verdict{Outcome: pick(outcomes, want, sum), Reason: reasonWith(reason, ev.notes), Score: &s}
 }
 
 // nearest lists the tiers to try for a wanted tier: itself, then the

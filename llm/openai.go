@@ -2,6 +2,7 @@ package llm
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 
@@ -24,11 +25,29 @@ const (
 // max_tokens to any other base URL, the field every compatible server
 // understands. finish_reason "stop" is reported as endTurn even when a stop
 // sequence ended the answer: the API does not tell the two apart.
+//
+// Request.Tools go out as function tools (name, description, parameters),
+// Request.ToolChoice as tool_choice ("auto", "required", "none"), an
+// assistant's ToolCalls as tool_calls with JSON-string arguments, and a
+// user's ToolResults as one role "tool" message each, with tool_call_id,
+// before the user's text. finish_reason "tool_calls" is StopToolUse.
+//
+// The schema and tools: OpenAI itself applies response_format to the text
+// answer and lets tool calls through, so requests to it carry both. To any
+// other base URL a request that offers tools carries no response_format:
+// the compatible servers implement it as a grammar over the whole output
+// (llama.cpp, Ollama, vLLM's guided decoding), which leaves the model no
+// way to call a tool, or they reject or ignore the pair. The caller
+// validates the answer either way, and its corrective round catches one
+// that does not fit.
 type openaiProvider struct {
 	completions openai.ChatCompletionService
 	models      modelTable
 	legacyMax   bool // send max_tokens instead of max_completion_tokens
 	structured  string
+	// toolsWithFormat: the server applies response_format to the text
+	// answer only, so it may accompany tools (OpenAI itself).
+	toolsWithFormat bool
 }
 
 func newOpenAI(o Options, models modelTable) *openaiProvider {
@@ -51,10 +70,17 @@ func newOpenAI(o Options, models modelTable) *openaiProvider {
 		models:      models,
 		legacyMax:   o.BaseURL != "",
 		structured:  o.Structured,
+		// A BaseURL is a compatible server, even if it points at OpenAI
+		// through a gateway: the cautious reading.
+		toolsWithFormat: o.BaseURL == "",
 	}
 }
 
 func (p *openaiProvider) Name() string { return openaiName }
+
+// SupportsTools reports that Request.Tools reach the model (see
+// Provider).
+func (p *openaiProvider) SupportsTools() bool { return true }
 
 func (p *openaiProvider) Complete(ctx context.Context, req Request) (Response, error) {
 	maxTokens, err := check(openaiName, req)
@@ -76,15 +102,23 @@ func (p *openaiProvider) Complete(ctx context.Context, req Request) (Response, e
 	if len(req.Stop) > 0 {
 		params.Stop = openai.ChatCompletionNewParamsStopUnion{OfStringArray: req.Stop}
 	}
-	params.ResponseFormat = p.responseFormat(req.Schema)
+	if len(req.Tools) == 0 || p.toolsWithFormat {
+		params.ResponseFormat = p.responseFormat(req.Schema)
+	}
 	if req.System != "" {
 		params.Messages = append(params.Messages, openai.SystemMessage(req.System))
 	}
-	for _, m := range req.Messages {
-		if m.Role == RoleAssistant {
-			params.Messages = append(params.Messages, openai.AssistantMessage(m.Text))
-		} else {
-			params.Messages = append(params.Messages, openai.UserMessage(m.Text))
+	for i, m := range req.Messages {
+		msgs, err := openaiMessages(m)
+		if err != nil {
+			return Response{}, invalidRequest(openaiName, "message %d: %v", i, err)
+		}
+		params.Messages = append(params.Messages, msgs...)
+	}
+	if len(req.Tools) > 0 {
+		params.Tools = openaiTools(req.Tools)
+		if req.ToolChoice != "" {
+			params.ToolChoice = openai.ChatCompletionToolChoiceOptionUnionParam{OfAuto: openai.String(req.ToolChoice)}
 		}
 	}
 
@@ -104,10 +138,22 @@ func (p *openaiProvider) Complete(ctx context.Context, req Request) (Response, e
 		return Response{}, &Error{Provider: openaiName, Err: errors.New("response has no choices")}
 	}
 	choice := c.Choices[0]
+	var calls []ToolCall
+	for _, tc := range choice.Message.ToolCalls {
+		if tc.Type != "function" {
+			continue // custom tools are never offered
+		}
+		in, err := toolInput(openaiName, tc.Function.Name, []byte(tc.Function.Arguments))
+		if err != nil {
+			return Response{}, err
+		}
+		calls = append(calls, ToolCall{ID: tc.ID, Name: tc.Function.Name, Input: in})
+	}
 	resp := Response{
 		Text:         choice.Message.Content,
 		Model:        c.Model,
-		StopReason:   openaiStop(choice.FinishReason),
+		StopReason:   toolStop(openaiStop(choice.FinishReason), calls),
+		ToolCalls:    calls,
 		InputTokens:  c.Usage.PromptTokens,
 		OutputTokens: c.Usage.CompletionTokens,
 	}
@@ -142,6 +188,71 @@ func openaiStop(r string) string {
 		return StopEndTurn
 	case "length":
 		return StopMaxTokens
+	case "tool_calls":
+		return StopToolUse
 	}
 	return r
+}
+
+// openaiMessages converts one turn: a user turn's tool results become tool
+// messages ahead of its text, which is left out when empty; an assistant
+// turn carries its tool calls, their arguments as a JSON string ("{}" for
+// none). A turn without tool parts is one message, as it always was.
+func openaiMessages(m Message) ([]openai.ChatCompletionMessageParamUnion, error) {
+	if m.Role == RoleAssistant {
+		if len(m.ToolCalls) == 0 {
+			return []openai.ChatCompletionMessageParamUnion{openai.AssistantMessage(m.Text)}, nil
+		}
+		var a openai.ChatCompletionAssistantMessageParam
+		if m.Text != "" {
+			a.Content.OfString = openai.String(m.Text)
+		}
+		for _, c := range m.ToolCalls {
+			args := []byte("{}")
+			if len(c.Input) > 0 {
+				var err error
+				if args, err = json.Marshal(c.Input); err != nil {
+					return nil, fmt.Errorf("tool call %q: arguments: %w", c.Name, err)
+				}
+			}
+			a.ToolCalls = append(a.ToolCalls, openai.ChatCompletionMessageToolCallUnionParam{
+				OfFunction: &openai.ChatCompletionMessageFunctionToolCallParam{
+					ID: c.ID,
+					Function: openai.ChatCompletionMessageFunctionToolCallFunctionParam{
+						Name: c.Name, Arguments: string(args),
+					},
+				},
+			})
+		}
+		return []openai.ChatCompletionMessageParamUnion{{OfAssistant: &a}}, nil
+	}
+	if len(m.ToolResults) == 0 {
+		return []openai.ChatCompletionMessageParamUnion{openai.UserMessage(m.Text)}, nil
+	}
+	out := make([]openai.ChatCompletionMessageParamUnion, 0, len(m.ToolResults)+1)
+	for _, r := range m.ToolResults {
+		content := r.Content
+		if r.IsError {
+			// Tool messages have no error flag: say it in the content.
+			content = "error: " + content
+		}
+		out = append(out, openai.ToolMessage(content, r.CallID))
+	}
+	if m.Text != "" {
+		out = append(out, openai.UserMessage(m.Text))
+	}
+	return out, nil
+}
+
+// openaiTools declares the tools as functions.
+func openaiTools(tools []Tool) []openai.ChatCompletionToolUnionParam {
+	out := make([]openai.ChatCompletionToolUnionParam, 0, len(tools))
+	for _, t := range tools {
+		f := shared.FunctionDefinitionParam{Name: t.Name, Parameters: t.InputSchema}
+		if t.Description != "" {
+			f.Description = openai.String(t.Description)
+		}
+		out = append(out, openai.ChatCompletionFunctionTool(f))
+	}
+	return out
 }

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"reflect"
+	"strings"
 	"testing"
 	"time"
 
@@ -245,4 +246,101 @@ func TestOpenAICancel(t *testing.T) {
 		t.Fatal(err)
 	}
 	assertCancel(t, p, arrived)
+}
+
+// openaiToolReply is a Chat Completions answer that calls a tool.
+func openaiToolReply(finishReason, arguments string) reply {
+	return reply{status: http.StatusOK, body: `{
+		"id": "chatcmpl-C1", "object": "chat.completion", "created": 1764190000, "model": "m",
+		"choices": [{"index": 0, "logprobs": null, "finish_reason": "` + finishReason + `",
+			"message": {"role": "assistant", "content": null, "refusal": null, "annotations": [],
+				"tool_calls": [{"id": "call_9", "type": "function",
+					"function": {"name": "transaction_history", "arguments": ` + arguments + `}}]}}],
+		"usage": {"prompt_tokens": 57, "completion_tokens": 11, "total_tokens": 68}
+	}`}
+}
+
+func TestOpenAITools(t *testing.T) {
+	toolsWire := []any{
+		map[string]any{"type": "function", "function": map[string]any{
+			"name": "transaction_history", "description": "Recent transactions of the account under decision.",
+			"parameters": map[string]any{"type": "object", "properties": map[string]any{"limit": map[string]any{"type": "integer"}},
+				"required": []any{"limit"}, "additionalProperties": false}}},
+	}
+	conversationWire := []any{
+		map[string]any{"role": "user", "content": "Transactions in the last 24 hours: 45."},
+		map[string]any{"role": "assistant", "content": "Let me look.", "tool_calls": []any{
+			map[string]any{"id": "toolu_01A", "type": "function", "function": map[string]any{"name": "transaction_history", "arguments": `{"limit":10}`}},
+			map[string]any{"id": "toolu_01B", "type": "function", "function": map[string]any{"name": "transaction_history", "arguments": `{}`}},
+		}},
+		map[string]any{"role": "tool", "tool_call_id": "toolu_01A", "content": `{"transactions":[{"amount":12}]}`},
+		map[string]any{"role": "tool", "tool_call_id": "toolu_01B", "content": "error: limit is required"},
+	}
+	call := []llm.ToolCall{{ID: "call_9", Name: "transaction_history", Input: map[string]any{"limit": 10.0}}}
+	tests := []struct {
+		name     string
+		public   bool // OpenAI itself rather than a compatible server
+		req      llm.Request
+		reply    reply
+		wantBody map[string]any
+		want     llm.Response
+	}{{
+		name: "compatible server: tools and tool messages, no response_format",
+		req: llm.Request{Messages: toolConversation, Tools: []llm.Tool{historyTool},
+			ToolChoice: llm.ToolChoiceAuto, Schema: llm.AnswerSchema([]string{"allow", "review"})},
+		reply: openaiToolReply("tool_calls", `"{\"limit\": 10}"`),
+		wantBody: map[string]any{
+			"model": llm.OpenAISmall, "max_tokens": float64(llm.DefaultMaxTokens),
+			"messages": conversationWire, "tools": toolsWire, "tool_choice": "auto",
+		},
+		want: llm.Response{Model: "m", StopReason: llm.StopToolUse, ToolCalls: call, InputTokens: 57, OutputTokens: 11},
+	}, {
+		name:   "OpenAI itself: response_format stays with the tools",
+		public: true,
+		req: llm.Request{Messages: toolConversation, Tools: []llm.Tool{historyTool},
+			Schema: llm.AnswerSchema([]string{"allow", "review"})},
+		reply: openaiToolReply("tool_calls", `"{\"limit\": 10}"`),
+		wantBody: map[string]any{
+			"model": llm.OpenAISmall, "max_completion_tokens": float64(llm.DefaultMaxTokens),
+			"messages": conversationWire, "tools": toolsWire,
+			"response_format": map[string]any{"type": "json_schema", "json_schema": map[string]any{
+				"name": "decision", "strict": true, "schema": wireSchema("allow", "review")}},
+		},
+		want: llm.Response{Model: "m", StopReason: llm.StopToolUse, ToolCalls: call, InputTokens: 57, OutputTokens: 11},
+	}, {
+		name:  "a server that says stop with tool calls is still tool use",
+		req:   llm.Request{Messages: toolConversation[:1], Tools: []llm.Tool{historyTool}, ToolChoice: llm.ToolChoiceRequired},
+		reply: openaiToolReply("stop", `"{\"limit\": 10}"`),
+		wantBody: map[string]any{
+			"model": llm.OpenAISmall, "max_tokens": float64(llm.DefaultMaxTokens),
+			"messages": conversationWire[:1], "tools": toolsWire, "tool_choice": "required",
+		},
+		want: llm.Response{Model: "m", StopReason: llm.StopToolUse, ToolCalls: call, InputTokens: 57, OutputTokens: 11},
+	}}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			srv := newFakeAPI(t, tt.reply)
+			o := llm.Options{BaseURL: srv.URL + "/v1"}
+			if tt.public {
+				o = llm.Options{HTTPClient: redirect(t, srv.URL)}
+			}
+			if got := complete(t, "openai", o, tt.req); !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("response = %+v\nwant       %+v", got, tt.want)
+			}
+			srv.check(t, "/v1/chat/completions", tt.wantBody)
+		})
+	}
+}
+
+func TestOpenAIToolArgumentsNotJSON(t *testing.T) {
+	srv := newFakeAPI(t, openaiToolReply("tool_calls", `"{\"limit\": 1"`))
+	p, err := llm.New("openai", llm.Options{BaseURL: srv.URL + "/v1"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = p.Complete(t.Context(), llm.Request{Messages: toolConversation[:1], Tools: []llm.Tool{historyTool}})
+	e := assertStatusError(t, err, "openai", 0, false)
+	if !strings.Contains(e.Error(), "transaction_history") {
+		t.Errorf("error %v does not name the tool", e)
+	}
 }

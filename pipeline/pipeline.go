@@ -68,6 +68,15 @@ type Config struct {
 	Logger *slog.Logger
 	// Metrics, when not nil, receives the pipeline's Prometheus metrics.
 	Metrics *Metrics
+	// Observe, when not nil, sees every valid event, with its type, before
+	// the rules decide it: the hook that feeds a history of recent events
+	// (sampling.History, which the LLM's tools read). It runs on the
+	// polling goroutine, so it must be quick and must not block, and it
+	// must treat the event's Fields as read-only. Records a previous owner
+	// of the partition already decided are not decoded again and not
+	// observed: after a restart or a rebalance, what Observe feeds starts
+	// over from the events read since.
+	Observe func(*rules.Type, Event)
 	// OnResult, when not nil, is called once per consumed record after all
 	// of its outputs are acknowledged. It must not block for long.
 	OnResult func(Result)

@@ -260,6 +260,9 @@ func (p *Pipeline) handle(r *kgo.Record) (w work, ok bool) {
 		Offset:    r.Offset,
 		Produced:  r.Timestamp,
 	}
+	if p.cfg.Observe != nil {
+		p.cfg.Observe(typ, ev)
+	}
 	res := set.Eval(typ.Name, fields)
 	p.cfg.Metrics.ruleHit(res)
 	if res.Err != nil {

@@ -50,6 +50,10 @@ type Prompt struct {
 	MaxTokens   int
 	Stop        []string
 	Timeout     time.Duration
+	// Tools are the type's tools the LLM may call (registry names, see
+	// [Tools]), and MaxToolRounds bounds the rounds of calls; see Sampling.
+	Tools         []string
+	MaxToolRounds int
 	// Context holds the allow-listed fields the event has, masked: what the
 	// template could show the LLM. Key result caches and write audit
 	// summaries with it, never with the raw event.
@@ -72,18 +76,14 @@ func (t *Type) Prompt(ev map[string]any, ruleID string) (Prompt, error) {
 		// sampled; without one, nothing may reach an LLM.
 		return Prompt{}, fmt.Errorf("rules: %s prompt: %w: the type has no sampling: block", t.Name, ErrPrompt)
 	}
-	ctx := make(map[string]any, len(s.Fields))
+	ctx := t.Masked(ev)
 	data := make(map[string]any, len(s.Fields))
 	for _, name := range s.Fields {
-		v, ok := ev[name]
-		if !ok || v == nil {
+		v, ok := ctx[name]
+		if !ok {
 			data[name] = nil
 			continue
 		}
-		if kind, masked := s.Mask[name]; masked {
-			v = MaskValue(kind, v, s.key)
-		}
-		ctx[name] = v
 		data[name] = display(unfenced(v))
 	}
 	user, err := s.render(data)
@@ -104,15 +104,17 @@ func (t *Type) Prompt(ev map[string]any, ruleID string) (Prompt, error) {
 		}
 	}
 	return Prompt{
-		System:      s.system,
-		User:        user,
-		Model:       model,
-		Tier:        tierName,
-		Temperature: clonePtr(s.Temperature),
-		MaxTokens:   s.MaxTokens,
-		Stop:        append([]string(nil), s.Stop...),
-		Timeout:     s.Timeout,
-		Context:     ctx,
+		System:        s.system,
+		User:          user,
+		Model:         model,
+		Tier:          tierName,
+		Temperature:   clonePtr(s.Temperature),
+		MaxTokens:     s.MaxTokens,
+		Stop:          append([]string(nil), s.Stop...),
+		Timeout:       s.Timeout,
+		Context:       ctx,
+		Tools:         append([]string(nil), s.Tools...),
+		MaxToolRounds: s.MaxToolRounds,
 	}, nil
 }
 

@@ -76,6 +76,14 @@ type Sampling struct {
 	// Stop are stop sequences, at most four, each with a non-space
 	// character (Anthropic rejects whitespace-only ones).
 	Stop []string
+	// Tools are the tools (registry names, see [Tools]) the LLM may call
+	// while it decides an event of the type, as the block's tools: lists
+	// them; none by default.
+	Tools []string
+	// MaxToolRounds bounds the rounds of tool calls one decision may take
+	// (DefaultMaxToolRounds unless the file sets max_tool_rounds, 1 to
+	// MaxMaxToolRounds); 0 when the block offers no tools.
+	MaxToolRounds int
 	// Template is the source of the user message's text/template, as
 	// written or, by default, generated: one "name: value" line per
 	// allow-listed field, in order, skipping absent optional fields.
@@ -87,7 +95,7 @@ type Sampling struct {
 }
 
 var samplingKeys = []string{"timeout", "system", "fields", "mask", "template", "model", "rule_models",
-	"temperature", "max_tokens", "stop"}
+	"temperature", "max_tokens", "stop", "tools", "max_tool_rounds"}
 
 // sampling parses a type's sampling: block, n, which may be nil. It runs
 // after fields and rules, which the allow-list and rule_models refer to.
@@ -122,6 +130,10 @@ func (p *parser) sampling(t *Type, nameNode, n *yaml.Node) {
 	}
 	if v := nodes["rule_models"]; v != nil {
 		p.ruleModels(t, v)
+	}
+	p.checkTools(t, nodes)
+	if len(s.Tools) > 0 && s.MaxToolRounds == 0 {
+		s.MaxToolRounds = DefaultMaxToolRounds
 	}
 	switch {
 	case len(s.Fields) == 0:
@@ -206,6 +218,10 @@ func (p *parser) samplingKey(t *Type, key string, v *yaml.Node) {
 		}
 	case "stop":
 		p.stop(s, v, w)
+	case "tools":
+		p.toolList(t, v)
+	case "max_tool_rounds":
+		p.maxToolRounds(t, v)
 	}
 }
 

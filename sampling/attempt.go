@@ -18,24 +18,30 @@ const (
 // attemptRecord is the audit record of one sampling attempt; the pipeline
 // fills in the event's identity when it emits it.
 func attemptRecord(c *conversation, mode, session string, started time.Time, status audit.Status, r *llm.Response, reason string) audit.Record {
-	a := audit.Record{
-		Kind:           audit.KindSampling,
+	a := stepRecord(c, audit.KindSampling, mode, session, started, status, reason)
+	a.ModelRequested = c.modelRequested()
+	a.RequestSummary = c.summary()
+	if r != nil {
+		a.ModelAnswered = r.Model
+		a.InputTokens, a.OutputTokens = r.InputTokens, r.OutputTokens
+		a.ResponseSummary = clip(turnText(llm.Message{Text: r.Text, ToolCalls: r.ToolCalls}), 1024)
+	}
+	return a
+}
+
+// stepRecord is what the audit records of a sampling attempt and of a tool
+// call have in common.
+func stepRecord(c *conversation, kind audit.Kind, mode, session string, started time.Time, status audit.Status, reason string) audit.Record {
+	return audit.Record{
+		Kind:           kind,
 		Path:           pipeline.PathSampled,
 		RuleID:         c.item.Rule.RuleID,
 		Status:         status,
 		Reason:         reason,
 		Mode:           mode,
 		SamplerSession: session,
-		ModelRequested: c.modelRequested(),
 		Tier:           c.prompt.Tier,
-		RequestSummary: c.summary(),
 		LatencyMS:      float64(time.Since(started).Microseconds()) / 1000,
 		At:             time.Now().UTC(),
 	}
-	if r != nil {
-		a.ModelAnswered = r.Model
-		a.InputTokens, a.OutputTokens = r.InputTokens, r.OutputTokens
-		a.ResponseSummary = clip(r.Text, 1024)
-	}
-	return a
 }

@@ -44,6 +44,11 @@ type DirectOptions struct {
 	Logger *slog.Logger
 	// Metrics, when not nil, counts attempts.
 	Metrics *Metrics
+	// History, when not nil, is what the transaction_history tool reads;
+	// without it, that tool is not offered. Tools are offered only to a
+	// provider that says it passes them to its model (a SupportsTools
+	// method, see llm.Provider).
+	History *History
 }
 
 // Direct decides ambiguous items by calling an LLM provider API from the
@@ -53,6 +58,7 @@ type DirectOptions struct {
 type Direct struct {
 	provider llm.Provider
 	opts     DirectOptions
+	tools    bool // the provider runs tool loops
 }
 
 // NewDirect returns a Decider that calls provider.
@@ -69,14 +75,17 @@ func NewDirect(provider llm.Provider, opts DirectOptions) *Direct {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	return &Direct{provider: provider, opts: opts}
+	t, ok := provider.(interface{ SupportsTools() bool })
+	return &Direct{provider: provider, opts: opts, tools: ok && t.SupportsTools()}
 }
 
 // Decide implements pipeline.Decider. Each attempt is bounded by the type's
 // sampling timeout; a timed-out attempt is retried TimeoutRetries times
 // (each multiplies the item's latency), and fast transient errors (429,
 // 5xx, resets) are retried after the back-off or the provider's
-// Retry-After, as cmd/sampler does (package internal/retry).
+// Retry-After, as cmd/sampler does (package internal/retry). When the
+// type offers tools, a response that calls them is run as a round of the
+// tool loop (see the package doc) and the next request follows.
 func (d *Direct) Decide(ctx context.Context, it pipeline.Item) (pipeline.Verdict, error) {
 	v, err := d.decide(ctx, it)
 	if v.Tier == "" {
@@ -93,13 +102,13 @@ func (d *Direct) decide(ctx context.Context, it pipeline.Item) (pipeline.Verdict
 	if err != nil {
 		return pipeline.Verdict{}, fmt.Errorf("sampling: build request for %s: %w", it.Event.ID, err)
 	}
-	conv := newConversation(it, pr)
+	conv := newConversation(it, pr, d.opts.History)
 	var attempts []audit.Record
 	record := func(started time.Time, status audit.Status, r *llm.Response, reason string) {
 		attempts = append(attempts, attemptRecord(conv, ModeDirect, d.provider.Name(), started, status, r, reason))
 		d.opts.Metrics.attempt(ModeDirect, status, time.Since(started))
 	}
-	retries, timeouts, corrected := d.opts.Retries, d.opts.TimeoutRetries, false
+	retries, timeouts := d.opts.Retries, d.opts.TimeoutRetries
 	for {
 		var started time.Time
 		failed := 0
@@ -108,7 +117,7 @@ func (d *Direct) decide(ctx context.Context, it pipeline.Item) (pipeline.Verdict
 				started = time.Now()
 				actx, cancel := context.WithTimeout(ctx, pr.Timeout)
 				defer cancel()
-				resp, err := d.provider.Complete(actx, conv.llmRequest())
+				resp, err := d.provider.Complete(actx, conv.llmRequest(d.tools))
 				if err == nil {
 					return resp, nil
 				}
@@ -134,16 +143,20 @@ func (d *Direct) decide(ctx context.Context, it pipeline.Item) (pipeline.Verdict
 			}
 			return pipeline.Verdict{Attempts: attempts}, fmt.Errorf("sampling: %s: %w", d.provider.Name(), err)
 		}
-		a, perr := ParseAnswer(r.Text, it.Type.Outcomes)
+		if conv.wantsTools(r) {
+			record(started, audit.StatusOK, &r, reasonToolUse)
+			attempts = append(attempts, conv.toolRound(r, ModeDirect, d.provider.Name())...)
+			continue
+		}
+		a, perr := conv.parse(r)
 		if perr == nil {
 			record(started, audit.StatusOK, &r, "")
 			return pipeline.Verdict{Outcome: a.Outcome, Reason: a.Reason, Model: r.Model, Path: pipeline.PathSampled, Attempts: attempts}, nil
 		}
 		record(started, audit.StatusInvalidAnswer, &r, perr.Error())
-		if corrected {
+		if conv.corrected {
 			return pipeline.Verdict{Attempts: attempts}, fmt.Errorf("%w: %v", ErrInvalidAnswer, perr)
 		}
-		corrected = true
 		conv.correct(r.Text, perr)
 	}
 }

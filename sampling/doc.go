@@ -25,6 +25,21 @@
 // [Direct] decides by calling an LLM provider API itself, the migration path
 // for when MCP sampling goes away (SEP-2577).
 //
+// Tools: a type's sampling block may offer tools (rules.Tools:
+// transaction_history, document_metadata). Both offer them to samplers
+// (or, in direct mode, providers) that run tool loops: a 2026-07-28
+// sampler that says so in the work tool's arguments (work.Args Tools), or
+// an older session that declared capabilities.sampling.tools; every other
+// sampler gets the request without tools, as before. A response that calls
+// tools is a round: the server runs each call in the scope of the event
+// under decision, refusing a key or tenant other than its own, records
+// every call and refusal as an audit record of its own (kind tool_call,
+// status ok, denied or error), and sends the next request on the same
+// lease with the calls and their results, up to the type's
+// max_tool_rounds; then it asks for the answer without tools. The
+// transaction_history tool reads a [History] that the pipeline feeds
+// (pipeline.Config.Observe).
+//
 // Both build the request from the event type's sampling configuration
 // (rules.Prompt: allow-listed, masked fields), validate the answer against
 // the type's decision schema with one corrective follow-up ([ParseAnswer]),

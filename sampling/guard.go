@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
@@ -54,6 +55,7 @@ type GuardOptions struct {
 //     policy (audit status denied); no request is built;
 //  2. the result cache: an identical masked request of the same tenant,
 //     type, rule, tier and rules version answered within the type's TTL
+//     (without calling tools, whose results the request does not show)
 //     decides at once, with path cache, audited with the cache key and
 //     the audit_id of the decision that paid for the answer; identical
 //     requests in flight wait for the first (singleflight) and share its
@@ -134,8 +136,12 @@ func (g *Guard) Decide(ctx context.Context, it pipeline.Item) (pipeline.Verdict,
 			return flight{v: v}, err
 		}
 		v.CacheKey = key
-		cache.add(key, cached{outcome: v.Outcome, reason: v.Reason, model: v.Model, tier: v.Tier,
-			source: self, expires: g.opts.Now().Add(ttl)})
+		// An answer that read tool results (an account's history) rests
+		// on more than the request: it is not reused for the next one.
+		if !slices.ContainsFunc(v.Attempts, func(a audit.Record) bool { return a.Kind == audit.KindToolCall }) {
+			cache.add(key, cached{outcome: v.Outcome, reason: v.Reason, model: v.Model, tier: v.Tier,
+				source: self, expires: g.opts.Now().Add(ttl)})
+		}
 		return flight{v: v, src: self}, nil
 	})
 	f, _ := res.(flight)

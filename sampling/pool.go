@@ -67,6 +67,10 @@ type Options struct {
 	Logger *slog.Logger
 	// Metrics, when not nil, receives the pool's Prometheus metrics.
 	Metrics *Metrics
+	// History, when not nil, is what the transaction_history tool reads;
+	// without it, that tool is not offered. Feed it from the pipeline
+	// (pipeline.Config.Observe).
+	History *History
 }
 
 func (o *Options) setDefaults() {
@@ -152,7 +156,6 @@ type job struct {
 	regions    []string
 	state      jobState
 	leases     int
-	corrected  bool
 	attempts   []audit.Record
 	queueTimer *time.Timer
 	lease      *lease // the latest lease; current only while in Pool.leases
@@ -179,6 +182,7 @@ type lease struct {
 	job     *job
 	mode    string
 	session string
+	tools   bool // the sampler runs tool loops: its requests may offer tools
 	started time.Time
 	done    func(leaseEnd) // tells the session's breaker how the lease ended
 	timer   *time.Timer
@@ -227,7 +231,7 @@ func (p *Pool) Decide(ctx context.Context, it pipeline.Item) (pipeline.Verdict, 
 	if err != nil {
 		return pipeline.Verdict{}, fmt.Errorf("sampling: build request for %s: %w", it.Event.ID, err)
 	}
-	j := &job{conv: newConversation(it, pr), done: make(chan struct{}),
+	j := &job{conv: newConversation(it, pr, p.opts.History), done: make(chan struct{}),
 		regions: it.Type.Guards().Tenant(it.Event.TenantID).Regions}
 	p.mu.Lock()
 	if p.ctx.Err() != nil {
@@ -320,9 +324,9 @@ func (p *Pool) requeueLocked(j *job, session string) {
 }
 
 // take waits up to wait for a queued item that a sampler of region may
-// take, and leases it. A quarantined session waits as if the queue were
-// empty.
-func (p *Pool) take(ctx context.Context, wait time.Duration, mode, session, region string) *lease {
+// take, and leases it; tools says whether the session runs tool loops. A
+// quarantined session waits as if the queue were empty.
+func (p *Pool) take(ctx context.Context, wait time.Duration, mode, session, region string, tools bool) *lease {
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	p.mu.Lock()
@@ -342,6 +346,7 @@ func (p *Pool) take(ctx context.Context, wait time.Duration, mode, session, regi
 				j := p.queue[i]
 				p.queue = slices.Delete(p.queue, i, i+1)
 				l := p.leaseLocked(j, mode, session, done)
+				l.tools = tools
 				p.mu.Unlock()
 				return l
 			}
@@ -468,11 +473,13 @@ func (p *Pool) leaseExpired(l *lease) {
 // ended.
 const reasonExpired = "the lease is unknown or expired"
 
-// answer completes the lease with a sampler's reply. When the reply does not
-// fit the decision schema and no correction was asked yet, it returns the
-// corrective request to send on the same lease; otherwise next is nil and
-// res is the work tool's final result.
-func (p *Pool) answer(token string, r llm.Response) (next *mcp.CreateMessageParams, res work.Result) {
+// answer completes the lease with a sampler's reply. When the reply calls
+// tools (and its request offered them), the tools run and it returns the
+// next request of the tool loop; when the reply does not fit the decision
+// schema and no correction was asked yet, it returns the corrective
+// request. Either goes on the same lease, whose timer restarts. Otherwise
+// next is nil and res is the work tool's final result.
+func (p *Pool) answer(token string, r llm.Response) (next mcp.InputRequest, res work.Result) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	l := p.leases[token]
@@ -481,16 +488,23 @@ func (p *Pool) answer(token string, r llm.Response) (next *mcp.CreateMessagePara
 	}
 	j := l.job
 	res.EventID, res.TenantID = j.conv.item.Event.ID, j.conv.item.Event.TenantID
-	a, err := ParseAnswer(r.Text, j.conv.item.Type.Outcomes)
+	if j.conv.wantsTools(r) {
+		j.attempts = append(j.attempts, attemptRecord(j.conv, l.mode, l.session, l.started, audit.StatusOK, &r, reasonToolUse))
+		p.opts.Metrics.attempt(l.mode, audit.StatusOK, time.Since(l.started))
+		j.attempts = append(j.attempts, j.conv.toolRound(r, l.mode, l.session)...)
+		l.started = time.Now()
+		l.timer.Reset(j.conv.prompt.Timeout)
+		return j.conv.mcpRequest(l.tools), work.Result{}
+	}
+	a, err := j.conv.parse(r)
 	if err != nil {
 		j.attempts = append(j.attempts, attemptRecord(j.conv, l.mode, l.session, l.started, audit.StatusInvalidAnswer, &r, err.Error()))
 		p.opts.Metrics.attempt(l.mode, audit.StatusInvalidAnswer, time.Since(l.started))
-		if !j.corrected {
-			j.corrected = true
+		if !j.conv.corrected {
 			j.conv.correct(r.Text, err)
 			l.started = time.Now()
 			l.timer.Reset(j.conv.prompt.Timeout)
-			return j.conv.mcpParams(), work.Result{}
+			return j.conv.mcpRequest(l.tools), work.Result{}
 		}
 		p.endLeaseLocked(l, leaseFailed)
 		p.finishLocked(j, pipeline.Verdict{}, fmt.Errorf("%w: %v", ErrInvalidAnswer, err))

@@ -2,6 +2,7 @@ package sampling
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
@@ -68,39 +69,59 @@ func (p *Pool) pushLoop(ctx context.Context, ss *mcp.ServerSession, name string)
 		if p.isPuller(ss) {
 			return
 		}
-		l := p.take(ctx, pushWait, ModePush, name, p.sessionRegion(ss))
+		l := p.take(ctx, pushWait, ModePush, name, p.sessionRegion(ss), samplingTools(ss))
 		if l == nil {
 			continue
 		}
 		p.mu.Lock()
-		params := l.job.conv.mcpParams()
+		params := l.job.conv.mcpRequest(l.tools)
 		p.mu.Unlock()
-		for params != nil {
-			params = p.send(ctx, ss, l.token, params)
-		}
+		p.converse(ctx, ss, l.token, params)
 	}
+}
+
+// converse sends params on the lease named token, and each request the
+// answers lead to (tool rounds, the corrective round), until the lease
+// ends; it returns the work tool's final result.
+func (p *Pool) converse(ctx context.Context, ss *mcp.ServerSession, token string, params mcp.InputRequest) work.Result {
+	var res work.Result
+	for params != nil {
+		params, res = p.send(ctx, ss, token, params)
+	}
+	return res
 }
 
 // send sends one sampling request on the lease named token, bounded by the
 // lease (see lease), and completes the lease with the answer. It returns
-// the corrective request to send next, if the answer asks for one.
-func (p *Pool) send(ctx context.Context, ss *mcp.ServerSession, token string, params *mcp.CreateMessageParams) *mcp.CreateMessageParams {
+// the request to send next, if the answer asks for one: a request that
+// offers tools goes as sampling/createMessage with tools, which the
+// session declared it supports (see take).
+func (p *Pool) send(ctx context.Context, ss *mcp.ServerSession, token string, params mcp.InputRequest) (mcp.InputRequest, work.Result) {
 	lctx, cancel, ok := p.leaseContext(ctx, token)
 	if !ok {
-		return nil
+		return nil, work.Result{Status: work.StatusExpired, Reason: reasonExpired}
 	}
 	defer cancel()
-	res, err := ss.CreateMessage(lctx, params)
+	var (
+		res any
+		err error
+	)
+	switch q := params.(type) {
+	case *mcp.CreateMessageWithToolsParams:
+		res, err = ss.CreateMessageWithTools(lctx, q)
+	case *mcp.CreateMessageParams:
+		res, err = ss.CreateMessage(lctx, q)
+	default:
+		err = fmt.Errorf("sampling: cannot send a %T", params) // cannot happen: conversation builds both
+	}
 	if err == nil {
 		if msg, failed := work.AnswerError(res); failed {
 			err = &samplerError{msg}
 		}
 	}
 	if err != nil {
-		p.failLease(token, err)
-		return nil
+		return nil, p.failLease(token, err)
 	}
 	r, _ := work.ResponseFromMCP(res)
-	next, _ := p.answer(token, r)
-	return next
+	return p.answer(token, r)
 }

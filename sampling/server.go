@@ -58,7 +58,15 @@ func (p *Pool) next(ctx context.Context, req *mcp.CallToolRequest, args work.Arg
 		wait = time.Duration(min(args.WaitMS, work.MaxWaitMS)) * time.Millisecond
 	}
 	idle := work.Result{Status: work.StatusIdle}
-	l := p.take(ctx, wait, ModePull, session, p.region(req.Extra))
+	// A 2026-07-28 call carries no client capabilities: the sampler says
+	// in its arguments that it runs tool loops. An older session said so
+	// when it initialized, and the SDK's middleware then sends the input
+	// request with sampling/createMessage, tools and all.
+	tools := args.Tools
+	if !supportsMRTR(req.Session) {
+		tools = samplingTools(req.Session)
+	}
+	l := p.take(ctx, wait, ModePull, session, p.region(req.Extra), tools)
 	if l == nil {
 		return nil, idle, nil
 	}
@@ -67,7 +75,7 @@ func (p *Pool) next(ctx context.Context, req *mcp.CallToolRequest, args work.Arg
 		return nil, idle, nil
 	}
 	p.mu.Lock()
-	params := l.job.conv.mcpParams()
+	params := l.job.conv.mcpRequest(l.tools)
 	p.mu.Unlock()
 	return &mcp.CallToolResult{
 		InputRequests: mcp.InputRequestMap{work.InputKey: params},
@@ -95,25 +103,10 @@ func (p *Pool) complete(ctx context.Context, req *mcp.CallToolRequest, token str
 		}, work.Result{}, nil
 	}
 	// The SDK's server-side middleware re-invokes the handler only once for
-	// an older client, so the corrective round is asked directly, bounded
-	// by the lease as a push is.
-	lctx, cancel, ok := p.leaseContext(ctx, token)
-	if !ok {
-		return nil, work.Result{Status: work.StatusExpired, Reason: reasonExpired}, nil
-	}
-	defer cancel()
-	cm, err := req.Session.CreateMessage(lctx, next)
-	if err == nil {
-		if msg, failed := work.AnswerError(cm); failed {
-			err = &samplerError{msg}
-		}
-	}
-	if err != nil {
-		return nil, p.failLease(token, err), nil
-	}
-	r, _ = work.ResponseFromMCP(cm)
-	_, res = p.answer(token, r)
-	return nil, res, nil
+	// an older client, so the rest of the exchange (tool rounds, the
+	// corrective round) is asked directly, bounded by the lease as a push
+	// is.
+	return nil, p.converse(ctx, req.Session, token, next), nil
 }
 
 // samplerError is a sampler's own account of why it could not answer.
@@ -124,6 +117,13 @@ func (e *samplerError) Error() string { return "sampler: " + e.msg }
 func supportsMRTR(ss *mcp.ServerSession) bool {
 	ip := ss.InitializeParams()
 	return ip == nil || ip.ProtocolVersion >= work.ProtocolMRTR // stateless 2026-07-28 sessions have no initialize
+}
+
+// samplingTools reports whether a legacy session declared that it runs
+// tool loops (capabilities.sampling.tools, 2025-11-25).
+func samplingTools(ss *mcp.ServerSession) bool {
+	ip := ss.InitializeParams()
+	return ip != nil && ip.Capabilities != nil && ip.Capabilities.Sampling != nil && ip.Capabilities.Sampling.Tools != nil
 }
 
 func sessionName(ss *mcp.ServerSession, sampler string) string {

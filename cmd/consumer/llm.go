@@ -24,6 +24,9 @@ type llmStage struct {
 	label   string          // what decides ambiguous events, for the demo summary
 	pool    *sampling.Pool  // nil in direct mode
 	builtin *client.Sampler // nil unless --sampler builtin
+	// history is the recent events per entity that the transaction_history
+	// tool reads; the pipeline feeds it (pipeline.Config.Observe).
+	history *sampling.History
 }
 
 func newLLMStage(cfg config.Config, log *slog.Logger, reg prometheus.Registerer) (*llmStage, error) {
@@ -48,19 +51,24 @@ func newLLMStage(cfg config.Config, log *slog.Logger, reg prometheus.Registerer)
 			samplerMode = "builtin"
 		}
 	}
+	// Only types whose sampling block offers transaction_history are kept,
+	// within the history's default bounds (20 events per entity, 100,000
+	// in all).
+	history := sampling.NewHistory(sampling.HistoryOptions{})
 	if cfg.LLM == "direct" {
 		prov, err := newProvider(cfg)
 		if err != nil {
 			return nil, err
 		}
 		return &llmStage{
-			decider: guard(sampling.NewDirect(prov, sampling.DirectOptions{Region: cfg.Region, Logger: log, Metrics: metrics})),
+			decider: guard(sampling.NewDirect(prov, sampling.DirectOptions{Region: cfg.Region, Logger: log, Metrics: metrics, History: history})),
 			label:   "direct provider call: " + prov.Name(),
+			history: history,
 		}, nil
 	}
 	pool := sampling.NewPool(sampling.Options{QueueWait: cfg.QueueWait, Region: cfg.Region,
-		QuarantineAfter: cfg.QuarantineAfter, QuarantineFor: cfg.QuarantineFor, Logger: log, Metrics: metrics})
-	st := &llmStage{decider: guard(pool), pool: pool, label: "remote MCP samplers on " + cfg.MCPListen}
+		QuarantineAfter: cfg.QuarantineAfter, QuarantineFor: cfg.QuarantineFor, Logger: log, Metrics: metrics, History: history})
+	st := &llmStage{decider: guard(pool), pool: pool, label: "remote MCP samplers on " + cfg.MCPListen, history: history}
 	if cfg.MCPListen == "" {
 		st.label = "nobody (no sampler and no MCP endpoint): the fallback"
 	}

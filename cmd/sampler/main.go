@@ -3,7 +3,10 @@
 // endpoints, pulls ambiguous items from their triage_next tool with
 // --concurrency calls in flight per server, answers them (and any sampling
 // request a legacy server pushes) with the provider, and reconnects with
-// back-off when a consumer goes away.
+// back-off when a consumer goes away. It declares tool use unless
+// --tools=false: consumers may then offer tools (transaction_history, ...)
+// in their sampling requests, and the model's tool calls go back to the
+// consumer, which runs them; the sampler never runs a tool.
 //
 //	sampler --server http://127.0.0.1:8080/mcp                       # offline scorer, not an LLM
 //	sampler --server https://a/mcp,https://b/mcp --provider anthropic --concurrency 8
@@ -63,6 +66,7 @@ type options struct {
 	apiKey          string
 	protocolVersion string
 	pushOnly        bool
+	tools           bool
 	offlineLatency  time.Duration
 	logFormat       string
 	logLevel        slog.Level
@@ -86,6 +90,7 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	fs.StringVar(&o.apiKey, "api-key", "", "provider API key (empty: $ANTHROPIC_API_KEY or $OPENAI_API_KEY, by --provider)")
 	fs.StringVar(&o.protocolVersion, "protocol-version", "", `MCP protocol version to ask for (empty: the newest, 2026-07-28; "2025-11-25" for legacy servers)`)
 	fs.BoolVar(&o.pushOnly, "push-only", false, "do not pull; answer only sampling requests the server sends (legacy 2025-11-25 sessions; for testing push)")
+	fs.BoolVar(&o.tools, "tools", true, "declare tool use: servers may offer tools in their sampling requests, whose calls go back to the server that runs them (false: requests without tools, as before tools existed)")
 	fs.DurationVar(&o.offlineLatency, "offline-latency", 0, "offline provider only: simulated model latency per answer")
 	fs.StringVar(&o.logFormat, "log-format", "json", "json or text")
 	fs.TextVar(&o.logLevel, "log-level", slog.LevelInfo, "debug, info, warn or error")
@@ -137,6 +142,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 		WaitMS:          o.waitMS,
 		ProtocolVersion: o.protocolVersion,
 		PushOnly:        o.pushOnly,
+		DisableTools:    !o.tools,
 		Logger:          log,
 	})
 	if err != nil {
@@ -144,7 +150,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 		return 2
 	}
 	log.Info("sampler starting", "servers", o.servers, "provider", prov.Name(), "model", o.model,
-		"concurrency", o.concurrency, "push_only", o.pushOnly, "token", o.token != "")
+		"concurrency", o.concurrency, "push_only", o.pushOnly, "tools", o.tools, "token", o.token != "")
 	if err := s.Run(ctx); err != nil {
 		log.Error("sampler stopped", "err", err)
 		return 1

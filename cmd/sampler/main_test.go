@@ -36,27 +36,27 @@ func TestParse(t *testing.T) {
 		{
 			name: "defaults",
 			args: []string{"--server", "http://a/mcp"},
-			want: options{servers: []string{"http://a/mcp"}, concurrency: 4, provider: "offline", structured: "json_schema", logFormat: "json", logLevel: slog.LevelInfo},
+			want: options{tools: true, servers: []string{"http://a/mcp"}, concurrency: 4, provider: "offline", structured: "json_schema", logFormat: "json", logLevel: slog.LevelInfo},
 		},
 		{
 			name: "servers repeated and comma-separated, secrets from env",
 			args: []string{"--server", "http://a/mcp, http://b/mcp", "--server=http://c/mcp", "--provider", "anthropic", "--concurrency", "8"},
 			env:  []string{"TRIAGE_TOKEN", "tok", "ANTHROPIC_API_KEY", "ak", "OPENAI_API_KEY", "ok"},
-			want: options{servers: []string{"http://a/mcp", "http://b/mcp", "http://c/mcp"}, token: "tok", apiKey: "ak",
+			want: options{tools: true, servers: []string{"http://a/mcp", "http://b/mcp", "http://c/mcp"}, token: "tok", apiKey: "ak",
 				concurrency: 8, provider: "anthropic", structured: "json_schema", logFormat: "json", logLevel: slog.LevelInfo},
 		},
 		{
 			name: "deprecated token variable when nothing else sets --token",
 			args: []string{"--server", "http://a/mcp"},
 			env:  []string{"TRIAGE_SAMPLER_TOKEN", "old"},
-			want: options{servers: []string{"http://a/mcp"}, token: "old", deprecatedToken: true, concurrency: 4, provider: "offline", structured: "json_schema",
+			want: options{tools: true, servers: []string{"http://a/mcp"}, token: "old", deprecatedToken: true, concurrency: 4, provider: "offline", structured: "json_schema",
 				logFormat: "json", logLevel: slog.LevelInfo},
 		},
 		{
 			name: "TRIAGE_TOKEN beats the deprecated name",
 			args: []string{"--server", "http://a/mcp"},
 			env:  []string{"TRIAGE_SAMPLER_TOKEN", "old", "TRIAGE_TOKEN", "new"},
-			want: options{servers: []string{"http://a/mcp"}, token: "new", concurrency: 4, provider: "offline", structured: "json_schema",
+			want: options{tools: true, servers: []string{"http://a/mcp"}, token: "new", concurrency: 4, provider: "offline", structured: "json_schema",
 				logFormat: "json", logLevel: slog.LevelInfo},
 		},
 		{
@@ -64,21 +64,26 @@ func TestParse(t *testing.T) {
 			args: []string{"--server", "http://a/mcp", "--token", "flagtok", "--provider", "openai", "--api-key", "flagkey",
 				"--base-url", "http://127.0.0.1:11434/v1", "--model", "llama3.2", "--log-format", "text", "--log-level", "debug"},
 			env: []string{"TRIAGE_TOKEN", "tok", "TRIAGE_API_KEY", "envkey", "OPENAI_API_KEY", "ok"},
-			want: options{servers: []string{"http://a/mcp"}, token: "flagtok", apiKey: "flagkey", concurrency: 4, provider: "openai", structured: "json_schema",
+			want: options{tools: true, servers: []string{"http://a/mcp"}, token: "flagtok", apiKey: "flagkey", concurrency: 4, provider: "openai", structured: "json_schema",
 				baseURL: "http://127.0.0.1:11434/v1", model: "llama3.2", logFormat: "text", logLevel: slog.LevelDebug},
 		},
 		{
 			name: "TRIAGE_API_KEY beats the provider's variable",
 			args: []string{"--server", "http://a/mcp", "--provider", "openai"},
 			env:  []string{"TRIAGE_API_KEY", "envkey", "OPENAI_API_KEY", "ok"},
-			want: options{servers: []string{"http://a/mcp"}, apiKey: "envkey", concurrency: 4, provider: "openai", structured: "json_schema", logFormat: "json", logLevel: slog.LevelInfo},
+			want: options{tools: true, servers: []string{"http://a/mcp"}, apiKey: "envkey", concurrency: 4, provider: "openai", structured: "json_schema", logFormat: "json", logLevel: slog.LevelInfo},
 		},
 		{
 			name: "openai key may be absent",
 			args: []string{"--server", "http://a/mcp", "--provider", "openai", "--push-only", "--protocol-version", "2025-11-25"},
 			env:  []string{"ANTHROPIC_API_KEY", "ak"},
-			want: options{servers: []string{"http://a/mcp"}, concurrency: 4, provider: "openai", structured: "json_schema", pushOnly: true,
+			want: options{tools: true, servers: []string{"http://a/mcp"}, concurrency: 4, provider: "openai", structured: "json_schema", pushOnly: true,
 				protocolVersion: "2025-11-25", logFormat: "json", logLevel: slog.LevelInfo},
+		},
+		{
+			name: "tools off",
+			args: []string{"--server", "http://a/mcp", "--tools=false"},
+			want: options{servers: []string{"http://a/mcp"}, concurrency: 4, provider: "offline", structured: "json_schema", logFormat: "json", logLevel: slog.LevelInfo},
 		},
 		{name: "no server", args: nil, err: "--server is required"},
 		{name: "bad log format", args: []string{"--server", "http://a/mcp", "--log-format", "xml"}, err: "want json or text"},
@@ -122,6 +127,7 @@ func TestSources(t *testing.T) {
 		configtest.Flag("concurrency", "8", 8, func(o options) any { return o.concurrency }),
 		configtest.Flag("offline-latency", "20ms", 20*time.Millisecond, func(o options) any { return o.offlineLatency }),
 		configtest.Flag("push-only", "true", true, func(o options) any { return o.pushOnly }),
+		configtest.Flag("tools", "false", false, func(o options) any { return o.tools }),
 		configtest.Flag("log-level", "debug", slog.LevelDebug, func(o options) any { return o.logLevel }),
 		configtest.Flag("protocol-version", "2025-11-25", "2025-11-25", func(o options) any { return o.protocolVersion }),
 	)
@@ -135,7 +141,7 @@ func TestHelp(t *testing.T) {
 		t.Fatalf("exit %d, want 0", code)
 	}
 	configtest.Help(t, out.String(), "server", "token", "concurrency", "wait-ms", "provider", "model", "base-url", "api-key",
-		"protocol-version", "push-only", "offline-latency", "log-format", "log-level")
+		"protocol-version", "push-only", "tools", "offline-latency", "log-format", "log-level")
 	for _, want := range []string{"(default: 4)", "(default: offline)", "(default: INFO)", "TRIAGE_SAMPLER_TOKEN", "ANTHROPIC_API_KEY"} {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("help lacks %q:\n%s", want, &out)
@@ -156,6 +162,8 @@ func TestRun(t *testing.T) {
 		log  string
 	}{
 		{"stops cleanly when cancelled", []string{"--server", "http://127.0.0.1:1/mcp"}, 0, `"msg":"sampler stopped"`},
+		{"tools on by default", []string{"--server", "http://127.0.0.1:1/mcp"}, 0, `"tools":true`},
+		{"tools off", []string{"--server", "http://127.0.0.1:1/mcp", "--tools=false"}, 0, `"tools":false`},
 		{"help", []string{"--help"}, 0, "-concurrency"},
 		{"unknown provider", []string{"--server", "http://127.0.0.1:1/mcp", "--provider", "gpt"}, 2, `unknown provider "gpt"`},
 		{"invalid config", []string{"--server", "127.0.0.1:1/mcp"}, 2, "not an http(s) URL"},

@@ -87,6 +87,16 @@ type Config struct {
 	// older. For testing push; a deployment pulls.
 	PushOnly bool
 
+	// DisableTools turns tool use off. By default a sampler whose Provider
+	// supports tools (llm.Provider's SupportsTools; the built-in providers
+	// do) declares it, with "tools": true in its work calls and the
+	// sampling.tools capability on legacy sessions, and servers may then
+	// offer tools in their sampling requests; the model's tool calls go
+	// back to the server, which runs them. Set it for a model that handles
+	// tools badly: requests then come without tools, as from servers that
+	// predate them.
+	DisableTools bool
+
 	// BackoffMin and BackoffMax bound the exponential back-off, with jitter,
 	// used between connection attempts, after a failed call and between
 	// answer attempts. Defaults 200ms and 10s. Between answer attempts a

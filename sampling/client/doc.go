@@ -10,7 +10,8 @@
 // # How an item travels
 //
 // A pull loop calls the tool [work.ToolName] with {"wait_ms":
-// Config.WaitMS, "sampler": Config.Name} ([work.Args]).
+// Config.WaitMS, "sampler": Config.Name, "tools": true} ([work.Args];
+// "tools" only when the sampler declares tools, see below).
 // The server long-polls; with no work it answers {"status":"idle"}. With
 // work it answers with an input request carrying a
 // *mcp.CreateMessageParams and an opaque RequestState (the item's lease).
@@ -27,6 +28,23 @@
 // content says {"status":"decided"|"fallback"|"expired", ...}; [Stats]
 // counts them. The handler also answers sampling requests a legacy server
 // pushes on its own ([Config.PushOnly] does nothing else).
+//
+// # Tools inside sampling
+//
+// By default, when Config.Provider supports tools (llm.Provider's
+// SupportsTools: anthropic, openai and offline do), the sampler declares
+// them: "tools": true in its work calls, and the sampling.tools capability
+// on legacy sessions, for it registers go-sdk's
+// CreateMessageWithToolsHandler ([HandlerWithTools]) instead of
+// CreateMessageHandler (go-sdk takes one or the other; the with-tools
+// handler also gets the requests without tools). A server may then offer
+// tools in its sampling requests; the model's tool calls go back as the
+// answer's tool_use content with stopReason "toolUse", and the server,
+// which runs the tools in the scope of the event under decision, continues
+// with a further input request under the same lease. The sampler never
+// runs a tool. Config.DisableTools (cmd/sampler --tools=false) turns all
+// of this off: the sampler behaves as one from before tools, with
+// [Handler]. [Stats].Answered counts each round of a tool loop.
 //
 // # Failure handling
 //

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -21,6 +22,9 @@ import (
 type chatServer struct {
 	t        *testing.T
 	statuses []int
+	// messages are the assistant messages of the 200 answers, in order,
+	// as JSON; once they run out, a text answer naming "block".
+	messages []string
 
 	mu       sync.Mutex
 	requests []map[string]any
@@ -43,6 +47,11 @@ func (c *chatServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if n := len(c.requests); n <= len(c.statuses) {
 		status = c.statuses[n-1]
 	}
+	message, finish := `{"role":"assistant","content":"{\"outcome\":\"block\",\"reason\":\"amount\"}"}`, "length"
+	if status == http.StatusOK && len(c.messages) > 0 {
+		message, finish = c.messages[0], "tool_calls"
+		c.messages = c.messages[1:]
+	}
 	c.mu.Unlock()
 
 	w.Header().Set("Content-Type", "application/json")
@@ -53,7 +62,7 @@ func (c *chatServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	fmt.Fprint(w, `{"id":"chatcmpl-1","object":"chat.completion","created":1700000000,"model":"llama3.2",`+
-		`"choices":[{"index":0,"message":{"role":"assistant","content":"{\"outcome\":\"block\",\"reason\":\"amount\"}"},"finish_reason":"length"}],`+
+		`"choices":[{"index":0,"message":`+message+`,"finish_reason":"`+finish+`"}],`+
 		`"usage":{"prompt_tokens":42,"completion_tokens":7,"total_tokens":49}}`)
 }
 
@@ -137,6 +146,56 @@ func TestProviderRejects(t *testing.T) {
 			}
 			if n := len(chat.sent()); n != 1 {
 				t.Errorf("%d requests, want 1 (no retry after 400)", n)
+			}
+			// The failure reaches the server as an error result, in the
+			// with-tools form this sampler answers in.
+			if f := w.failed(); len(f) != 1 || !strings.Contains(f[0], "400") {
+				t.Errorf("server saw failures %q, want one naming the 400", f)
+			}
+		})
+	}
+}
+
+// TestOpenAIToolLoop pulls an item whose request offers a tool, answered by
+// an OpenAI-compatible server whose model first calls it: the server sees
+// the tool as a function, then the call and its result as an assistant
+// tool_calls message and a role "tool" message, and the item is decided.
+func TestOpenAIToolLoop(t *testing.T) {
+	for _, pc := range protocols {
+		t.Run(pc.name, func(t *testing.T) {
+			chat := &chatServer{t: t, messages: []string{`{"role":"assistant","content":null,"tool_calls":[` +
+				`{"id":"call_1","type":"function","function":{"name":"transaction_history","arguments":"{\"limit\":5}"}}]}`}}
+			w := newWorkServer(borderlineItems(1)...)
+			w.tools = true
+			s, stop := start(t, client.Config{
+				Servers: []string{"mem"}, Transport: newMemServer(w.mcpServer(nil)).transport,
+				Provider: openAI(t, chat), ProtocolVersion: pc.version, Concurrency: 1,
+			})
+			await(t, s, "item decided", func(st client.Stats) bool { return st.Decided == 1 })
+			stop()
+			d := collect(t, w, 1)[0]
+			if !reflect.DeepEqual(d.toolCalls, []string{llm.HistoryTool}) || d.rounds != 2 || d.text != `{"outcome":"block","reason":"amount"}` {
+				t.Errorf("decision %+v", d)
+			}
+			sent := chat.sent()
+			if len(sent) != 2 {
+				t.Fatalf("%d requests, want 2", len(sent))
+			}
+			wantTools := []any{map[string]any{"type": "function", "function": map[string]any{
+				"name": llm.HistoryTool, "description": historyTool.Description, "parameters": map[string]any{"type": "object"}}}}
+			for i, req := range sent {
+				if !reflect.DeepEqual(req["tools"], wantTools) {
+					t.Errorf("request %d: tools %v, want %v", i, req["tools"], wantTools)
+				}
+			}
+			msgs, _ := sent[1]["messages"].([]any)
+			wantTail := []any{
+				map[string]any{"role": "assistant", "tool_calls": []any{map[string]any{"id": "call_1", "type": "function",
+					"function": map[string]any{"name": llm.HistoryTool, "arguments": `{"limit":5}`}}}},
+				map[string]any{"role": "tool", "tool_call_id": "call_1", "content": historyResult},
+			}
+			if len(msgs) != 4 || !reflect.DeepEqual(msgs[2:], wantTail) {
+				t.Errorf("second request's messages %v\nwant system, user, then %v", msgs, wantTail)
 			}
 		})
 	}

@@ -31,7 +31,6 @@ type Sampler struct {
 	cfg     Config
 	log     *slog.Logger
 	client  *mcp.Client
-	handle  func(context.Context, *mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error)
 	http    *http.Client
 	args    work.Args
 	stats   *counters
@@ -54,7 +53,6 @@ func New(cfg Config) (*Sampler, error) {
 		args:  work.Args{WaitMS: cfg.WaitMS, Sampler: cfg.Name + "/" + rand.Text()[:8]},
 		stats: newCounters(),
 	}
-	s.handle = Handler(cfg.Provider, cfg.Logger)
 	s.http = cfg.HTTPClient
 	if cfg.Token != "" {
 		hc := *cfg.HTTPClient
@@ -68,16 +66,25 @@ func New(cfg Config) (*Sampler, error) {
 			}
 		}
 	}
-	s.client = mcp.NewClient(&mcp.Implementation{Name: cfg.Name, Version: version()}, &mcp.ClientOptions{
+	opts := &mcp.ClientOptions{
 		Logger: cfg.Logger,
-		// Sampling is deprecated as of 2026-07-28 (SEP-2577) but is the
-		// protocol triage pulls work with; setting the handler also
-		// declares the sampling capability on legacy sessions.
-		CreateMessageHandler: s.answer,
 		// No roots: the default capability would announce them.
 		Capabilities: &mcp.ClientCapabilities{},
 		KeepAlive:    keepAlive,
-	})
+	}
+	// Sampling is deprecated as of 2026-07-28 (SEP-2577) but is the
+	// protocol triage pulls work with; setting a handler also declares the
+	// sampling capability on legacy sessions, with tools for the
+	// with-tools handler. go-sdk takes one of the two (it panics on both);
+	// the with-tools one also gets the requests without tools.
+	if !cfg.DisableTools && supportsTools(cfg.Provider) {
+		s.args.Tools = true // stateless calls carry no capabilities: say it here
+		opts.CreateMessageWithToolsHandler = answerWith(s, work.AnswerTimeoutWithTools,
+			HandlerWithTools(cfg.Provider, cfg.Logger), errorResultWithTools)
+	} else {
+		opts.CreateMessageHandler = answerWith(s, work.AnswerTimeout, Handler(cfg.Provider, cfg.Logger), work.ErrorResult)
+	}
+	s.client = mcp.NewClient(&mcp.Implementation{Name: cfg.Name, Version: version()}, opts)
 	return s, nil
 }
 
@@ -157,7 +164,7 @@ func (s *Sampler) serve(ctx context.Context, server string) (healthy bool, err e
 	s.stats.add(func(st *Stats) { st.Connects++ })
 	version := cs.InitializeResult().ProtocolVersion
 	s.log.Info("sampler: connected", "server", server, "protocol", version,
-		"session", cs.ID(), "push_only", s.cfg.PushOnly, "concurrency", s.cfg.Concurrency)
+		"session", cs.ID(), "push_only", s.cfg.PushOnly, "concurrency", s.cfg.Concurrency, "tools", s.args.Tools)
 	if s.cfg.PushOnly && version > work.ProtocolLegacy {
 		s.log.Warn("sampler: push-only on a session that forbids server-initiated requests; nothing will arrive",
 			"server", server, "protocol", version)
@@ -196,30 +203,42 @@ func (s *Sampler) transport(server string) (mcp.Transport, error) {
 	return &mcp.StreamableClientTransport{Endpoint: server, HTTPClient: s.http}, nil
 }
 
-// answer is the client's sampling handler: Handler with a bounded retry of
-// retryable provider errors, counted in Stats. A provider's Retry-After is
+// answerWith wraps a sampling handler for the client: a bounded retry of
+// retryable provider errors, counted in Stats, under the item's timeout
+// when the request names one (timeout). A provider's Retry-After is
 // honoured up to BackoffMax; a longer one fails the answer at once (the
-// server re-queues the item when its lease expires).
-func (s *Sampler) answer(ctx context.Context, req *mcp.CreateMessageRequest) (*mcp.CreateMessageResult, error) {
-	if req != nil {
-		if d, ok := work.AnswerTimeout(req.Params); ok {
-			// The item's lease ends then: an answer after it is wasted,
-			// and a hung model must not keep this slot.
-			var cancel context.CancelFunc
-			ctx, cancel = context.WithTimeout(ctx, d)
-			defer cancel()
+// server re-queues the item when its lease expires). A failure is said as
+// failed(err), a result rather than an error, so that the server hears it
+// on every protocol generation (see work.ErrorResult).
+func answerWith[P mcp.Params, R any](s *Sampler, timeout func(P) (time.Duration, bool),
+	handle func(context.Context, *mcp.ClientRequest[P]) (R, error), failed func(error) R,
+) func(context.Context, *mcp.ClientRequest[P]) (R, error) {
+	return func(ctx context.Context, req *mcp.ClientRequest[P]) (R, error) {
+		if req != nil {
+			if d, ok := timeout(req.Params); ok {
+				// The item's lease ends then: an answer after it is
+				// wasted, and a hung model must not keep this slot.
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, d)
+				defer cancel()
+			}
 		}
+		res, err := retry.Provider(ctx, s.cfg.AnswerAttempts, s.backoff(), s.cfg.BackoffMax,
+			func() (R, error) { return handle(ctx, req) })
+		if err != nil {
+			s.stats.add(func(st *Stats) { st.Errors++ })
+			return failed(err), nil
+		}
+		s.stats.add(func(st *Stats) { st.Answered++ })
+		return res, nil
 	}
-	res, err := retry.Provider(ctx, s.cfg.AnswerAttempts, s.backoff(), s.cfg.BackoffMax,
-		func() (*mcp.CreateMessageResult, error) { return s.handle(ctx, req) })
-	if err != nil {
-		s.stats.add(func(st *Stats) { st.Errors++ })
-		// Said as a result, so that the server hears it on every protocol
-		// generation (see work.ErrorResult).
-		return work.ErrorResult(err), nil
-	}
-	s.stats.add(func(st *Stats) { st.Answered++ })
-	return res, nil
+}
+
+// errorResultWithTools is work.ErrorResult as the answer to a request with
+// tools.
+func errorResultWithTools(err error) *mcp.CreateMessageWithToolsResult {
+	r := work.ErrorResult(err)
+	return &mcp.CreateMessageWithToolsResult{Role: r.Role, Content: []mcp.Content{r.Content}, StopReason: r.StopReason, Meta: r.Meta}
 }
 
 // bearer adds "Authorization: Bearer <token>" to every request.

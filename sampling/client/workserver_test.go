@@ -10,6 +10,7 @@ import (
 	"github.com/google/jsonschema-go/jsonschema"
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/triage-dev/triage/llm"
 	"github.com/triage-dev/triage/sampling/work"
 )
 
@@ -28,11 +29,27 @@ type workServer struct {
 	// follow-up round (a second input request), as triage does for an
 	// invalid answer.
 	corrective bool
+	// tools makes the requests to samplers that declare tools offer
+	// historyTool, and runs its calls: a tool loop as triage's server has
+	// it.
+	tools bool
 
-	mu     sync.Mutex
-	leases map[string]item
-	rounds map[string]int
+	mu       sync.Mutex
+	leases   map[string]item
+	rounds   map[string]int
+	declared map[string]bool          // the lease's sampler declared tools
+	convs    map[string][]llm.Message // the lease's conversation, with tools
+	calls    map[string][]string      // the tools the lease's model called
+	failures []string                 // the error texts of failed answers (work.ErrorResult)
 }
+
+// historyTool is the tool the test server offers, and historyResult what
+// it answers, in the consumer's shape: three past amounts above the
+// items' 30-day average of 100.
+var (
+	historyTool   = llm.Tool{Name: llm.HistoryTool, Description: "Past transactions of the account.", InputSchema: map[string]any{"type": "object"}}
+	historyResult = `{"events":[{"amount":150},{"amount":200},{"amount":300},{"amount":20}],"count":4}`
+)
 
 type item struct {
 	id, text string
@@ -48,6 +65,11 @@ type decision struct {
 	// legacy reports that the session was initialized on a version before
 	// 2026-07-28, so the answer came through server-initiated createMessage.
 	legacy bool
+	// declaredTools: the work call said "tools": true; capabilityTools: a
+	// legacy session's client declared sampling.tools.
+	declaredTools, capabilityTools bool
+	// toolCalls are the tools the model called, in order.
+	toolCalls []string
 }
 
 func newWorkServer(items ...item) *workServer {
@@ -57,6 +79,9 @@ func newWorkServer(items ...item) *workServer {
 		stop:      make(chan struct{}),
 		leases:    map[string]item{},
 		rounds:    map[string]int{},
+		declared:  map[string]bool{},
+		convs:     map[string][]llm.Message{},
+		calls:     map[string][]string{},
 	}
 	for _, it := range items {
 		w.items <- it
@@ -89,9 +114,7 @@ func (w *workServer) handle(ctx context.Context, req *mcp.CallToolRequest) (*mcp
 	if req.Params.RequestState != "" {
 		return w.complete(req)
 	}
-	var in struct {
-		WaitMS int `json:"wait_ms"`
-	}
+	var in work.Args
 	if len(req.Params.Arguments) > 0 {
 		if err := json.Unmarshal(req.Params.Arguments, &in); err != nil {
 			return nil, fmt.Errorf("arguments: %w", err)
@@ -104,11 +127,17 @@ func (w *workServer) handle(ctx context.Context, req *mcp.CallToolRequest) (*mcp
 	defer t.Stop()
 	select {
 	case it := <-w.items:
+		var ir mcp.InputRequest = params(it, it.text)
 		w.mu.Lock()
 		w.leases[it.id] = it
+		w.declared[it.id] = in.Tools
+		if w.tools && in.Tools {
+			w.convs[it.id] = []llm.Message{{Role: llm.RoleUser, Text: it.text}}
+			ir = toolParams(it, w.convs[it.id])
+		}
 		w.mu.Unlock()
 		return &mcp.CallToolResult{
-			InputRequests: mcp.InputRequestMap{work.InputKey: params(it, it.text)},
+			InputRequests: mcp.InputRequestMap{work.InputKey: ir},
 			RequestState:  it.id,
 		}, nil
 	case <-t.C:
@@ -132,11 +161,42 @@ func (w *workServer) complete(req *mcp.CallToolRequest) (*mcp.CallToolResult, er
 	d := decision{eventID: id, rounds: rounds}
 	if ip := req.Session.InitializeParams(); ip != nil && ip.ProtocolVersion < "2026-07-28" {
 		d.legacy = true
+		d.capabilityTools = ip.Capabilities != nil && ip.Capabilities.Sampling != nil && ip.Capabilities.Sampling.Tools != nil
+	}
+	if msg, failed := work.AnswerError(req.Params.InputResponses[work.InputKey]); failed {
+		w.mu.Lock()
+		w.failures = append(w.failures, msg)
+		w.mu.Unlock()
 	}
 	r, ok := work.ResponseFromMCP(req.Params.InputResponses[work.InputKey])
 	if !ok {
 		return nil, fmt.Errorf("input response %T", req.Params.InputResponses[work.InputKey])
 	}
+	if len(r.ToolCalls) > 0 {
+		// Run the calls and ask again with the conversation so far, as
+		// triage's server does.
+		results := make([]llm.ToolResult, 0, len(r.ToolCalls))
+		for _, c := range r.ToolCalls {
+			res := llm.ToolResult{CallID: c.ID, Content: historyResult}
+			if c.Name != historyTool.Name {
+				res = llm.ToolResult{CallID: c.ID, Content: "unknown tool", IsError: true}
+			}
+			results = append(results, res)
+		}
+		w.mu.Lock()
+		conv := append(w.convs[id],
+			llm.Message{Role: llm.RoleAssistant, Text: r.Text, ToolCalls: r.ToolCalls},
+			llm.Message{Role: llm.RoleUser, ToolResults: results})
+		w.convs[id] = conv
+		for _, c := range r.ToolCalls {
+			w.calls[id] = append(w.calls[id], c.Name)
+		}
+		w.mu.Unlock()
+		return &mcp.CallToolResult{InputRequests: mcp.InputRequestMap{work.InputKey: toolParams(it, conv)}, RequestState: id}, nil
+	}
+	w.mu.Lock()
+	d.declaredTools, d.toolCalls = w.declared[id], w.calls[id]
+	w.mu.Unlock()
 	d.text, d.model, d.stopReason = r.Text, r.Model, r.StopReason
 	d.inputTokens, d.outputTokens, d.usage = r.InputTokens, r.OutputTokens, r.InputTokens != 0 || r.OutputTokens != 0
 	if w.corrective && rounds == 1 {
@@ -176,6 +236,24 @@ func params(it item, text string) *mcp.CreateMessageParams {
 		Metadata: map[string]any{
 			"event_id": it.id, "type": "transaction", "outcomes": it.outcomes, "fallback": it.outcomes[len(it.outcomes)-1],
 		},
+	}
+}
+
+// failed returns the error texts of the failed answers so far.
+func (w *workServer) failed() []string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]string(nil), w.failures...)
+}
+
+// toolParams is the sampling request with tools triage builds for an item
+// whose conversation is conv.
+func toolParams(it item, conv []llm.Message) *mcp.CreateMessageWithToolsParams {
+	p := params(it, it.text)
+	return &mcp.CreateMessageWithToolsParams{
+		SystemPrompt: p.SystemPrompt, Messages: work.MessagesToMCP(conv), ModelPreferences: p.ModelPreferences,
+		Temperature: p.Temperature, MaxTokens: p.MaxTokens, StopSequences: p.StopSequences, Metadata: p.Metadata,
+		Tools: work.ToolsToMCP([]llm.Tool{historyTool}),
 	}
 }
 

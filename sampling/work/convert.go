@@ -28,47 +28,65 @@ func RequestFromMCP(p *mcp.CreateMessageParams) (llm.Request, error) {
 	if p == nil {
 		return llm.Request{}, fmt.Errorf("work: %w: no params", ErrUnsupported)
 	}
-	req := llm.Request{
-		System: p.SystemPrompt,
-		Stop:   p.StopSequences,
-	}
+	msgs := make([]llm.Message, 0, len(p.Messages))
 	for i, m := range p.Messages {
 		if m == nil {
 			return llm.Request{}, fmt.Errorf("work: %w: message %d is null", ErrUnsupported, i)
 		}
-		if m.Role != llm.RoleUser && m.Role != llm.RoleAssistant {
-			return llm.Request{}, fmt.Errorf("work: %w: message %d has role %q (want user or assistant)", ErrUnsupported, i, m.Role)
+		if err := checkRole(i, m.Role); err != nil {
+			return llm.Request{}, err
 		}
 		text, ok := m.Content.(*mcp.TextContent)
 		if !ok || text == nil {
 			return llm.Request{}, fmt.Errorf("work: %w: message %d has %s content (only text is supported)", ErrUnsupported, i, contentKind(m.Content))
 		}
-		req.Messages = append(req.Messages, llm.Message{Role: string(m.Role), Text: text.Text})
+		msgs = append(msgs, llm.Message{Role: string(m.Role), Text: text.Text})
 	}
+	return requestFrom(sampling{
+		system: p.SystemPrompt, stop: p.StopSequences, prefs: p.ModelPreferences,
+		temperature: p.Temperature, maxTokens: p.MaxTokens, metadata: p.Metadata,
+	}, msgs)
+}
+
+// sampling holds the fields that CreateMessageParams and
+// CreateMessageWithToolsParams share besides their messages.
+type sampling struct {
+	system      string
+	stop        []string
+	prefs       *mcp.ModelPreferences
+	temperature float64
+	maxTokens   int64
+	metadata    any
+}
+
+// requestFrom checks and converts the shared fields (see [RequestFromMCP])
+// into a request with msgs.
+func requestFrom(p sampling, msgs []llm.Message) (llm.Request, error) {
+	req := llm.Request{System: p.system, Stop: p.stop, Messages: msgs}
 	if len(req.Messages) == 0 {
 		return llm.Request{}, fmt.Errorf("work: %w: no messages", ErrUnsupported)
 	}
 	var err error
-	if req.Preferences, err = preferencesFromMCP(p.ModelPreferences); err != nil {
+	if req.Preferences, err = preferencesFromMCP(p.prefs); err != nil {
 		return llm.Request{}, err
 	}
 	switch {
-	case p.Temperature < 0 || math.IsNaN(p.Temperature) || math.IsInf(p.Temperature, 0):
-		return llm.Request{}, fmt.Errorf("work: %w: temperature %v", ErrUnsupported, p.Temperature)
-	case p.Temperature > 0:
-		req.Temperature = &p.Temperature
+	case p.temperature < 0 || math.IsNaN(p.temperature) || math.IsInf(p.temperature, 0):
+		return llm.Request{}, fmt.Errorf("work: %w: temperature %v", ErrUnsupported, p.temperature)
+	case p.temperature > 0:
+		req.Temperature = &p.temperature
 	}
-	if t, ok := metadataTemperature(p.Metadata); ok {
+	if t, ok := metadataTemperature(p.metadata); ok {
 		if t < 0 || math.IsNaN(t) || math.IsInf(t, 0) {
 			return llm.Request{}, fmt.Errorf("work: %w: metadata temperature %v", ErrUnsupported, t)
 		}
 		req.Temperature = &t
 	}
-	if p.MaxTokens < 0 || p.MaxTokens > math.MaxInt32 {
-		return llm.Request{}, fmt.Errorf("work: %w: maxTokens %d", ErrUnsupported, p.MaxTokens)
+	if p.maxTokens < 0 || p.maxTokens > math.MaxInt32 {
+		return llm.Request{}, fmt.Errorf("work: %w: maxTokens %d", ErrUnsupported, p.maxTokens)
 	}
-	req.MaxTokens = int(p.MaxTokens)
-	if req.Metadata, err = metadataFromMCP(p.Metadata); err != nil {
+	req.MaxTokens = int(p.maxTokens)
+	if req.Metadata, err = metadataFromMCP(p.metadata); err != nil {
 		return llm.Request{}, err
 	}
 	if s, ok := req.Metadata[MetaSchema].(map[string]any); ok {
@@ -77,24 +95,38 @@ func RequestFromMCP(p *mcp.CreateMessageParams) (llm.Request, error) {
 	return req, nil
 }
 
+// checkRole accepts the roles a provider knows.
+func checkRole(i int, role mcp.Role) error {
+	if role != llm.RoleUser && role != llm.RoleAssistant {
+		return fmt.Errorf("work: %w: message %d has role %q (want user or assistant)", ErrUnsupported, i, role)
+	}
+	return nil
+}
+
 // ResultToMCP converts a provider response into the MCP sampling result: an
 // assistant text message with the answering model and stop reason, and the
 // token usage in _meta under [UsageMetaKey] unless both counts are zero
 // (unknown).
 func ResultToMCP(r llm.Response) *mcp.CreateMessageResult {
-	res := &mcp.CreateMessageResult{
+	return &mcp.CreateMessageResult{
 		Role:       "assistant",
 		Content:    &mcp.TextContent{Text: r.Text},
 		Model:      r.Model,
 		StopReason: r.StopReason,
+		Meta:       usageMeta(r),
 	}
-	if r.InputTokens != 0 || r.OutputTokens != 0 {
-		res.Meta = mcp.Meta{UsageMetaKey: map[string]any{
-			"inputTokens":  r.InputTokens,
-			"outputTokens": r.OutputTokens,
-		}}
+}
+
+// usageMeta is the _meta of a result: the usage under [UsageMetaKey], nil
+// when both counts are zero (unknown).
+func usageMeta(r llm.Response) mcp.Meta {
+	if r.InputTokens == 0 && r.OutputTokens == 0 {
+		return nil
 	}
-	return res
+	return mcp.Meta{UsageMetaKey: map[string]any{
+		"inputTokens":  r.InputTokens,
+		"outputTokens": r.OutputTokens,
+	}}
 }
 
 // UsageFromMeta reads the token usage a sampler reported under
@@ -114,8 +146,11 @@ func UsageFromMeta(m mcp.Meta) (in, out int64, ok bool) {
 // retry's inputResponses[InputKey] or from sampling/createMessage: a
 // *mcp.CreateMessageResult (what a client sends on 2026-07-28, and the
 // result of a pushed request) or a *mcp.CreateMessageWithToolsResult (what
-// go-sdk's server-side middleware delivers for older clients). The text is
-// the concatenation of the text contents; usage comes from [UsageFromMeta].
+// go-sdk's server-side middleware delivers for older clients, and what a
+// sampler answers a request with tools with). The text is the
+// concatenation of the text contents, and the tool_use contents are the
+// ToolCalls, in order (a request with tools may get them, with stopReason
+// "toolUse"); other content is ignored. Usage comes from [UsageFromMeta].
 // ok is false for anything else, including a nil result.
 func ResponseFromMCP(v any) (r llm.Response, ok bool) {
 	res, ok := unpackResult(v)
@@ -124,8 +159,16 @@ func ResponseFromMCP(v any) (r llm.Response, ok bool) {
 	}
 	r.Model, r.StopReason = res.model, res.stopReason
 	for _, c := range res.contents {
-		if t, ok := c.(*mcp.TextContent); ok {
-			r.Text += t.Text
+		switch c := c.(type) {
+		case *mcp.TextContent:
+			if c != nil {
+				r.Text += c.Text
+			}
+		case *mcp.ToolUseContent:
+			if c == nil {
+				continue
+			}
+			r.ToolCalls = append(r.ToolCalls, llm.ToolCall{ID: c.ID, Name: c.Name, Input: c.Input})
 		}
 	}
 	r.InputTokens, r.OutputTokens, _ = UsageFromMeta(res.meta)
@@ -226,9 +269,6 @@ func preferencesFromMCP(mp *mcp.ModelPreferences) (llm.Preferences, error) {
 	return prefs, nil
 }
 
-// metadataFromMCP accepts the decoded JSON object the wire delivers
-// (map[string]any) and, for in-process callers, any value that marshals to
-// a JSON object.
 // metadataTemperature reads MetaTemperature from request metadata, as
 // decoded from JSON (float64) or set in process (float64).
 func metadataTemperature(v any) (float64, bool) {
@@ -240,6 +280,9 @@ func metadataTemperature(v any) (float64, bool) {
 	return t, ok
 }
 
+// metadataFromMCP accepts the decoded JSON object the wire delivers
+// (map[string]any) and, for in-process callers, any value that marshals to
+// a JSON object.
 func metadataFromMCP(v any) (map[string]any, error) {
 	switch m := v.(type) {
 	case nil:

@@ -111,19 +111,26 @@ func TestRequestFromMCP(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			got, err := work.RequestFromMCP(c.in)
-			if c.err != "" {
-				if err == nil || !strings.Contains(err.Error(), c.err) || !errors.Is(err, work.ErrUnsupported) {
-					t.Fatalf("err = %v, want ErrUnsupported mentioning %q", err, c.err)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !reflect.DeepEqual(got, c.want) {
-				t.Fatalf("got  %+v\nwant %+v", got, c.want)
-			}
+			checkConversion(t, got, err, c.want, c.err)
 		})
+	}
+}
+
+// checkConversion checks a request conversion's result: an error wrapping
+// ErrUnsupported that mentions wantErr, or, when wantErr is "", want.
+func checkConversion[T any](t *testing.T, got T, err error, want T, wantErr string) {
+	t.Helper()
+	if wantErr != "" {
+		if err == nil || !strings.Contains(err.Error(), wantErr) || !errors.Is(err, work.ErrUnsupported) {
+			t.Fatalf("err = %v, want ErrUnsupported mentioning %q", err, wantErr)
+		}
+		return
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("got  %+v\nwant %+v", got, want)
 	}
 }
 

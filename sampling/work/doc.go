@@ -16,7 +16,9 @@
 //	{
 //	  "wait_ms": 20000,        // optional integer: long-poll wait for work;
 //	                           // 0 or absent means 20000, above 30000 means 30000
-//	  "sampler": "my-sampler"  // optional string: recorded in audit records
+//	  "sampler": "my-sampler", // optional string: recorded in audit records
+//	  "tools": true            // optional boolean: the sampler answers requests
+//	                           // with tools (see "Tools inside sampling")
 //	}
 //
 // On 2026-07-28 every call is stateless, so "sampler" is also how the pool
@@ -71,6 +73,31 @@
 // expires after the type's timeout: the item goes back to the queue (once)
 // or falls back, and a late retry gets {"status":"expired"}.
 //
+// # Tools inside sampling
+//
+// A sampler that declares "tools": true (cmd/sampler does unless --tools=false)
+// may get sampling requests with tools, 2025-11-25's sampling with tools
+// (SEP-1577): params also hold "tools" (name, description, inputSchema) and
+// "toolChoice" {"mode": "auto" | "required" | "none"}, and messages whose
+// content is an array that may hold tool_use (assistant) and tool_result
+// (user) blocks. The tools are scoped to the request: the sampler does not
+// run them and need not know them. It passes them to its model and answers
+// with a CreateMessageWithToolsResult: content an array of text and
+// tool_use blocks, stopReason "toolUse" when the model called tools. The
+// server runs the calls in the scope of the event under decision, audits
+// them, and sends a further input request under the same requestState: the
+// conversation so far, the model's tool_use turn and a user turn of
+// tool_result blocks (alone in their message, as MCP wants), until the
+// model answers with text or the server's bound on rounds ends the loop.
+// A sampler that did not declare tools gets requests without them.
+//
+// Converters, for both sides: a sampler uses [RequestFromMCPWithTools] and
+// [ResultToMCPWithTools] (go-sdk's client hands its with-tools handler every
+// request in this form, with or without tools, and [AnswerTimeoutWithTools]
+// reads its timeout); the server builds the follow-up requests with
+// [MessagesToMCP], [ToolsToMCP] and [ToolChoiceToMCP], and reads the answer
+// with [ResponseFromMCP], whose ToolCalls are the tool_use blocks.
+//
 // # The final result
 //
 // Every call ends with structured content of the form [Result] (the tool's
@@ -121,7 +148,7 @@
 //
 // Sampling is deprecated as of 2026-07-28 (SEP-2577); triage's direct mode
 // calls a provider API instead, with the same converters ([RequestFromMCP],
-// [ResultToMCP]) on its sampler side.
+// [ResultToMCP], and their WithTools forms) on its sampler side.
 //
 // # Wire details
 //

@@ -38,7 +38,21 @@ func AnswerTimeout(p *mcp.CreateMessageParams) (time.Duration, bool) {
 	if p == nil {
 		return 0, false
 	}
-	m, ok := p.Metadata.(map[string]any)
+	return timeoutOf(p.Metadata)
+}
+
+// AnswerTimeoutWithTools is [AnswerTimeout] for a sampling request with
+// tools.
+func AnswerTimeoutWithTools(p *mcp.CreateMessageWithToolsParams) (time.Duration, bool) {
+	if p == nil {
+		return 0, false
+	}
+	return timeoutOf(p.Metadata)
+}
+
+// timeoutOf reads MetaTimeoutMS from request metadata.
+func timeoutOf(metadata any) (time.Duration, bool) {
+	m, ok := metadata.(map[string]any)
 	if !ok {
 		return 0, false
 	}
