@@ -55,7 +55,8 @@ type GuardOptions struct {
 //     policy (audit status denied); no request is built;
 //  2. the result cache: an identical masked request of the same tenant,
 //     type, rule, tier and rules version answered within the type's TTL
-//     (without calling tools, whose results the request does not show)
+//     (without reading an account's history, which the request does not
+//     show and which moves on)
 //     decides at once, with path cache, audited with the cache key and
 //     the audit_id of the decision that paid for the answer; identical
 //     requests in flight wait for the first (singleflight) and share its
@@ -136,9 +137,12 @@ func (g *Guard) Decide(ctx context.Context, it pipeline.Item) (pipeline.Verdict,
 			return flight{v: v}, err
 		}
 		v.CacheKey = key
-		// An answer that read tool results (an account's history) rests
-		// on more than the request: it is not reused for the next one.
-		if !slices.ContainsFunc(v.Attempts, func(a audit.Record) bool { return a.Kind == audit.KindToolCall }) {
+		// An answer that read an account's history rests on more than the
+		// request, and the history moves on: it is not reused. The
+		// document's own metadata is part of what the request stands for.
+		if !slices.ContainsFunc(v.Attempts, func(a audit.Record) bool {
+			return a.Kind == audit.KindToolCall && a.Tool == rules.ToolTransactionHistory
+		}) {
 			cache.add(key, cached{outcome: v.Outcome, reason: v.Reason, model: v.Model, tier: v.Tier,
 				source: self, expires: g.opts.Now().Add(ttl)})
 		}

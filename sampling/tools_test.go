@@ -593,3 +593,46 @@ func TestDocumentMetadata(t *testing.T) {
 		t.Errorf("offered tools = %+v, want document_metadata only", tools)
 	}
 }
+
+// TestHistoryAnswersAreNotCached: an answer that read the account's
+// history is not reused for an identical request (the history moves on);
+// one that did not is.
+func TestHistoryAnswersAreNotCached(t *testing.T) {
+	set, err := rules.Parse("tools.yaml", []byte(toolRules+"guards:\n  cache: {ttl: {payment: 1m}}\n"), rules.WithMaskKey(rules.RandomMaskKey()))
+	typ := paymentIn(t, set, err)
+	h := sampling.NewHistory(sampling.HistoryOptions{})
+	item := func(id string, amount int) pipeline.Item {
+		fields := map[string]any{"event_id": id, "type": "payment", "tenant_id": "t", "occurred_at": "2026-11-26T10:00:00Z",
+			"account_id": "a-1", "user_id": "u", "amount": json.Number(fmt.Sprint(amount)), "device": "d"}
+		if err := typ.Validate(fields); err != nil {
+			t.Fatal(err)
+		}
+		ev := pipeline.Event{ID: id, Type: "payment", TenantID: "t", Key: "a-1", Fields: fields}
+		h.Observe(typ, ev)
+		return pipeline.Item{Event: ev, Type: typ, Rule: rules.Result{Type: "payment", RuleID: rules.DefaultRuleID, Action: rules.ActionSample}}
+	}
+	prov := &toolProvider{script: func(req llm.Request) llm.Response {
+		if !strings.HasPrefix(req.Messages[0].Text, "Payment of 7 ") {
+			return llmResponse(textResult(`{"outcome":"allow","reason":"small","score":0.9}`))
+		}
+		return llmResponse(outOfScopeThenAnswer(requestToMCP(req)))
+	}}
+	g := sampling.NewGuard(sampling.NewDirect(prov, sampling.DirectOptions{History: h}), sampling.GuardOptions{Logger: testLogger()})
+	paths := func(amount int) []string {
+		var out []string
+		for i := range 2 {
+			v, err := decideOne(t, g, item(fmt.Sprint("ev-", amount, "-", i), amount))
+			if err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, v.Path)
+		}
+		return out
+	}
+	if got := paths(7); !slices.Equal(got, []string{"sampled", "sampled"}) {
+		t.Errorf("answers that read the history: %v, want both sampled", got)
+	}
+	if got := paths(8); !slices.Equal(got, []string{"sampled", "cache"}) {
+		t.Errorf("answers without tools: %v, want sampled then cache", got)
+	}
+}

@@ -188,7 +188,7 @@ func (r Report) WriteTable(w io.Writer) error {
 	fmt.Fprintf(tw, "events in\t%d\n", r.EventsIn)
 	fmt.Fprintf(tw, "decisions\t%d\n", r.Decisions)
 	fmt.Fprintf(tw, "dead-lettered\t%d\n", r.DLQ)
-	fmt.Fprintf(tw, "audit records\t%d (%d decisions + %d sampling attempts + %d dead letters)\n", r.AuditRecords, r.Decisions, r.Attempts, r.DLQ)
+	fmt.Fprintf(tw, "audit records\t%d (%d decisions + %d sampling attempts and tool calls + %d dead letters)\n", r.AuditRecords, r.Decisions, r.Attempts, r.DLQ)
 	fmt.Fprintf(tw, "duration\t%.2f s (%.0f records/s)\n", r.DurationS, r.RecordsPerS)
 	fmt.Fprintf(tw, "ambiguous events decided by\t%s\n", r.Sampler)
 	writeCounts(tw, "by path", r.ByPath, r.Decisions)
