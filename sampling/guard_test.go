@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http/httptest"
+	"os"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -338,5 +340,34 @@ func TestRegionRestrictedWorkStaysInRegion(t *testing.T) {
 	}
 	if eu.requests() < 3 {
 		t.Errorf("the eu sampler answered %d requests, want at least eu-bank's 3", eu.requests())
+	}
+}
+
+// TestGuardsReload: a reload that changes the limits applies to the next
+// request, and spend in the current window stays spent.
+func TestGuardsReload(t *testing.T) {
+	load := func(tokens int) *rules.Type {
+		data, err := os.ReadFile("testdata/guards.yaml")
+		if err != nil {
+			t.Fatal(err)
+		}
+		src := strings.Replace(string(data), "{tenant: thrifty, tokens: 40}", fmt.Sprintf("{tenant: thrifty, tokens: %d}", tokens), 1)
+		set, err := rules.Parse("guards.yaml", []byte(src))
+		return paymentIn(t, set, err)
+	}
+	g, _, _ := guarded(t, outcomeAnswer("allow")) // 19 tokens an answer
+	small, big := load(15), load(60)
+	if _, err := decide(t, g, payment(small, "thrifty", "a", 1, "")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := decide(t, g, payment(small, "thrifty", "b", 2, "")); !errors.Is(err, sampling.ErrBudgetExceeded) {
+		t.Fatalf("over 15 tokens: %v, want budget exceeded", err)
+	}
+	// Reloaded with 60: the 19 spent count, so three more start below it
+	// (at 19, 38 and 57) and the next does not (76).
+	for i, want := range []error{nil, nil, nil, sampling.ErrBudgetExceeded} {
+		if _, err := decide(t, g, payment(big, "thrifty", fmt.Sprint("c", i), 10+i, "")); !errors.Is(err, want) {
+			t.Errorf("after the reload, request %d: %v, want %v", i, err, want)
+		}
 	}
 }
