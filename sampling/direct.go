@@ -145,7 +145,9 @@ func (d *Direct) decide(ctx context.Context, it pipeline.Item) (pipeline.Verdict
 		}
 		if conv.wantsTools(r) {
 			record(started, audit.StatusOK, &r, reasonToolUse)
-			attempts = append(attempts, conv.toolRound(r, ModeDirect, d.provider.Name())...)
+			calls := conv.toolRound(r, ModeDirect, d.provider.Name())
+			d.opts.Metrics.toolCalls(calls)
+			attempts = append(attempts, calls...)
 			continue
 		}
 		a, perr := conv.parse(r)

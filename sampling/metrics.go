@@ -19,6 +19,7 @@ type Metrics struct {
 	// breaker counts the breakers' changes of state.
 	quarantined prometheus.Gauge
 	breaker     *prometheus.CounterVec
+	tools       *prometheus.CounterVec
 }
 
 // NewMetrics creates the metrics and registers them with reg.
@@ -42,8 +43,12 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "triage_sampling_session_breaker_transitions_total",
 			Help: "Changes of state of the sampler sessions' circuit breakers, by the state entered (open, half-open, closed).",
 		}, []string{"to"}),
+		tools: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "triage_sampling_tool_calls_total",
+			Help: "Tool calls the LLM made inside sampling, by tool and status (ok, denied: outside the event's scope, error).",
+		}, []string{"tool", "status"}),
 	}
-	for _, c := range []prometheus.Collector{m.waiting, m.attempts, m.latency, m.quarantined, m.breaker} {
+	for _, c := range []prometheus.Collector{m.waiting, m.attempts, m.latency, m.quarantined, m.breaker, m.tools} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -61,6 +66,19 @@ func (m *Metrics) attempt(mode string, status audit.Status, d time.Duration) {
 	if m != nil {
 		m.attempts.WithLabelValues(mode, string(status)).Inc()
 		m.latency.WithLabelValues(mode).Observe(d.Seconds())
+	}
+}
+
+// toolCalls counts the tool_call records among recs (a tool round's
+// records also hold the attempt that asked for the tools).
+func (m *Metrics) toolCalls(recs []audit.Record) {
+	if m == nil {
+		return
+	}
+	for _, r := range recs {
+		if r.Kind == audit.KindToolCall {
+			m.tools.WithLabelValues(r.Tool, string(r.Status)).Inc()
+		}
 	}
 }
 

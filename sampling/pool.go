@@ -491,7 +491,9 @@ func (p *Pool) answer(token string, r llm.Response) (next mcp.InputRequest, res 
 	if j.conv.wantsTools(r) {
 		j.attempts = append(j.attempts, attemptRecord(j.conv, l.mode, l.session, l.started, audit.StatusOK, &r, reasonToolUse))
 		p.opts.Metrics.attempt(l.mode, audit.StatusOK, time.Since(l.started))
-		j.attempts = append(j.attempts, j.conv.toolRound(r, l.mode, l.session)...)
+		calls := j.conv.toolRound(r, l.mode, l.session)
+		p.opts.Metrics.toolCalls(calls)
+		j.attempts = append(j.attempts, calls...)
 		l.started = time.Now()
 		l.timer.Reset(j.conv.prompt.Timeout)
 		return j.conv.mcpRequest(l.tools), work.Result{}
