@@ -79,7 +79,9 @@ func TestDemoClickHouse(t *testing.T) {
 	if err := json.Unmarshal(data, &s); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"== Decisions per minute by path and outcome", "== Audit trail of one event", "== Top rules by hits"} {
+	for _, want := range []string{"== Decisions per minute by path and outcome", "== Audit trail of one event", "== Top rules by hits",
+		"== LLM controls by type", "== Tool calls inside sampling", "== LLM tokens by tenant, model and risk tier",
+		"LLM requests saved by the cache", "tool calls inside sampling"} {
 		if !strings.Contains(stdout, want) {
 			t.Errorf("the demo's output has no %q:\n%s", want, stdout)
 		}
@@ -91,6 +93,24 @@ func TestDemoClickHouse(t *testing.T) {
 	}
 	if decisions != uint64(s.Decisions) || auditRows != uint64(s.AuditRecords) {
 		t.Fatalf("ClickHouse has %d decisions and %d audit records; the demo made %d and %d", decisions, auditRows, s.Decisions, s.AuditRecords)
+	}
+	// The controls reach storage as the summary counted them: cached
+	// decisions, tool calls (the shipped policy offers document_metadata to
+	// every sampled document), and tiers on the sampled decisions.
+	var cached, toolCalls, tiered uint64
+	if err := conn.QueryRow(t.Context(), `SELECT
+		(SELECT uniqExactIf(tenant_id, event_id, path = 'cache') FROM decisions),
+		(SELECT uniqExactIf(audit_id, kind = 'tool_call') FROM audit),
+		(SELECT uniqExactIf(tenant_id, event_id, tier != '') FROM decisions WHERE path = 'sampled')`).Scan(&cached, &toolCalls, &tiered); err != nil {
+		t.Fatal(err)
+	}
+	calls := 0
+	for _, n := range s.ToolCalls {
+		calls += n
+	}
+	if cached != uint64(s.ByPath["cache"]) || toolCalls != uint64(calls) || toolCalls == 0 || tiered != uint64(s.ByPath["sampled"]) {
+		t.Errorf("ClickHouse has %d cached decisions, %d tool calls, %d sampled decisions with a tier; the demo made %d, %d and %d",
+			cached, toolCalls, tiered, s.ByPath["cache"], calls, s.ByPath["sampled"])
 	}
 
 	var out, errOut bytes.Buffer
