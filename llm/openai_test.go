@@ -344,3 +344,28 @@ func TestOpenAIToolArgumentsNotJSON(t *testing.T) {
 		t.Errorf("error %v does not name the tool", e)
 	}
 }
+
+// TestOpenAISupportsTools: tools go to OpenAI itself always, and to a
+// compatible server only without structured output, whose grammar a
+// request with tools would lose.
+func TestOpenAISupportsTools(t *testing.T) {
+	for _, tt := range []struct {
+		base, structured string
+		want             bool
+	}{
+		{"", "", true},
+		{"", llm.StructuredJSONObject, true},
+		{"http://127.0.0.1:8080/v1", "", false},
+		{"http://127.0.0.1:8080/v1", llm.StructuredJSONObject, false},
+		{"http://127.0.0.1:8080/v1", llm.StructuredNone, true},
+	} {
+		p, err := llm.New("openai", llm.Options{BaseURL: tt.base, Structured: tt.structured})
+		if err != nil {
+			t.Fatal(err)
+		}
+		tp, ok := p.(interface{ SupportsTools() bool })
+		if !ok || tp.SupportsTools() != tt.want {
+			t.Errorf("base %q, structured %q: supports tools %v, want %v", tt.base, tt.structured, ok && tp.SupportsTools(), tt.want)
+		}
+	}
+}

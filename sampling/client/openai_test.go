@@ -74,9 +74,15 @@ func (c *chatServer) sent() []map[string]any {
 
 func openAI(t *testing.T, c *chatServer) llm.Provider {
 	t.Helper()
+	return openAIStructured(t, c, "")
+}
+
+// openAIStructured is openAI with Options.Structured.
+func openAIStructured(t *testing.T, c *chatServer, structured string) llm.Provider {
+	t.Helper()
 	ts := httptest.NewServer(c)
 	t.Cleanup(ts.Close)
-	p, err := llm.New("openai", llm.Options{BaseURL: ts.URL + "/v1", APIKey: "sk-test", Model: "llama3.2"})
+	p, err := llm.New("openai", llm.Options{BaseURL: ts.URL + "/v1", APIKey: "sk-test", Model: "llama3.2", Structured: structured})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -157,7 +163,8 @@ func TestProviderRejects(t *testing.T) {
 }
 
 // TestOpenAIToolLoop pulls an item whose request offers a tool, answered by
-// an OpenAI-compatible server whose model first calls it: the server sees
+// an OpenAI-compatible server (without structured output: with it, the
+// provider offers no tools) whose model first calls it: the server sees
 // the tool as a function, then the call and its result as an assistant
 // tool_calls message and a role "tool" message, and the item is decided.
 func TestOpenAIToolLoop(t *testing.T) {
@@ -169,7 +176,7 @@ func TestOpenAIToolLoop(t *testing.T) {
 			w.tools = true
 			s, stop := start(t, client.Config{
 				Servers: []string{"mem"}, Transport: newMemServer(w.mcpServer(nil)).transport,
-				Provider: openAI(t, chat), ProtocolVersion: pc.version, Concurrency: 1,
+				Provider: openAIStructured(t, chat, llm.StructuredNone), ProtocolVersion: pc.version, Concurrency: 1,
 			})
 			await(t, s, "item decided", func(st client.Stats) bool { return st.Decided == 1 })
 			stop()
