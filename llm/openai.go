@@ -86,7 +86,9 @@ func (p *openaiProvider) Name() string { return openaiName }
 // models such servers run answer free text that fits the schema rarely
 // (scripts/bench llm: 0 of 200 without structure, 98 % with it): a
 // decision is worth more than a tool.
-func (p *openaiProvider) SupportsTools() bool { return p.toolsWithFormat || p.structured == StructuredNone }
+func (p *openaiProvider) SupportsTools() bool {
+	return p.toolsWithFormat || p.structured == StructuredNone
+}
 
 func (p *openaiProvider) Complete(ctx context.Context, req Request) (Response, error) {
 	maxTokens, err := check(openaiName, req)
