@@ -48,25 +48,26 @@ func TestControlsQueries(t *testing.T) {
 		}
 	}
 
-	controls := queryRows(t, conn, "09_llm_controls")
+	controls := queryRows(t, conn, "09_llm_controls", nil)
 	want := map[string]string{"type": "transaction", "sampled": "3", "cached": "1", "cache_share": "0.25",
 		"rate_limited": "1", "budget_exceeded": "1", "policy": "1", "other_fallbacks": "1"}
 	if len(controls) != 1 || fmt.Sprint(controls[0]) != fmt.Sprint(want) {
 		t.Errorf("09_llm_controls: %v, want %v", controls, want)
 	}
-	tools := queryRows(t, conn, "10_tool_calls")
+	tools := queryRows(t, conn, "10_tool_calls", nil)
 	if len(tools) != 2 || tools[0]["status"] != "denied" || tools[0]["calls"] != "1" || tools[1]["status"] != "ok" || tools[1]["calls"] != "2" {
 		t.Errorf("10_tool_calls: %v", tools)
 	}
-	tokens := queryRows(t, conn, "05_tokens_by_tenant_model")
+	tokens := queryRows(t, conn, "05_tokens_by_tenant_model", nil)
 	if len(tokens) != 1 || tokens[0]["tier"] != "high" || tokens[0]["model"] != "m1" || tokens[0]["attempts"] != "3" ||
 		tokens[0]["tokens_total"] != "45" || tokens[0]["estimated"] != "1" {
 		t.Errorf("05_tokens_by_tenant_model: %v", tokens)
 	}
 }
 
-// queryRows runs the named dashboard query with its defaults.
-func queryRows(t *testing.T, conn driver.Conn, name string) []map[string]string {
+// queryRows runs the named deploy/ query with values (defaults where nil)
+// and returns its rows as column → value.
+func queryRows(t *testing.T, conn driver.Conn, name string, values map[string]string) []map[string]string {
 	t.Helper()
 	queries, err := LoadQueries(deploy.Queries, deploy.QueriesDir)
 	if err != nil {
@@ -76,7 +77,7 @@ func queryRows(t *testing.T, conn driver.Conn, name string) []map[string]string 
 		if q.Name != name {
 			continue
 		}
-		sql, err := q.Render(nil)
+		sql, err := q.Render(values)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -9,4 +9,5 @@ var (
 	LinkedRecords = linkedRecords
 	Await         = await
 	WaitTimeout   = waitTimeout
+	QueryRows     = queryRows
 )

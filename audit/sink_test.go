@@ -167,34 +167,7 @@ func runPipeline(t *testing.T, brokers []string, n int, produce func(*kgo.Client
 // runQuery runs one deploy/ query and returns its rows as column → value.
 func runQuery(t *testing.T, conn driver.Conn, name string, values map[string]string) []map[string]string {
 	t.Helper()
-	queries, err := audit.LoadQueries(deploy.Queries, deploy.QueriesDir)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, q := range queries {
-		if q.Name != name {
-			continue
-		}
-		sql, err := q.Render(values)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tab, err := audit.RunQuery(t.Context(), conn, sql)
-		if err != nil {
-			t.Fatalf("%s: %v", name, err)
-		}
-		var out []map[string]string
-		for _, r := range tab.Rows {
-			m := map[string]string{}
-			for i, c := range tab.Columns {
-				m[c] = r[i]
-			}
-			out = append(out, m)
-		}
-		return out
-	}
-	t.Fatalf("no query %s", name)
-	return nil
+	return audit.QueryRows(t, conn, name, values)
 }
 
 func sumColumn(t *testing.T, rows []map[string]string, col string) int {
