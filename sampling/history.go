@@ -2,7 +2,6 @@ package sampling
 
 import (
 	"container/list"
-	"maps"
 	"slices"
 	"sync"
 
@@ -18,7 +17,8 @@ type HistoryOptions struct {
 	PerKey int
 	// MaxEntries bounds the events kept over all entities: past it, the
 	// entities observed least recently are forgotten whole. Default
-	// 100,000 (at a few hundred bytes of masked fields each, tens of MB).
+	// 100,000 (at a few hundred bytes of allow-listed values each, tens
+	// of MB).
 	MaxEntries int
 }
 
@@ -29,8 +29,11 @@ type HistoryOptions struct {
 // valid event before the rules decide it.
 //
 // It keeps only what an LLM may see: each event's allow-listed fields,
-// masked as the type's sampling block says (rules.Type.Masked), never the
-// raw event. It lives in memory only: after a restart, or when a partition
+// never the rest of the event, and hands them out masked as the type's
+// sampling block says (rules.Type.Masked). Masking waits until a tool
+// reads the window: Observe runs on the polling goroutine for every event,
+// and a keyed hash there would cost every rule decision for the few that
+// call a tool. It lives in memory only: after a restart, or when a partition
 // moves to another consumer, an entity's window starts empty and fills
 // from the events read since (records that were decided before are not
 // decoded again). Entities are keyed by the Kafka record key, so one
@@ -54,8 +57,11 @@ type window struct {
 }
 
 type pastEvent struct {
-	id     string         // to leave the event under decision out, and skip redeliveries
-	fields map[string]any // masked allow-listed fields
+	id string // to leave the event under decision out, and skip redeliveries
+	// names are the type's allow-list when the event was observed (shared,
+	// not copied), values the event's values of them, nil where absent.
+	names  []string
+	values []any
 }
 
 // NewHistory returns an empty history.
@@ -81,7 +87,11 @@ func (h *History) Observe(typ *rules.Type, ev pipeline.Event) {
 	if h == nil || typ == nil || ev.Key == "" || !typ.HasTool(rules.ToolTransactionHistory) {
 		return
 	}
-	past := pastEvent{id: ev.ID, fields: typ.Masked(ev.Fields)}
+	names := typ.Sampling.Fields
+	past := pastEvent{id: ev.ID, names: names, values: make([]any, len(names))}
+	for i, name := range names {
+		past.values[i] = ev.Fields[name]
+	}
 	k := historyKey{ev.TenantID, typ.Name, ev.Key}
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -110,11 +120,12 @@ func (h *History) Observe(typ *rules.Type, ev pipeline.Event) {
 	}
 }
 
-// Recent returns up to limit of the entity's recent events, newest first,
-// as their masked allow-listed fields, leaving out the event named
-// exclude (the one under decision). limit <= 0 or above PerKey means
-// PerKey. The maps are the caller's.
-func (h *History) Recent(tenant, typ, key, exclude string, limit int) []map[string]any {
+// Recent returns up to limit of the recent events of typ's entity key of
+// tenant, newest first, as their allow-listed fields masked as typ (the
+// rules now in force) says, leaving out the event named exclude (the one
+// under decision). A field the allow-list no longer holds is left out.
+// limit <= 0 or above PerKey means PerKey. The maps are the caller's.
+func (h *History) Recent(typ *rules.Type, tenant, key, exclude string, limit int) []map[string]any {
 	if h == nil {
 		return nil
 	}
@@ -122,20 +133,28 @@ func (h *History) Recent(tenant, typ, key, exclude string, limit int) []map[stri
 		limit = h.perKey
 	}
 	h.mu.Lock()
-	defer h.mu.Unlock()
-	e := h.windows[historyKey{tenant, typ, key}]
+	e := h.windows[historyKey{tenant, typ.Name, key}]
 	if e == nil {
+		h.mu.Unlock()
 		return nil
 	}
+	var picked []pastEvent
 	events := e.Value.(*window).events
-	out := make([]map[string]any, 0, min(limit, len(events)))
-	for i := len(events) - 1; i >= 0 && len(out) < limit; i-- {
-		if events[i].id == exclude {
-			continue
+	for i := len(events) - 1; i >= 0 && len(picked) < limit; i-- {
+		if events[i].id != exclude {
+			picked = append(picked, events[i])
 		}
-		// A shallow copy: the values are never modified, and Masked
-		// copied any list or object it masked.
-		out = append(out, maps.Clone(events[i].fields))
+	}
+	h.mu.Unlock()
+	out := make([]map[string]any, 0, len(picked))
+	for _, p := range picked {
+		fields := make(map[string]any, len(p.names))
+		for i, name := range p.names {
+			if p.values[i] != nil {
+				fields[name] = p.values[i]
+			}
+		}
+		out = append(out, typ.Masked(fields))
 	}
 	return out
 }

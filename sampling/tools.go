@@ -111,7 +111,7 @@ func (b *toolbox) exec(call llm.ToolCall) (string, *toolError) {
 	switch call.Name {
 	case rules.ToolTransactionHistory:
 		ev := b.item.Event
-		recent := b.history.Recent(ev.TenantID, ev.Type, ev.Key, ev.ID, limit)
+		recent := b.history.Recent(b.item.Type, ev.TenantID, ev.Key, ev.ID, limit)
 		if recent == nil {
 			recent = []map[string]any{}
 		}

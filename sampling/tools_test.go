@@ -460,6 +460,11 @@ func TestToolErrors(t *testing.T) {
 func TestHistory(t *testing.T) {
 	_, it := toolSetup(t)
 	typ := it.Type
+	set, err := rules.Parse("default.yaml", rules.Default, rules.WithMaskKey(rules.RandomMaskKey()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, _ := set.Type("document")
 	h := sampling.NewHistory(sampling.HistoryOptions{PerKey: 3, MaxEntries: 6})
 	add := func(id, tenant, key string) {
 		h.Observe(typ, pipeline.Event{ID: id, Type: "payment", TenantID: tenant, Key: key,
@@ -470,19 +475,19 @@ func TestHistory(t *testing.T) {
 	}
 	add("a4", "t", "a") // redelivered
 	add("b0", "u", "a") // another tenant, same key
-	if got := h.Recent("t", "payment", "a", "", 0); len(got) != 3 {
+	if got := h.Recent(typ, "t", "a", "", 0); len(got) != 3 {
 		t.Errorf("window of a = %d events, want 3", len(got))
 	}
-	if got := h.Recent("u", "payment", "a", "", 0); len(got) != 1 {
+	if got := h.Recent(typ, "u", "a", "", 0); len(got) != 1 {
 		t.Errorf("tenant u's window of a = %d events, want 1", len(got))
 	}
-	if got := h.Recent("t", "document", "a", "", 0); len(got) != 0 {
+	if got := h.Recent(doc, "t", "a", "", 0); len(got) != 0 {
 		t.Errorf("another type's window = %v", got)
 	}
-	if got := h.Recent("t", "payment", "a", "a4", 2); len(got) != 2 {
+	if got := h.Recent(typ, "t", "a", "a4", 2); len(got) != 2 {
 		t.Errorf("window without a4, limit 2 = %d events", len(got))
 	}
-	for _, e := range h.Recent("t", "payment", "a", "", 0) {
+	for _, e := range h.Recent(typ, "t", "a", "", 0) {
 		if _, ok := e["user_id"]; ok || e["device"] == "d" {
 			t.Errorf("kept %v: want the allow-list, masked", e)
 		}
@@ -493,15 +498,10 @@ func TestHistory(t *testing.T) {
 	if keys, events := h.Len(); keys != 2 || events != 4 {
 		t.Errorf("Len = %d entities, %d events; want 2, 4", keys, events)
 	}
-	if got := h.Recent("t", "payment", "a", "", 0); got != nil {
+	if got := h.Recent(typ, "t", "a", "", 0); got != nil {
 		t.Errorf("evicted window = %v", got)
 	}
 
-	set, err := rules.Parse("default.yaml", rules.Default, rules.WithMaskKey(rules.RandomMaskKey()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	doc, _ := set.Type("document")
 	h.Observe(doc, pipeline.Event{ID: "d1", Type: "document", TenantID: "t", Key: "doc", Fields: map[string]any{"title": "x"}})
 	if keys, _ := h.Len(); keys != 2 {
 		t.Errorf("a type without transaction_history was kept")
