@@ -95,6 +95,7 @@ func (p *Pipeline) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[str
 	}
 	p.offsets.Drop(tps)
 	p.chains.Reset(chainNames(tps))
+	p.cfg.Metrics.setLag(p.lag.drop(tps))
 	if len(tps) > 0 {
 		p.log.Info("partitions revoked", "partitions", revoked)
 	}
@@ -119,6 +120,7 @@ func (p *Pipeline) forget(tps []TopicPartition) {
 	p.cl.ResumeFetchPartitions(byTopic(tps))
 	p.offsets.Drop(tps)
 	p.chains.Reset(chainNames(tps))
+	p.cfg.Metrics.setLag(p.lag.drop(tps))
 }
 
 func byTopic(tps []TopicPartition) map[string][]int32 {

@@ -52,6 +52,11 @@ type Result struct {
 	// SharedCache marks a cache decision that waited for an identical
 	// request in flight (Verdict.Shared).
 	SharedCache bool
+	// Trail is the record's audit records as written (the sampling
+	// attempts' and tool calls', then the decision's or the dead letter's):
+	// what a status page shows of a sampled decision. Treat it as
+	// read-only.
+	Trail []*audit.Record
 	// Latency runs from the record's produce timestamp to the moment its
 	// last output was acknowledged by the broker.
 	Latency time.Duration
@@ -157,7 +162,7 @@ func (p *Pipeline) emitDecision(ev Event, d Decision, v Verdict, t *Ticket, took
 			recs = append(recs, rec)
 		}
 		p.produce(recs, t, func(latency time.Duration) Result {
-			return Result{Topic: ev.Topic, Partition: ev.Partition, Offset: ev.Offset, Decision: &d, AuditRecords: len(trail), SamplingAttempts: len(attempts), DecideTime: took, SharedCache: v.Shared, Latency: latency}
+			return Result{Topic: ev.Topic, Partition: ev.Partition, Offset: ev.Offset, Decision: &d, AuditRecords: len(trail), SamplingAttempts: len(attempts), DecideTime: took, SharedCache: v.Shared, Trail: trail, Latency: latency}
 		}, ev.Produced, nil)
 	})
 }
@@ -196,9 +201,6 @@ func (p *Pipeline) fillAudit(a *audit.Record, ev Event, user string) {
 func (p *Pipeline) emitDLQ(r *kgo.Record, derr *DecodeError, t *Ticket) {
 	p.log.Debug("dead-lettered", "topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "reason", derr.Reason, "detail", derr.Detail)
 	rec := deadletter.New(p.cfg.DLQTopic, r, derr.Reason, derr.Detail)
-	result := func(latency time.Duration) Result {
-		return Result{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, DLQReason: derr.Reason, AuditRecords: 1, Latency: latency}
-	}
 	chain := audit.ChainName(r.Topic, r.Partition)
 	// The record has no tenant and event id to derive the audit id from;
 	// its source position is as stable across reprocessing.
@@ -209,6 +211,10 @@ func (p *Pipeline) emitDLQ(r *kgo.Record, derr *DecodeError, t *Ticket) {
 		Key: auditKey(r.Key), Reason: derr.Reason, Status: audit.StatusError,
 		LatencyMS: millis(now.Sub(r.Timestamp)), At: now.UTC(),
 		Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, Consumer: p.cfg.Instance,
+	}
+	result := func(latency time.Duration) Result {
+		return Result{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, DLQReason: derr.Reason, AuditRecords: 1,
+			Trail: []*audit.Record{dead}, Latency: latency}
 	}
 	p.emit(t, chain, []*audit.Record{dead}, func() {
 		arec, err := p.auditRecord(chain, dead)

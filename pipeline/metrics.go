@@ -21,6 +21,7 @@ type Metrics struct {
 	transactions  *prometheus.CounterVec
 	txnSeconds    prometheus.Histogram
 	skipped       *prometheus.CounterVec
+	lag           prometheus.Gauge
 }
 
 // NewMetrics creates the pipeline's metrics and registers them with reg.
@@ -61,9 +62,13 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "triage_records_already_decided_total",
 			Help: "Records read again after a crash or rebalance that an earlier committed transaction had already decided, so skipped.",
 		}, []string{"topic"}),
+		lag: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "triage_consumer_fetch_lag_records",
+			Help: "Records behind the high watermark of this member's partitions as of their last fetch (not refreshed while a partition is paused).",
+		}),
 	}
 	for _, c := range []prometheus.Collector{m.consumedTotal, m.decisions, m.dlq, m.ruleHits, m.queueFulls, m.paused, m.latency,
-		m.transactions, m.txnSeconds, m.skipped} {
+		m.transactions, m.txnSeconds, m.skipped, m.lag} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -86,6 +91,12 @@ func (m *Metrics) ruleHit(r rules.Result) {
 func (m *Metrics) queueFull() {
 	if m != nil {
 		m.queueFulls.Inc()
+	}
+}
+
+func (m *Metrics) setLag(n int64) {
+	if m != nil {
+		m.lag.Set(float64(n))
 	}
 }
 

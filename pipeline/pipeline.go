@@ -184,6 +184,7 @@ type Pipeline struct {
 	queue    chan work
 	space    chan struct{} // a worker took an item off the queue
 	stalled  stalledParts  // partitions paused because the queue was full
+	lag      *lagTracker   // fetch lag of the owned partitions (lag.go)
 	ready    chan struct{}
 
 	// workCtx outlives the run context by up to DrainTimeout, so that
@@ -227,6 +228,7 @@ func New(cfg Config) (*Pipeline, error) {
 		chains:  audit.NewSignedChains(cfg.Signer),
 		queue:   make(chan work, cfg.QueueSize),
 		space:   make(chan struct{}, 1),
+		lag:     newLagTracker(),
 		stalled: stalledParts{parts: map[TopicPartition]*stall{}},
 		ready:   make(chan struct{}),
 		failed:  make(chan struct{}),

@@ -99,6 +99,7 @@ func (p *Pipeline) poll(ctx context.Context) {
 		}
 		p.retryStalled()
 		fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
+			p.cfg.Metrics.setLag(p.lag.fetched(fp))
 			p.take(TopicPartition{fp.Topic, fp.Partition}, fp.Records)
 		})
 		p.cl.AllowRebalance()

@@ -129,6 +129,7 @@ type Pool struct {
 	regions  map[string]string               // by session id: its token's region (noteRegion)
 	breakers map[string]*breaker             // by session name (quarantine.go)
 	active   map[string]int                  // takes in progress and leases out, by session name
+	seen     map[string]*SamplerInfo         // samplers that asked for work lately (samplers.go)
 	swept    time.Time                       // when breakers were last swept
 
 	// ctx ends when the pool closes. It is cancelled with mu held, so that
@@ -197,7 +198,7 @@ func NewPool(opts Options) *Pool {
 	p := &Pool{
 		opts: opts, log: opts.Logger,
 		notify: make(chan struct{}), leases: map[string]*lease{},
-		sessions: map[*mcp.ServerSession]*session{}, regions: map[string]string{}, breakers: map[string]*breaker{}, active: map[string]int{},
+		sessions: map[*mcp.ServerSession]*session{}, regions: map[string]string{}, seen: map[string]*SamplerInfo{}, breakers: map[string]*breaker{}, active: map[string]int{},
 		ctx: ctx, cancel: cancel,
 	}
 	p.server = p.newServer()

@@ -69,7 +69,9 @@ func (p *Pool) pushLoop(ctx context.Context, ss *mcp.ServerSession, name string)
 		if p.isPuller(ss) {
 			return
 		}
-		l := p.take(ctx, pushWait, ModePush, name, p.sessionRegion(ss), samplingTools(ss))
+		region, tools := p.sessionRegion(ss), samplingTools(ss)
+		p.saw(name, protocolOf(ss), ModePush, region, tools)
+		l := p.take(ctx, pushWait, ModePush, name, region, tools)
 		if l == nil {
 			continue
 		}

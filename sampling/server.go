@@ -66,7 +66,9 @@ func (p *Pool) next(ctx context.Context, req *mcp.CallToolRequest, args work.Arg
 	if !supportsMRTR(req.Session) {
 		tools = samplingTools(req.Session)
 	}
-	l := p.take(ctx, wait, ModePull, session, p.region(req.Extra), tools)
+	region := p.region(req.Extra)
+	p.saw(session, protocolOf(req.Session), ModePull, region, tools)
+	l := p.take(ctx, wait, ModePull, session, region, tools)
 	if l == nil {
 		return nil, idle, nil
 	}
