@@ -68,6 +68,9 @@ func newLLMStage(cfg config.Config, log *slog.Logger, reg prometheus.Registerer)
 	}
 	pool := sampling.NewPool(sampling.Options{QueueWait: cfg.QueueWait, Region: cfg.Region,
 		QuarantineAfter: cfg.QuarantineAfter, QuarantineFor: cfg.QuarantineFor, Logger: log, Metrics: metrics, History: history})
+	if err := reg.Register(pool.SamplersGauge()); err != nil {
+		return nil, fmt.Errorf("metrics: %w", err)
+	}
 	st := &llmStage{decider: guard(pool), pool: pool, label: "remote MCP samplers on " + cfg.MCPListen, history: history}
 	if cfg.MCPListen == "" {
 		st.label = "nobody (no sampler and no MCP endpoint): the fallback"
