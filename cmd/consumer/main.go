@@ -200,7 +200,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		opts := demo.Options{
 			Brokers: brokers, Events: cfg.Demo, Seed: cfg.DemoSeed, Rate: cfg.DemoRate,
 			Mix: cfg.DemoMix, Ambiguous: cfg.DemoAmbiguous, Bad: cfg.DemoBad, Repeat: cfg.DemoRepeat, Logger: log,
-			Ready: p.Ready(), AuditTopic: cfg.AuditTopic, Sampler: stage.label, Out: os.Stdout, SummaryJSON: cfg.SummaryJSON,
+			Ready: p.Ready(), AuditTopic: cfg.AuditTopic, Sampler: stage.label, Out: os.Stdout, Progress: os.Stderr, SummaryJSON: cfg.SummaryJSON,
 		}
 		if ch != nil {
 			opts.CatchUp = ch.waitCaughtUp

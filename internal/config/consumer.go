@@ -119,6 +119,7 @@ func Default() Config {
 		DemoSeed:        1,
 		DemoBad:         0.01,
 		DemoRepeat:      0.1,
+		DemoRate:        2000,
 	}
 }
 
@@ -219,7 +220,7 @@ func bind(fs *flag.FlagSet, c *Config) {
 	fs.IntVar(&c.Demo, "demo", c.Demo, "produce N synthetic events, process them, print a summary and exit")
 	fs.StringVar(&c.SummaryJSON, "summary-json", c.SummaryJSON, "with --demo, also write the summary as JSON to this file")
 	fs.Int64Var(&c.DemoSeed, "demo-seed", c.DemoSeed, "with --demo, the generator's seed")
-	fs.Float64Var(&c.DemoRate, "demo-rate", c.DemoRate, "with --demo, events/s (0: as fast as possible)")
+	fs.Float64Var(&c.DemoRate, "demo-rate", c.DemoRate, "with --demo, events/s at a steady rate, which the latency figures are for (0: all at once, a burst whose latency includes the wait behind the events before)")
 	fs.StringVar(&c.DemoMix, "demo-mix", c.DemoMix, "with --demo, event type shares, e.g. transaction=0.8,document=0.2")
 	fs.StringVar(&c.DemoAmbiguous, "demo-ambiguous", c.DemoAmbiguous, "with --demo, share per type crafted for sampling, e.g. transaction=0.05,document=0.2")
 	fs.Float64Var(&c.DemoBad, "demo-bad", c.DemoBad, "with --demo, share of malformed records")

@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -37,8 +39,11 @@ type Options struct {
 	// Grace is how long to wait without progress before giving up on
 	// events that have no outcome yet. Default 60 s.
 	Grace time.Duration
-	// Logger receives progress. Nil: no progress is logged.
+	// Logger receives the run's log lines. Nil: none are logged.
 	Logger *slog.Logger
+	// Progress, when set, receives a line a second while the run goes:
+	// events produced, decided (or dead-lettered) and in flight.
+	Progress io.Writer
 
 	// Ready is closed once the pipeline consumes; Run produces nothing
 	// before. Nil: the pipeline is ready.
@@ -92,21 +97,53 @@ func feed(ctx context.Context, o Options, s *Summary) error {
 	defer cl.Close()
 
 	s.Restart()
+	var acked atomic.Int64
+	stop := progress(o.Progress, o.Events, &acked, s)
+	defer stop()
 	// Track: the check matches each acknowledged event with its result.
 	rep, err := loadgen.Produce(ctx, cl, gen, loadgen.ProduceOptions{
 		Events: o.Events,
 		Rate:   o.Rate,
 		Track:  true,
 		Progress: func(p loadgen.Progress) {
-			o.Logger.Info("demo: producing", "sent", p.Sent, "acked", p.Acked)
+			acked.Store(int64(p.Acked))
+			o.Logger.Debug("demo: producing", "sent", p.Sent, "acked", p.Acked)
 		},
 	})
+	acked.Store(int64(len(rep.Produced)))
 	s.SetProduced(rep.Produced)
 	if err != nil {
 		return fmt.Errorf("demo: produce: %w", err)
 	}
 	o.Logger.Info("demo: produced", "events", len(rep.Produced), "rate", fmt.Sprintf("%.0f/s", rep.Rate))
 	return await(ctx, s, len(rep.Produced), o.Grace)
+}
+
+// progress writes a line a second to w (when not nil) until stop is
+// called: the events produced so far of total, those with a decision or a
+// dead letter, and the difference, in flight in the pipeline.
+func progress(w io.Writer, total int, acked *atomic.Int64, s *Summary) (stop func()) {
+	if w == nil {
+		return func() {}
+	}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		tick := time.NewTicker(time.Second)
+		defer tick.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-tick.C:
+				produced := acked.Load()
+				decided, _ := s.Done()
+				fmt.Fprintf(w, "demo: %d of %d events produced, %d decided or dead-lettered, %d in flight\n",
+					produced, total, decided, max(0, produced-int64(decided)))
+			}
+		}
+	})
+	return func() { close(done); wg.Wait() }
 }
 
 // await waits until n events are accounted for. It gives up only when no

@@ -29,7 +29,15 @@ type Report struct {
 	ByFallback   map[string]int     `json:"by_fallback_reason"`
 	DurationS    float64            `json:"duration_s"`
 	RecordsPerS  float64            `json:"records_per_s"`
-	LatencyMS    map[string]float64 `json:"latency_ms"`
+	// LatencyMS is each decision's latency from its event's produce
+	// timestamp to the broker's acknowledgement of the decision, by path:
+	// the definition of triage_decision_latency_seconds and the status
+	// page. With a ProduceRate of 0 (a burst) it includes the wait behind
+	// every event produced before.
+	LatencyMS map[string]float64 `json:"latency_ms"`
+	// ProduceRate is the rate events were produced at, events/s; 0 means
+	// as fast as the broker acknowledged them (a burst).
+	ProduceRate float64 `json:"produce_rate"`
 	// DecideMS is the Decider's time (sampling, or the guards' answer) by
 	// path, p50 and p99: what a cache hit costs against a sampled decision.
 	DecideMS map[string]float64 `json:"decide_ms"`
@@ -196,7 +204,12 @@ func (r Report) WriteTable(w io.Writer) error {
 	writeCounts(tw, "by outcome", r.ByOutcome, r.Decisions)
 	writeCounts(tw, "fallback reason", r.ByFallback, r.Decisions)
 	writeCounts(tw, "DLQ reason", r.ByDLQReason, r.DLQ)
-	fmt.Fprintln(tw, "latency (produce → decision acked)\tp50 ms\tp99 ms")
+	if r.ProduceRate > 0 {
+		fmt.Fprintf(tw, "decision latency: produce → decision acknowledged, events produced at a steady %.0f/s\n", r.ProduceRate)
+	} else {
+		fmt.Fprintln(tw, "decision latency: produce → decision acknowledged; BURST, all events produced at once, so it includes the wait behind them")
+	}
+	fmt.Fprintln(tw, "  by path\tp50 ms\tp99 ms")
 	for _, path := range []string{pipeline.PathRule, pipeline.PathSampled, pipeline.PathCache, pipeline.PathFallback} {
 		if r.ByPath[path] > 0 {
 			fmt.Fprintf(tw, "  %s\t%.1f\t%.1f\n", path, r.LatencyMS[path+"_p50"], r.LatencyMS[path+"_p99"])
@@ -229,7 +242,8 @@ func (r Report) writeControls(w io.Writer) {
 		calls += n
 	}
 	writeCounts(w, "tool calls inside sampling", r.ToolCalls, calls)
-	fmt.Fprintln(w, "decider time (cache hit vs LLM)\tp50 ms\tp99 ms")
+	fmt.Fprintln(w, "decider time: an ambiguous event's time in the LLM stage (guards, cache, queue, sampling)")
+	fmt.Fprintln(w, "  by path\tp50 ms\tp99 ms")
 	for _, path := range decidePaths {
 		if n := r.DecideCount[path]; n > 0 {
 			fmt.Fprintf(w, "  %s (%d)\t%.3f\t%.3f\n", strings.ReplaceAll(path, "_", ", "), n, r.DecideMS[path+"_p50"], r.DecideMS[path+"_p99"])

@@ -43,6 +43,7 @@ func Run(ctx context.Context, o Options, s *Summary) (Report, error) {
 		err = s.ReadAudit(ctx, o.Brokers, topic)
 	}
 	r := s.Report(o.Sampler)
+	r.ProduceRate = o.Rate
 	if err == nil && o.CatchUp != nil {
 		if err = o.CatchUp(ctx); err != nil {
 			err = fmt.Errorf("demo: waiting for the audit sink: %w", err)

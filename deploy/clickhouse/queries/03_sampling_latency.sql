@@ -1,4 +1,4 @@
--- title: Sampling latency by model (ms)
+-- title: Sampling attempt latency by model (request sent → answer, ms)
 -- param: window_hours UInt32 = 24
 --
 -- Every sampling attempt once (deduplicated on tenant_id and audit_id: ids
