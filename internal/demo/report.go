@@ -17,18 +17,18 @@ import (
 
 // Report is the JSON form of a summary (written by --summary-json).
 type Report struct {
-	EventsIn     int                `json:"events_in"`
-	Decisions    int                `json:"decisions"`
-	DLQ          int                `json:"dlq"`
-	AuditRecords int                `json:"audit_records"`
-	Attempts     int                `json:"sampling_attempts"`
-	ByPath       map[string]int     `json:"by_path"`
-	ByOutcome    map[string]int     `json:"by_outcome"`
-	ByType       map[string]int     `json:"by_type"`
-	ByDLQReason  map[string]int     `json:"by_dlq_reason"`
-	ByFallback   map[string]int     `json:"by_fallback_reason"`
-	DurationS    float64            `json:"duration_s"`
-	RecordsPerS  float64            `json:"records_per_s"`
+	EventsIn     int            `json:"events_in"`
+	Decisions    int            `json:"decisions"`
+	DLQ          int            `json:"dlq"`
+	AuditRecords int            `json:"audit_records"`
+	Attempts     int            `json:"sampling_attempts"`
+	ByPath       map[string]int `json:"by_path"`
+	ByOutcome    map[string]int `json:"by_outcome"`
+	ByType       map[string]int `json:"by_type"`
+	ByDLQReason  map[string]int `json:"by_dlq_reason"`
+	ByFallback   map[string]int `json:"by_fallback_reason"`
+	DurationS    float64        `json:"duration_s"`
+	RecordsPerS  float64        `json:"records_per_s"`
 	// LatencyMS is each decision's latency from its event's produce
 	// timestamp to the broker's acknowledgement of the decision, by path:
 	// the definition of triage_decision_latency_seconds and the status
