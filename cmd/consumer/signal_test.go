@@ -43,7 +43,9 @@ func TestMain(m *testing.M) {
 func TestSecondSignalExitsAtOnce(t *testing.T) {
 	addr := testrun.FreeAddr(t)
 	args, _ := json.Marshal([]string{
-		"--embedded", "--embedded-port", "0", "--demo", "2000",
+		// All events at once: the signals come while the run drains, not
+		// while it still produces.
+		"--embedded", "--embedded-port", "0", "--demo", "2000", "--demo-rate", "0",
 		"--offline-latency", "1h", "--drain-timeout", "1h",
 		"--http-listen", addr, "--mcp-listen", "", "--log-level", "info", "--log-format", "json",
 	})
