@@ -52,15 +52,20 @@ type rule struct {
 
 func loadRules(t testing.TB, path string) ruleFile {
 	t.Helper()
+	var f ruleFile
+	readYAML(t, path, &f)
+	return f
+}
+
+func readYAML(t testing.TB, path string, v any) {
+	t.Helper()
 	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var f ruleFile
-	if err := yaml.Unmarshal(data, &f); err != nil {
+	if err := yaml.Unmarshal(data, v); err != nil {
 		t.Fatalf("%s: %v", path, err)
 	}
-	return f
 }
 
 // rules returns every rule of f, alerts and recordings.
@@ -163,14 +168,8 @@ func TestEveryAlertUnitTested(t *testing.T) {
 	fires, quiet := map[string]int{}, map[string]int{}
 	files, _ := filepath.Glob("tests/*.yml")
 	for _, path := range files {
-		data, err := os.ReadFile(path)
-		if err != nil {
-			t.Fatal(err)
-		}
 		var u unitTests
-		if err := yaml.Unmarshal(data, &u); err != nil {
-			t.Fatalf("%s: %v", path, err)
-		}
+		readYAML(t, path, &u)
 		if !slices.Equal(u.RuleFiles, []string{"../" + rulesFile}) {
 			t.Errorf("%s: rule_files %v, want [../%s]", path, u.RuleFiles, rulesFile)
 		}
