@@ -131,8 +131,10 @@ type Recent struct {
 	// decision, the sampled decision whose answer it reuses.
 	AuditID       string `json:"audit_id"`
 	SourceAuditID string `json:"source_audit_id,omitempty"`
-	// Prompt, Answer and Status are the last sampling attempt's request
-	// summary, response summary and status; empty without an attempt.
+	// Prompt is the first sampling attempt's request summary (the masked
+	// prompt); Answer and Status are the last attempt's response summary
+	// and status. All are empty without an attempt (cache, most
+	// fallbacks).
 	Prompt    string  `json:"prompt"`
 	Answer    string  `json:"answer"`
 	Status    string  `json:"status,omitempty"`

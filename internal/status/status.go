@@ -151,8 +151,13 @@ func (a *Aggregator) trailLocked(r pipeline.Result, d *pipeline.Decision, now ti
 		switch t.Kind {
 		case audit.KindSampling:
 			rec.Attempts++
-			// The last attempt's exchange is the one that decided.
-			rec.Prompt, rec.Answer, rec.Status = clip(t.RequestSummary), clip(t.ResponseSummary), string(t.Status)
+			// The first attempt's request is the rendered prompt (later
+			// ones carry a tool result or a corrective follow-up); the
+			// last attempt's answer is the one that decided.
+			if rec.Attempts == 1 {
+				rec.Prompt = clip(t.RequestSummary)
+			}
+			rec.Answer, rec.Status = clip(t.ResponseSummary), string(t.Status)
 			a.tokensLocked(t)
 		case audit.KindToolCall:
 			rec.ToolCalls++

@@ -47,10 +47,10 @@ func sampled(n int, lat time.Duration) pipeline.Result {
 	r.Decision.Model, r.Decision.Tier = "offline-scorer", "high"
 	r.Trail = []*audit.Record{
 		{Kind: audit.KindSampling, TenantID: "t1", ModelAnswered: "offline-scorer", Tier: "high", Status: audit.StatusInvalidAnswer,
-			RequestSummary: "first try", ResponseSummary: "not json", InputTokens: 10, OutputTokens: 2},
+			RequestSummary: fmt.Sprintf("prompt %d", n), ResponseSummary: "not json", InputTokens: 10, OutputTokens: 2},
 		{Kind: audit.KindToolCall, Tool: "transaction_history", Status: audit.StatusOK},
 		{Kind: audit.KindSampling, TenantID: "t1", ModelAnswered: "offline-scorer", Tier: "high", Status: audit.StatusOK,
-			RequestSummary: fmt.Sprintf("prompt %d", n), ResponseSummary: fmt.Sprintf("answer %d", n), InputTokens: 100, OutputTokens: 20, TokensEstimated: true},
+			RequestSummary: "[tool result]", ResponseSummary: fmt.Sprintf("answer %d", n), InputTokens: 100, OutputTokens: 20, TokensEstimated: true},
 		{Kind: audit.KindDecision, AuditID: fmt.Sprintf("audit-%d", n)},
 	}
 	return r
@@ -191,7 +191,7 @@ func TestRecentBounded(t *testing.T) {
 		if r.AuditID != fmt.Sprintf("audit-%d", n) || r.EventID != fmt.Sprintf("e%d", n) {
 			t.Fatalf("recent[%d] = %+v, want decision %d", i, r, n)
 		}
-		// The last attempt's exchange is the one shown.
+		// The first attempt's prompt, the last one's answer.
 		if r.Prompt != fmt.Sprintf("prompt %d", n) || r.Answer != fmt.Sprintf("answer %d", n) || r.Status != "ok" ||
 			r.Attempts != 2 || r.ToolCalls != 1 || r.Model != "offline-scorer" || r.Tier != "high" || r.LatencyMS != 200 {
 			t.Fatalf("recent[%d] = %+v", i, r)
