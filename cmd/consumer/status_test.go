@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -20,6 +19,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/triage-dev/triage/audit"
+	"github.com/triage-dev/triage/internal/headless"
 	"github.com/triage-dev/triage/internal/kafka"
 	"github.com/triage-dev/triage/internal/loadgen"
 	"github.com/triage-dev/triage/internal/status"
@@ -38,7 +38,14 @@ const screenshotEnv = "TRIAGE_SCREENSHOT"
 // audit topic has them, a sampled latency row, the connected sampler, and
 // prompts shown as text. The screenshot is a test artefact.
 func TestStatusPage(t *testing.T) {
-	browser := chromiumBinary(t)
+	bin, err := headless.Find()
+	if err != nil {
+		t.Fatal(err)
+	}
+	browser := headless.Browser{Bin: bin, ProfileDir: t.TempDir()}
+	if v, err := browser.Version(t.Context()); err == nil {
+		t.Log(v)
+	}
 	ctx, cancel := context.WithCancel(t.Context())
 	defer cancel()
 	addr, logs, errc := startServe(t, ctx, "--log-level", "debug")
@@ -86,7 +93,10 @@ func TestStatusPage(t *testing.T) {
 		t.Fatal("no LLM-stage decision in the audit topic")
 	}
 
-	dom := runChromium(t, browser, base+"/", "--dump-dom")
+	dom, err := browser.DumpDOM(t.Context(), base+"/")
+	if err != nil {
+		t.Fatal(err)
+	}
 	if got := domValue(t, dom, "decisions"); got != strconv.Itoa(events) {
 		t.Fatalf("the page shows %s decisions, want %d", got, events)
 	}
@@ -126,7 +136,10 @@ func TestStatusPage(t *testing.T) {
 	}
 
 	shot := filepath.Join(t.TempDir(), "status.png")
-	runChromium(t, browser, base+"/", "--screenshot="+shot, "--hide-scrollbars")
+	browser.ProfileDir = t.TempDir() // a profile per run
+	if err := browser.Screenshot(t.Context(), base+"/", shot); err != nil {
+		t.Fatal(err)
+	}
 	png, err := os.ReadFile(shot)
 	if err != nil {
 		t.Fatalf("no screenshot: %v", err)
@@ -141,49 +154,6 @@ func TestStatusPage(t *testing.T) {
 		}
 		t.Logf("screenshot copied to %s", dst)
 	}
-}
-
-// chromiumBinary finds Chromium or fails the test: scripts/test installs
-// Debian's package, and a test that cannot run fails, it does not skip.
-func chromiumBinary(t *testing.T) string {
-	t.Helper()
-	for _, name := range []string{"chromium", "chromium-browser"} {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	t.Fatal("no chromium on PATH: scripts/test installs it (apt-get install -y chromium)")
-	return ""
-}
-
-// runChromium loads url in headless Chromium with a fresh profile, kept
-// off the network (no background services; every host name but 127.0.0.1
-// resolves to nothing), in a 1366x768 window, and returns its stdout. The
-// virtual time budget lets the page's first requests and renders finish
-// before Chromium dumps or shoots it.
-func runChromium(t *testing.T, bin, url string, extra ...string) string {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 90*time.Second)
-	defer cancel()
-	args := append([]string{
-		"--headless=new", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-		"--disable-component-update", "--disable-sync", "--metrics-recording-only", "--disable-default-apps",
-		"--disable-extensions", "--no-default-browser-check", "--disable-dev-shm-usage",
-		"--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE 127.0.0.1",
-		"--user-data-dir=" + t.TempDir(), "--window-size=1366,768", "--virtual-time-budget=5000",
-	}, extra...)
-	cmd := exec.CommandContext(ctx, bin, append(args, url)...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("chromium %s: %v\n%s", strings.Join(extra, " "), err, lastLines(stderr.String(), 20))
-	}
-	return stdout.String()
-}
-
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	return strings.Join(lines[max(0, len(lines)-n):], "\n")
 }
 
 // domValue is the data-value of the element with id in a dumped DOM.
