@@ -242,7 +242,7 @@ func (a *Aggregator) Snapshot() Snapshot {
 		}
 		a.mu.Unlock()
 	}
-	s.LatencyWindowS = now.Sub(later(time.Unix(latFrom, 0), s.Started)).Seconds()
+	s.LatencyWindowS = max(0, now.Sub(later(time.Unix(latFrom, 0), s.Started)).Seconds())
 	for p := range numPaths {
 		var h latency.Histogram
 		h.Merge(merged[p])
