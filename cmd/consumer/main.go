@@ -32,6 +32,7 @@ import (
 	"github.com/triage-dev/triage/internal/config"
 	"github.com/triage-dev/triage/internal/demo"
 	"github.com/triage-dev/triage/internal/embedded"
+	"github.com/triage-dev/triage/internal/status"
 	"github.com/triage-dev/triage/pipeline"
 	"github.com/triage-dev/triage/rules"
 )
@@ -131,8 +132,11 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		CommitInterval: cfg.CommitInterval, TransactionTimeout: cfg.TxnTimeout, Signer: signer,
 		ClientOpts: []kgo.Opt{kgo.SessionTimeout(cfg.SessionTimeout)},
 	}
+	// The status page follows every result; the demo summary too.
+	agg := status.New(status.Options{})
+	pcfg.OnResult = agg.Add
 	if summary != nil {
-		pcfg.OnResult = summary.Add
+		pcfg.OnResult = onResults(agg.Add, summary.Add)
 	}
 	p, err := pipeline.New(pcfg)
 	if err != nil {
@@ -163,7 +167,8 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		parts = append(parts, part{name: "sink", status: ch.status})
 	}
 	if cfg.HTTPListen != "" {
-		if err := serveHTTP(g, pctx, cfg.HTTPListen, opsHandler(reg, parts...), log); err != nil {
+		ops := statusHandler(opsHandler(reg, parts...), agg, p, stage, reg, log)
+		if err := serveHTTP(g, pctx, cfg.HTTPListen, ops, log); err != nil {
 			cancelPipeline()
 			_ = g.Wait()
 			return err
