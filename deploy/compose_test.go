@@ -68,12 +68,6 @@ var composeEnv = map[string]string{
 // published, known secret, as the old `change-me` token was.
 var secretVars = []string{"TRIAGE_MCP_TOKEN", "TRIAGE_MASK_KEY", "CLICKHOUSE_PASSWORD", "GRAFANA_CLICKHOUSE_PASSWORD", "GRAFANA_ADMIN_PASSWORD"}
 
-// landingElsewhere are files the compose file mounts that another branch
-// of issue 11 adds; until it lands they are reported, not failed.
-var landingElsewhere = map[string]string{
-	"deploy/prometheus/alerts.yml": "the alert rules (issue 11, Prometheus alerts)",
-}
-
 // composeVar is compose's interpolation: $$, ${VAR}, ${VAR:-default},
 // ${VAR-default}, ${VAR:?error}, ${VAR?error}, $VAR; any other $ is an
 // error to compose too.
@@ -200,10 +194,6 @@ func TestComposeServices(t *testing.T) {
 			}
 			rel := strings.TrimPrefix(src, "./")
 			if _, err := os.Stat(filepath.Join("..", rel)); err != nil {
-				if why, ok := landingElsewhere[rel]; ok {
-					t.Logf("%s: %s is not in this tree yet: %s", name, rel, why)
-					continue
-				}
 				t.Errorf("%s: mounts %s: %v", name, src, err)
 			}
 		}
