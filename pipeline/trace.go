@@ -103,22 +103,17 @@ func (x *tracer) fetch(fetches kgo.Fetches) (end func()) {
 	}
 }
 
-// root starts an event's root span at start, with what a sampler may want
-// to decide on. It returns nil when the span is not recorded.
+// root starts an event's root span at start. attrs are what a sampler
+// may decide on; the rest are set only once the span is known to be
+// recorded, so that an unsampled event costs as little as it can. It
+// returns nil when the span is not recorded.
 func (x *tracer) root(r *kgo.Record, start time.Time, attrs ...attribute.KeyValue) *eventTrace {
 	ctx := context.Background()
 	if len(r.Headers) > 0 {
 		// The producer's trace, if it sent one: the event continues it.
 		ctx = propagation.TraceContext{}.Extract(ctx, headerCarrier(r.Headers))
 	}
-	opts := []trace.SpanStartOption{trace.WithTimestamp(start), trace.WithSpanKind(trace.SpanKindConsumer),
-		trace.WithAttributes(
-			attribute.String("messaging.system", "kafka"),
-			attribute.String("messaging.operation.type", "process"),
-			attribute.String("messaging.destination.name", r.Topic),
-			attribute.String("messaging.destination.partition.id", strconv.Itoa(int(r.Partition))),
-			attribute.Int64("messaging.kafka.offset", r.Offset),
-		), trace.WithAttributes(attrs...)}
+	opts := []trace.SpanStartOption{trace.WithTimestamp(start), trace.WithSpanKind(trace.SpanKindConsumer), trace.WithAttributes(attrs...)}
 	if x.batch.IsSampled() {
 		opts = append(opts, trace.WithLinks(trace.Link{SpanContext: x.batch}))
 	}
@@ -127,6 +122,13 @@ func (x *tracer) root(r *kgo.Record, start time.Time, attrs ...attribute.KeyValu
 		span.End()
 		return nil
 	}
+	span.SetAttributes(
+		attribute.String("messaging.system", "kafka"),
+		attribute.String("messaging.operation.type", "process"),
+		attribute.String("messaging.destination.name", r.Topic),
+		attribute.String("messaging.destination.partition.id", strconv.Itoa(int(r.Partition))),
+		attribute.Int64("messaging.kafka.offset", r.Offset),
+	)
 	return &eventTrace{root: span, ctx: ctx}
 }
 
@@ -136,16 +138,15 @@ func (x *tracer) event(r *kgo.Record, ev *Event, res rules.Result, start, decode
 	if x == nil {
 		return nil
 	}
-	et := x.root(r, start,
-		attribute.String("triage.event_id", ev.ID),
-		attribute.String("triage.tenant_id", ev.TenantID),
-		attribute.String("triage.event_type", ev.Type),
-		attribute.String("triage.rule.action", res.Action),
-		attribute.String("triage.rule_id", res.RuleID),
-	)
+	et := x.root(r, start, attribute.String("triage.event_type", ev.Type), attribute.String("triage.rule.action", res.Action))
 	if et == nil {
 		return nil
 	}
+	et.root.SetAttributes(
+		attribute.String("triage.event_id", ev.ID),
+		attribute.String("triage.tenant_id", ev.TenantID),
+		attribute.String("triage.rule_id", res.RuleID),
+	)
 	_, decode := x.t.Start(et.ctx, SpanDecode, trace.WithTimestamp(start))
 	decode.End(trace.WithTimestamp(decoded))
 	_, rs := x.t.Start(et.ctx, SpanRules, trace.WithTimestamp(decoded), trace.WithAttributes(

@@ -14,6 +14,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 
+	"github.com/triage-dev/triage/internal/tracing/tracingtest"
 	"github.com/triage-dev/triage/pipeline"
 )
 
@@ -26,14 +27,6 @@ func (d spanDecider) Decide(ctx context.Context, it pipeline.Item) (pipeline.Ver
 	_, span := d.t.Start(ctx, "test.decider")
 	defer span.End()
 	return pipeline.Verdict{Outcome: it.Type.Outcomes[0], Model: "test-model"}, nil
-}
-
-func newRecorder(t *testing.T) (*tracetest.InMemoryExporter, *sdktrace.TracerProvider) {
-	t.Helper()
-	exp := tracetest.NewInMemoryExporter()
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp), sdktrace.WithSampler(sdktrace.AlwaysSample()))
-	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
-	return exp, tp
 }
 
 // spanIndex finds spans of one export by what the tests ask about them.
@@ -61,17 +54,10 @@ func (s spanIndex) byID(id trace.SpanID) (tracetest.SpanStub, bool) {
 
 // children are the names of parent's children, in start order.
 func (s spanIndex) children(parent tracetest.SpanStub) []string {
-	kids := slices.Clone(tracetest.SpanStubs(s))
-	kids = slices.DeleteFunc(kids, func(sp tracetest.SpanStub) bool {
-		return sp.Parent.SpanID() != parent.SpanContext.SpanID() || sp.Parent.TraceID() != parent.SpanContext.TraceID()
-	})
-	slices.SortStableFunc(kids, func(a, b tracetest.SpanStub) int { return a.StartTime.Compare(b.StartTime) })
-	names := make([]string, len(kids))
-	for i, k := range kids {
-		names[i] = k.Name
-	}
-	return names
+	return tracingtest.Children(tracetest.SpanStubs(s), parent)
 }
+
+var attr = tracingtest.Attr
 
 // linked returns the span named name among the links of sp.
 func (s spanIndex) linked(t *testing.T, sp tracetest.SpanStub, name string) tracetest.SpanStub {
@@ -91,15 +77,6 @@ func linksTo(sp, target tracetest.SpanStub) bool {
 	})
 }
 
-func attr(sp tracetest.SpanStub, key string) string {
-	for _, kv := range sp.Attributes {
-		if string(kv.Key) == key {
-			return kv.Value.Emit()
-		}
-	}
-	return ""
-}
-
 // TestTraceSpanTree: with a tracer provider, an ambiguous event's trace is
 // decode → rules → queue → decide (the Decider's spans under it) → emit,
 // a rule-decided event's decode → rules → emit and continues the trace its
@@ -108,7 +85,7 @@ func attr(sp tracetest.SpanStub, key string) string {
 // transaction that committed it, which links back.
 func TestTraceSpanTree(t *testing.T) {
 	brokers := startBroker(t)
-	exp, tp := newRecorder(t)
+	exp, tp := tracingtest.Recorder(t)
 
 	upstream := trace.NewSpanContext(trace.SpanContextConfig{
 		TraceID: trace.TraceID{1, 2, 3}, SpanID: trace.SpanID{4, 5, 6}, TraceFlags: trace.FlagsSampled,
@@ -192,7 +169,7 @@ func TestTraceSpanTree(t *testing.T) {
 // records no span, not even through the process's global provider.
 func TestNoTracerProviderExportsNothing(t *testing.T) {
 	brokers := startBroker(t)
-	exp, tp := newRecorder(t)
+	exp, tp := tracingtest.Recorder(t)
 	prev := otel.GetTracerProvider()
 	otel.SetTracerProvider(tp)
 	t.Cleanup(func() { otel.SetTracerProvider(prev) })

@@ -103,14 +103,23 @@ func Setup(ctx context.Context, cfg Config) (tp trace.TracerProvider, shutdown f
 		return nil, none, fmt.Errorf("tracing: resource: %w", err)
 	}
 	opts := []sdktrace.TracerProviderOption{sdktrace.WithBatcher(exp), sdktrace.WithResource(res)}
-	switch {
-	case cfg.Sampler != nil:
-		opts = append(opts, sdktrace.WithSampler(cfg.Sampler))
-	case getenv("OTEL_TRACES_SAMPLER") == "":
-		opts = append(opts, sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(DefaultRatio))))
+	if s := sampler(cfg, getenv); s != nil {
+		opts = append(opts, sdktrace.WithSampler(s))
 	}
 	p := sdktrace.NewTracerProvider(opts...)
 	return p, p.Shutdown, nil
+}
+
+// sampler is the sampler cfg asks for; nil leaves the choice to the SDK,
+// which reads OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG.
+func sampler(cfg Config, getenv func(string) string) sdktrace.Sampler {
+	switch {
+	case cfg.Sampler != nil:
+		return cfg.Sampler
+	case getenv("OTEL_TRACES_SAMPLER") == "":
+		return sdktrace.ParentBased(sdktrace.TraceIDRatioBased(DefaultRatio))
+	}
+	return nil
 }
 
 // exporterOptions says whether tracing is on and, if so, where spans go.
