@@ -18,9 +18,10 @@
 //   - OTEL_SDK_DISABLED=true or OTEL_TRACES_EXPORTER=none turn it off
 //     whatever else is set.
 //   - OTEL_TRACES_SAMPLER and OTEL_TRACES_SAMPLER_ARG choose the sampler;
-//     unset, it is parentbased_traceidratio with [DefaultRatio]: a stream
-//     of tens of thousands of events a second cannot afford a trace each.
-//     Set OTEL_TRACES_SAMPLER_ARG=1 to trace every event (a demo).
+//     with OTEL_TRACES_SAMPLER unset it is parentbased_traceidratio, at
+//     OTEL_TRACES_SAMPLER_ARG or else [DefaultRatio]: a stream of tens of
+//     thousands of events a second cannot afford a trace each. Set
+//     OTEL_TRACES_SAMPLER_ARG=1 to trace every event (a demo).
 //   - OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES name the service
 //     (default: Config.Service).
 package tracing
@@ -32,6 +33,7 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -116,10 +118,18 @@ func sampler(cfg Config, getenv func(string) string) sdktrace.Sampler {
 	switch {
 	case cfg.Sampler != nil:
 		return cfg.Sampler
-	case getenv("OTEL_TRACES_SAMPLER") == "":
-		return sdktrace.ParentBased(sdktrace.TraceIDRatioBased(DefaultRatio))
+	case getenv("OTEL_TRACES_SAMPLER") != "":
+		return nil
 	}
-	return nil
+	// The default sampler's ratio: OTEL_TRACES_SAMPLER_ARG alone sets it,
+	// as it would with OTEL_TRACES_SAMPLER=parentbased_traceidratio.
+	ratio := DefaultRatio
+	if arg := getenv("OTEL_TRACES_SAMPLER_ARG"); arg != "" {
+		if r, err := strconv.ParseFloat(arg, 64); err == nil && r >= 0 && r <= 1 {
+			ratio = r
+		}
+	}
+	return sdktrace.ParentBased(sdktrace.TraceIDRatioBased(ratio))
 }
 
 // exporterOptions says whether tracing is on and, if so, where spans go.
