@@ -67,19 +67,23 @@ type Result struct {
 func (p *Pipeline) decide(w work) {
 	it := w.item
 	if !w.ticket.Live() {
+		p.trace.abandoned(w.ticket, "the partition moved before a worker took the event")
 		return // its partition moved on while it waited: not ours to decide
 	}
 	if p.cfg.Decider == nil {
 		p.emitDecision(it.Event, p.fallback(it, FallbackNoSampler), Verdict{}, w.ticket, 0)
 		return
 	}
+	ctx, span := p.trace.deciding(p.workCtx, w.ticket)
 	started := time.Now()
-	v, err := p.cfg.Decider.Decide(p.workCtx, it)
+	v, err := p.cfg.Decider.Decide(ctx, it)
 	took := time.Since(started)
+	p.trace.decided(span, v, err)
 	if err != nil && p.workCtx.Err() != nil {
 		// Shutdown ran out of time: hand the event back instead of
 		// recording a fallback nobody chose.
 		w.ticket.Abandon()
+		p.trace.abandoned(w.ticket, "shutdown: handed back undecided")
 		return
 	}
 	if err == nil && !slices.Contains(it.Type.Outcomes, v.Outcome) {
@@ -144,6 +148,7 @@ func (p *Pipeline) emitDecision(ev Event, d Decision, v Verdict, t *Ticket, took
 	}
 	p.fillAudit(dec, ev, user)
 	trail = append(trail, dec)
+	p.trace.emitting(t, &d, 1+len(trail))
 
 	// The audit records join their source partition's hash chain and are
 	// produced in chain order, keyed by the chain, so that a chain sits in
@@ -216,6 +221,7 @@ func (p *Pipeline) emitDLQ(r *kgo.Record, derr *DecodeError, t *Ticket) {
 		return Result{Topic: r.Topic, Partition: r.Partition, Offset: r.Offset, DLQReason: derr.Reason, AuditRecords: 1,
 			Trail: []*audit.Record{dead}, Latency: latency}
 	}
+	p.trace.emitting(t, nil, 2)
 	p.emit(t, chain, []*audit.Record{dead}, func() {
 		arec, err := p.auditRecord(chain, dead)
 		if err != nil {
@@ -240,6 +246,7 @@ func (p *Pipeline) emit(t *Ticket, chain string, trail []*audit.Record, send fun
 	p.gate.RLock()
 	defer p.gate.RUnlock()
 	if !t.Live() {
+		p.trace.abandoned(t, "the partition moved before the outputs were produced")
 		return
 	}
 	p.txn.touch()
@@ -290,6 +297,7 @@ func (p *Pipeline) ack(pending *atomic.Int32, t *Ticket, result func(time.Durati
 			} else {
 				p.fail(fmt.Errorf("pipeline: produce to %s: %w", rec.Topic, err))
 			}
+			p.trace.abandoned(t, "produce failed: "+err.Error())
 			return
 		}
 		if pending.Add(-1) != 0 {
@@ -298,9 +306,10 @@ func (p *Pipeline) ack(pending *atomic.Int32, t *Ticket, result func(time.Durati
 		if t.Done() {
 			p.markPartition(t.Partition())
 		}
+		p.trace.acked(t, p.txn == nil)
 		if p.txn != nil {
 			// Visible, and so done, when its transaction commits.
-			p.txn.hold(pendingResult{result, produced})
+			p.txn.hold(pendingResult{result, produced, t.trace})
 			return
 		}
 		res := result(time.Since(produced))

@@ -69,6 +69,9 @@ type Ticket struct {
 	// abandoned tickets will never complete (their record is handed back on
 	// shutdown): they hold the watermark but are no longer waited for.
 	abandoned bool
+	// trace is the record's open spans when it is traced (trace.go); set
+	// once, before the ticket is shared, and not guarded by the lock.
+	trace *eventTrace
 }
 
 // NewOffsets returns an empty tracker.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.opentelemetry.io/otel/trace"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/triage-dev/triage/audit"
@@ -110,6 +111,12 @@ type Config struct {
 	// ClientOpts are appended to the franz-go client options (TLS, SASL,
 	// tuning). They must not change the group or commit settings.
 	ClientOpts []kgo.Opt
+	// TracerProvider, when not nil, traces events (see SpanEvent for the
+	// span tree) and gives the Decider a context carrying the event's
+	// trace. Which events are traced is the provider's sampler's choice;
+	// an event it does not sample costs one unrecorded span. Nil, the
+	// default, traces nothing and costs nothing.
+	TracerProvider trace.TracerProvider
 }
 
 func (c *Config) setDefaults() {
@@ -185,6 +192,7 @@ type Pipeline struct {
 	space    chan struct{} // a worker took an item off the queue
 	stalled  stalledParts  // partitions paused because the queue was full
 	lag      *lagTracker   // fetch lag of the owned partitions (lag.go)
+	trace    *tracer       // nil: no tracing (trace.go)
 	ready    chan struct{}
 
 	// workCtx outlives the run context by up to DrainTimeout, so that
@@ -229,6 +237,7 @@ func New(cfg Config) (*Pipeline, error) {
 		queue:   make(chan work, cfg.QueueSize),
 		space:   make(chan struct{}, 1),
 		lag:     newLagTracker(),
+		trace:   newTracer(cfg.TracerProvider),
 		stalled: stalledParts{parts: map[TopicPartition]*stall{}},
 		ready:   make(chan struct{}),
 		failed:  make(chan struct{}),

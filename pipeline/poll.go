@@ -90,6 +90,7 @@ func (p *Pipeline) poll(ctx context.Context) {
 				p.log.Warn("fetch error", "topic", topic, "partition", partition, "err", err)
 			}
 		})
+		endFetch := p.trace.fetch(fetches)
 		if err := p.load(ctx, p.unknown(fetches)); err != nil {
 			p.cl.AllowRebalance()
 			if ctx.Err() == nil {
@@ -102,6 +103,7 @@ func (p *Pipeline) poll(ctx context.Context) {
 			p.cfg.Metrics.setLag(p.lag.fetched(fp))
 			p.take(TopicPartition{fp.Topic, fp.Partition}, fp.Records)
 		})
+		endFetch()
 		p.cl.AllowRebalance()
 		if p.txn == nil && time.Since(lastCheckpoint) >= p.cfg.CommitInterval {
 			p.gate.RLock()
@@ -241,15 +243,18 @@ func (p *Pipeline) handle(r *kgo.Record) (w work, ok bool) {
 		return work{}, false
 	}
 	set := p.cfg.Rules.Current()
+	start := p.trace.clock()
 	fields, typ, err := Decode(set, r.Value)
 	if allowed := p.cfg.TopicTypes[r.Topic]; err == nil && len(allowed) > 0 && !slices.Contains(allowed, typ.Name) {
 		err = &DecodeError{ReasonWrongTopic, fmt.Sprintf("type %q is not one the topic carries (%s)", typ.Name, strings.Join(allowed, ", "))}
 	}
 	if err != nil {
 		t := p.offsets.Track(tp, r.Offset, r.LeaderEpoch)
+		t.trace = p.trace.deadLetter(r, err.(*DecodeError), start)
 		p.emitDLQ(r, err.(*DecodeError), t)
 		return work{}, false
 	}
+	decoded := p.trace.clock()
 	ev := Event{
 		ID:        str(fields["event_id"]),
 		Type:      typ.Name,
@@ -270,6 +275,7 @@ func (p *Pipeline) handle(r *kgo.Record) (w work, ok bool) {
 		p.log.Warn("rule error; event goes to sampling", "type", typ.Name, "rule", res.RuleID, "event_id", ev.ID, "err", res.Err)
 	}
 	t := p.offsets.Track(tp, r.Offset, r.LeaderEpoch)
+	t.trace = p.trace.event(r, &ev, res, start, decoded)
 	if res.Action != rules.ActionSample {
 		p.emitDecision(ev, Decision{Outcome: res.Action, Path: PathRule, RuleID: res.RuleID, Reason: res.Reason}, Verdict{}, t, 0)
 		return work{}, false

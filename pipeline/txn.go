@@ -46,6 +46,7 @@ type txn struct {
 type pendingResult struct {
 	result   func(time.Duration) Result
 	produced time.Time
+	trace    *eventTrace // nil unless the event is traced
 }
 
 // touch records that the open transaction carries something to commit.
@@ -194,6 +195,7 @@ func (p *Pipeline) commitTxn(ctx context.Context, final bool) error {
 		err = p.abortUnconfirmed(ctx, err)
 	}
 	p.cfg.Metrics.transaction(committed, time.Since(start))
+	p.trace.committed(start, results, committed, err)
 	if err != nil || !committed {
 		p.aborted(err, revoked)
 	} else {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/triage-dev/triage/audit"
 	"github.com/triage-dev/triage/internal/retry"
@@ -49,6 +50,11 @@ type DirectOptions struct {
 	// provider that says it passes them to its model (a SupportsTools
 	// method, see llm.Provider).
 	History *History
+	// TracerProvider, when not nil, records a SpanAttempt per provider
+	// call, with the provider call itself (llm.SpanComplete) and each
+	// tool call (SpanToolCall) under the span of Decide's context. Nil
+	// records nothing.
+	TracerProvider trace.TracerProvider
 }
 
 // Direct decides ambiguous items by calling an LLM provider API from the
@@ -58,7 +64,8 @@ type DirectOptions struct {
 type Direct struct {
 	provider llm.Provider
 	opts     DirectOptions
-	tools    bool // the provider runs tool loops
+	tools    bool    // the provider runs tool loops
+	trace    *tracer // nil: no tracing
 }
 
 // NewDirect returns a Decider that calls provider.
@@ -75,8 +82,9 @@ func NewDirect(provider llm.Provider, opts DirectOptions) *Direct {
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
+	provider = llm.Traced(provider, opts.TracerProvider)
 	t, ok := provider.(interface{ SupportsTools() bool })
-	return &Direct{provider: provider, opts: opts, tools: ok && t.SupportsTools()}
+	return &Direct{provider: provider, opts: opts, tools: ok && t.SupportsTools(), trace: newTracer(opts.TracerProvider)}
 }
 
 // Decide implements pipeline.Decider. Each attempt is bounded by the type's
@@ -104,9 +112,11 @@ func (d *Direct) decide(ctx context.Context, it pipeline.Item) (pipeline.Verdict
 	}
 	conv := newConversation(it, pr, d.opts.History)
 	var attempts []audit.Record
+	var span trace.Span // the attempt's, ended by record
 	record := func(started time.Time, status audit.Status, r *llm.Response, reason string) {
 		attempts = append(attempts, attemptRecord(conv, ModeDirect, d.provider.Name(), started, status, r, reason))
 		d.opts.Metrics.attempt(ModeDirect, status, time.Since(started))
+		d.trace.endAttempt(span, &attempts[len(attempts)-1], "")
 	}
 	retries, timeouts := d.opts.Retries, d.opts.TimeoutRetries
 	for {
@@ -117,7 +127,9 @@ func (d *Direct) decide(ctx context.Context, it pipeline.Item) (pipeline.Verdict
 				started = time.Now()
 				actx, cancel := context.WithTimeout(ctx, pr.Timeout)
 				defer cancel()
-				resp, err := d.provider.Complete(actx, conv.llmRequest(d.tools))
+				req := conv.llmRequest(d.tools)
+				actx, span = d.trace.startAttempt(actx, ModeDirect, d.provider.Name(), conv, 0)
+				resp, err := d.provider.Complete(actx, req)
 				if err == nil {
 					return resp, nil
 				}
@@ -147,6 +159,7 @@ func (d *Direct) decide(ctx context.Context, it pipeline.Item) (pipeline.Verdict
 			record(started, audit.StatusOK, &r, reasonToolUse)
 			calls := conv.toolRound(r, ModeDirect, d.provider.Name())
 			d.opts.Metrics.toolCalls(calls)
+			d.trace.toolCalls(ctx, calls)
 			attempts = append(attempts, calls...)
 			continue
 		}

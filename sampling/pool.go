@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/triage-dev/triage/audit"
 	"github.com/triage-dev/triage/llm"
@@ -71,6 +72,11 @@ type Options struct {
 	// without it, that tool is not offered. Feed it from the pipeline
 	// (pipeline.Config.Observe).
 	History *History
+	// TracerProvider, when not nil, records the spans of each item's
+	// sampling (SpanQueue, SpanAttempt, SpanToolCall) under the span of
+	// Decide's context, and sends each attempt's trace context to the
+	// sampler in the request's _meta. Nil records nothing.
+	TracerProvider trace.TracerProvider
 }
 
 func (o *Options) setDefaults() {
@@ -120,6 +126,7 @@ type Pool struct {
 	opts   Options
 	log    *slog.Logger
 	server *mcp.Server
+	trace  *tracer // nil: no tracing
 
 	mu       sync.Mutex
 	queue    []*job
@@ -168,6 +175,10 @@ type job struct {
 	done     chan struct{}
 	verdict  pipeline.Verdict
 	err      error
+	// tctx is the parent of the job's spans, wait its open wait in the
+	// queue (trace.go); both nil without tracing.
+	tctx context.Context
+	wait trace.Span
 }
 
 // lease is one sampler's hold on a job, named by an unguessable token that
@@ -189,6 +200,7 @@ type lease struct {
 	timer   *time.Timer
 	ctx     context.Context // ends with the lease, or when the pool closes
 	end     context.CancelFunc
+	span    trace.Span // the attempt span of the request out, if traced
 }
 
 // NewPool creates a pool and its MCP server. Close it to stop pushing.
@@ -199,7 +211,7 @@ func NewPool(opts Options) *Pool {
 		opts: opts, log: opts.Logger,
 		notify: make(chan struct{}), leases: map[string]*lease{},
 		sessions: map[*mcp.ServerSession]*session{}, regions: map[string]string{}, seen: map[string]*SamplerInfo{}, breakers: map[string]*breaker{}, active: map[string]int{},
-		ctx: ctx, cancel: cancel,
+		ctx: ctx, cancel: cancel, trace: newTracer(opts.TracerProvider),
 	}
 	p.server = p.newServer()
 	return p
@@ -233,7 +245,7 @@ func (p *Pool) Decide(ctx context.Context, it pipeline.Item) (pipeline.Verdict, 
 		return pipeline.Verdict{}, fmt.Errorf("sampling: build request for %s: %w", it.Event.ID, err)
 	}
 	j := &job{conv: newConversation(it, pr, p.opts.History), done: make(chan struct{}),
-		regions: it.Type.Guards().Tenant(it.Event.TenantID).Regions}
+		regions: it.Type.Guards().Tenant(it.Event.TenantID).Regions, tctx: p.trace.parent(ctx)}
 	p.mu.Lock()
 	if p.ctx.Err() != nil {
 		p.mu.Unlock()
@@ -265,6 +277,7 @@ func (p *Pool) enqueueLocked(j *job, front bool) {
 	}
 	j.state = queued
 	j.queueTimer = time.AfterFunc(p.opts.QueueWait, func() { p.queueExpired(j) })
+	p.trace.queued(j)
 	p.wakeLocked()
 }
 
@@ -304,6 +317,7 @@ func (p *Pool) finishLocked(j *job, v pipeline.Verdict, err error) {
 		// Still leased: the pipeline or the pool gave up on the item.
 		p.endLeaseLocked(l, leaseDropped)
 	}
+	p.trace.finished(j, err)
 	j.state = finished
 	v.Attempts = j.attempts
 	v.Tier = j.conv.prompt.Tier
@@ -409,6 +423,7 @@ func (p *Pool) leaseLocked(j *job, mode, session string, done func(leaseEnd)) *l
 	p.leases[l.token] = l
 	p.activeLocked(session, 1)
 	j.lease = l
+	p.trace.leased(j, mode, session)
 	return l
 }
 
@@ -461,8 +476,7 @@ func (p *Pool) leaseExpired(l *lease) {
 	}
 	p.endLeaseLocked(l, leaseFailed)
 	j := l.job
-	j.attempts = append(j.attempts, attemptRecord(j.conv, l.mode, l.session, l.started, audit.StatusTimeout, nil, "lease expired"))
-	p.opts.Metrics.attempt(l.mode, audit.StatusTimeout, time.Since(l.started))
+	p.attemptLocked(l, audit.StatusTimeout, nil, "lease expired")
 	if j.leases <= p.opts.Requeues {
 		p.requeueLocked(j, l.session)
 		return
@@ -490,32 +504,30 @@ func (p *Pool) answer(token string, r llm.Response) (next mcp.InputRequest, res 
 	j := l.job
 	res.EventID, res.TenantID = j.conv.item.Event.ID, j.conv.item.Event.TenantID
 	if j.conv.wantsTools(r) {
-		j.attempts = append(j.attempts, attemptRecord(j.conv, l.mode, l.session, l.started, audit.StatusOK, &r, reasonToolUse))
-		p.opts.Metrics.attempt(l.mode, audit.StatusOK, time.Since(l.started))
+		p.attemptLocked(l, audit.StatusOK, &r, reasonToolUse)
 		calls := j.conv.toolRound(r, l.mode, l.session)
 		p.opts.Metrics.toolCalls(calls)
+		p.trace.toolCalls(j.tctx, calls)
 		j.attempts = append(j.attempts, calls...)
 		l.started = time.Now()
 		l.timer.Reset(j.conv.prompt.Timeout)
-		return j.conv.mcpRequest(l.tools), work.Result{}
+		return p.requestLocked(l), work.Result{}
 	}
 	a, err := j.conv.parse(r)
 	if err != nil {
-		j.attempts = append(j.attempts, attemptRecord(j.conv, l.mode, l.session, l.started, audit.StatusInvalidAnswer, &r, err.Error()))
-		p.opts.Metrics.attempt(l.mode, audit.StatusInvalidAnswer, time.Since(l.started))
+		p.attemptLocked(l, audit.StatusInvalidAnswer, &r, err.Error())
 		if !j.conv.corrected {
 			j.conv.correct(r.Text, err)
 			l.started = time.Now()
 			l.timer.Reset(j.conv.prompt.Timeout)
-			return j.conv.mcpRequest(l.tools), work.Result{}
+			return p.requestLocked(l), work.Result{}
 		}
 		p.endLeaseLocked(l, leaseFailed)
 		p.finishLocked(j, pipeline.Verdict{}, fmt.Errorf("%w: %v", ErrInvalidAnswer, err))
 		res.Status, res.Reason = work.StatusFallback, "the answer does not fit the decision schema: "+err.Error()
 		return nil, res
 	}
-	j.attempts = append(j.attempts, attemptRecord(j.conv, l.mode, l.session, l.started, audit.StatusOK, &r, ""))
-	p.opts.Metrics.attempt(l.mode, audit.StatusOK, time.Since(l.started))
+	p.attemptLocked(l, audit.StatusOK, &r, "")
 	p.endLeaseLocked(l, leaseAnswered)
 	p.finishLocked(j, pipeline.Verdict{Outcome: a.Outcome, Reason: a.Reason, Model: r.Model, Path: pipeline.PathSampled}, nil)
 	res.Status, res.Outcome, res.Reason = work.StatusDecided, a.Outcome, a.Reason
@@ -539,8 +551,7 @@ func (p *Pool) failLease(token string, cause error) (res work.Result) {
 		status = audit.StatusTimeout
 	}
 	reason := clip(cause.Error(), 500)
-	j.attempts = append(j.attempts, attemptRecord(j.conv, l.mode, l.session, l.started, status, nil, reason))
-	p.opts.Metrics.attempt(l.mode, status, time.Since(l.started))
+	p.attemptLocked(l, status, nil, reason)
 	res = work.Result{Status: work.StatusFallback, EventID: j.conv.item.Event.ID, TenantID: j.conv.item.Event.TenantID, Reason: reason}
 	// Given back to the same sampler, the item would only repeat what it
 	// has already done: it retries transient errors and a Retry-After it
@@ -554,4 +565,23 @@ func (p *Pool) failLease(token string, cause error) (res work.Result) {
 	}
 	p.finishLocked(j, pipeline.Verdict{}, fmt.Errorf("sampling: sampler failed: %w", cause))
 	return res
+}
+
+// requestLocked builds the next sampling request of l's conversation and
+// starts its attempt span, whose context the request carries to the
+// sampler.
+func (p *Pool) requestLocked(l *lease) mcp.InputRequest {
+	params := l.job.conv.mcpRequest(l.tools)
+	p.trace.request(l, params)
+	return params
+}
+
+// attemptLocked records how the request out on l ended: its audit record,
+// its metric and the end of its span.
+func (p *Pool) attemptLocked(l *lease, status audit.Status, r *llm.Response, reason string) {
+	j := l.job
+	j.attempts = append(j.attempts, attemptRecord(j.conv, l.mode, l.session, l.started, status, r, reason))
+	p.opts.Metrics.attempt(l.mode, status, time.Since(l.started))
+	p.trace.endAttempt(l.span, &j.attempts[len(j.attempts)-1], "")
+	l.span = nil
 }

@@ -76,7 +76,7 @@ func (p *Pool) pushLoop(ctx context.Context, ss *mcp.ServerSession, name string)
 			continue
 		}
 		p.mu.Lock()
-		params := l.job.conv.mcpRequest(l.tools)
+		params := p.requestLocked(l)
 		p.mu.Unlock()
 		p.converse(ctx, ss, l.token, params)
 	}

@@ -77,7 +77,7 @@ func (p *Pool) next(ctx context.Context, req *mcp.CallToolRequest, args work.Arg
 		return nil, idle, nil
 	}
 	p.mu.Lock()
-	params := l.job.conv.mcpRequest(l.tools)
+	params := p.requestLocked(l)
 	p.mu.Unlock()
 	return &mcp.CallToolResult{
 		InputRequests: mcp.InputRequestMap{work.InputKey: params},

@@ -8,6 +8,7 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/triage-dev/triage/internal/config"
 	"github.com/triage-dev/triage/llm"
@@ -29,7 +30,7 @@ type llmStage struct {
 	history *sampling.History
 }
 
-func newLLMStage(cfg config.Config, log *slog.Logger, reg prometheus.Registerer) (*llmStage, error) {
+func newLLMStage(cfg config.Config, log *slog.Logger, reg prometheus.Registerer, tp trace.TracerProvider) (*llmStage, error) {
 	metrics, err := sampling.NewMetrics(reg)
 	if err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
@@ -61,13 +62,14 @@ func newLLMStage(cfg config.Config, log *slog.Logger, reg prometheus.Registerer)
 			return nil, err
 		}
 		return &llmStage{
-			decider: guard(sampling.NewDirect(prov, sampling.DirectOptions{Region: cfg.Region, Logger: log, Metrics: metrics, History: history})),
+			decider: guard(sampling.NewDirect(prov, sampling.DirectOptions{Region: cfg.Region, Logger: log, Metrics: metrics, History: history, TracerProvider: tp})),
 			label:   "direct provider call: " + prov.Name(),
 			history: history,
 		}, nil
 	}
 	pool := sampling.NewPool(sampling.Options{QueueWait: cfg.QueueWait, Region: cfg.Region,
-		QuarantineAfter: cfg.QuarantineAfter, QuarantineFor: cfg.QuarantineFor, Logger: log, Metrics: metrics, History: history})
+		QuarantineAfter: cfg.QuarantineAfter, QuarantineFor: cfg.QuarantineFor, Logger: log, Metrics: metrics, History: history,
+		TracerProvider: tp})
 	if err := reg.Register(pool.SamplersGauge()); err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
@@ -93,6 +95,9 @@ func newLLMStage(cfg config.Config, log *slog.Logger, reg prometheus.Registerer)
 			Concurrency: calls,
 			Name:        "triage-builtin-sampler",
 			Logger:      log,
+			// The builtin sampler's provider calls join the events' traces
+			// through the requests' _meta, as a remote sampler's do.
+			TracerProvider: tp,
 			Transport: func(string) (mcp.Transport, error) {
 				ct, stt := mcp.NewInMemoryTransports()
 				if _, err := pool.Server().Connect(context.Background(), stt, nil); err != nil {

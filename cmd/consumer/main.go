@@ -33,6 +33,7 @@ import (
 	"github.com/triage-dev/triage/internal/demo"
 	"github.com/triage-dev/triage/internal/embedded"
 	"github.com/triage-dev/triage/internal/status"
+	"github.com/triage-dev/triage/internal/tracing"
 	"github.com/triage-dev/triage/pipeline"
 	"github.com/triage-dev/triage/rules"
 )
@@ -109,7 +110,12 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		}
 	}
 
-	stage, err := newLLMStage(cfg, log, reg)
+	tp, stopTracing, err := tracing.Setup(ctx, tracing.Config{Endpoint: cfg.OTLPEndpoint, Service: "triage-consumer"})
+	if err != nil {
+		return err
+	}
+	defer tracing.Stop(ctx, stopTracing, log)
+	stage, err := newLLMStage(cfg, log, reg, tp)
 	if err != nil {
 		return err
 	}
@@ -130,7 +136,8 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		GroupProtocol: cfg.GroupProtocol,
 		Delivery:      cfg.Delivery, TransactionalID: cfg.TxnID,
 		CommitInterval: cfg.CommitInterval, TransactionTimeout: cfg.TxnTimeout, Signer: signer,
-		ClientOpts: []kgo.Opt{kgo.SessionTimeout(cfg.SessionTimeout)},
+		ClientOpts:     []kgo.Opt{kgo.SessionTimeout(cfg.SessionTimeout)},
+		TracerProvider: tp,
 	}
 	// The status page follows every result; the demo summary too.
 	agg := status.New(status.Options{})

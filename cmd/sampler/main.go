@@ -35,6 +35,7 @@ import (
 	"time"
 
 	"github.com/triage-dev/triage/internal/config"
+	"github.com/triage-dev/triage/internal/tracing"
 	"github.com/triage-dev/triage/llm"
 	"github.com/triage-dev/triage/sampling/client"
 )
@@ -70,6 +71,7 @@ type options struct {
 	offlineLatency  time.Duration
 	logFormat       string
 	logLevel        slog.Level
+	otlpEndpoint    string
 	// deprecatedToken is set when the token came from deprecatedTokenEnv.
 	deprecatedToken bool
 }
@@ -94,6 +96,7 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.offlineLatency, "offline-latency", 0, "offline provider only: simulated model latency per answer")
 	fs.StringVar(&o.logFormat, "log-format", "json", "json or text")
 	fs.TextVar(&o.logLevel, "log-level", slog.LevelInfo, "debug, info, warn or error")
+	fs.StringVar(&o.otlpEndpoint, "otlp-endpoint", "", "OTLP/HTTP endpoint for traces, e.g. http://collector:4318: each provider call is a span in the consumer's trace of its event (empty: $OTEL_EXPORTER_OTLP_ENDPOINT, and no tracing without it)")
 	if err := config.Parse(fs, args, stderr); err != nil {
 		return o, err
 	}
@@ -134,6 +137,12 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "sampler:", err)
 		return 2
 	}
+	tp, stopTracing, err := tracing.Setup(ctx, tracing.Config{Endpoint: o.otlpEndpoint, Service: "triage-sampler"})
+	if err != nil {
+		fmt.Fprintln(stderr, "sampler:", err)
+		return 2
+	}
+	defer tracing.Stop(ctx, stopTracing, log)
 	s, err := client.New(client.Config{
 		Servers:         o.servers,
 		Token:           o.token,
@@ -144,6 +153,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 		PushOnly:        o.pushOnly,
 		DisableTools:    !o.tools,
 		Logger:          log,
+		TracerProvider:  tp,
 	})
 	if err != nil {
 		fmt.Fprintln(stderr, err)

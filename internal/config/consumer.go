@@ -86,6 +86,11 @@ type Config struct {
 	DemoRepeat    float64
 
 	ClickHouse string
+
+	// OTLPEndpoint is where traces go (internal/tracing.Config.Endpoint);
+	// empty leaves it to the OTEL_EXPORTER_OTLP_* variables, and tracing
+	// is off without them.
+	OTLPEndpoint string
 }
 
 // Default returns the defaults every source overrides.
@@ -226,6 +231,7 @@ func bind(fs *flag.FlagSet, c *Config) {
 	fs.Float64Var(&c.DemoBad, "demo-bad", c.DemoBad, "with --demo, share of malformed records")
 	fs.Float64Var(&c.DemoRepeat, "demo-repeat", c.DemoRepeat, "with --demo, share of ambiguous events that re-send a recent one under a new event_id (a retry, a re-upload): what the result cache answers")
 	fs.StringVar(&c.ClickHouse, "clickhouse", c.ClickHouse, "ClickHouse DSN (clickhouse://host:9000/db): run the audit sink in this process, as group <group>-clickhouse; with --demo, print the dashboard report at the end")
+	fs.StringVar(&c.OTLPEndpoint, "otlp-endpoint", c.OTLPEndpoint, "OTLP/HTTP endpoint for traces, e.g. http://collector:4318 (empty: $OTEL_EXPORTER_OTLP_ENDPOINT, and no tracing without it); OTEL_TRACES_SAMPLER_ARG sets the traced share of events (default 0.01)")
 }
 
 // MaskSecret returns the mask key's secret: --mask-key, or the content of

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/triage-dev/triage/llm"
 	"github.com/triage-dev/triage/sampling/work"
@@ -120,6 +121,13 @@ type Config struct {
 	// Servers, which it may interpret freely (for example to connect
 	// mcp.NewInMemoryTransports or an mcp.CommandTransport).
 	Transport func(server string) (mcp.Transport, error)
+
+	// TracerProvider, when not nil, records a span per provider call
+	// (llm.SpanComplete) as a child of the consumer's sampling attempt,
+	// whose context arrives in the request's _meta (work.MetaTraceparent):
+	// the call joins the consumer's trace of the event. Nil records
+	// nothing.
+	TracerProvider trace.TracerProvider
 }
 
 // withDefaults validates c and returns it with defaults filled in.

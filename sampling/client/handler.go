@@ -52,6 +52,8 @@ func handler[P mcp.Params, R any](p llm.Provider, log *slog.Logger,
 		if err != nil {
 			return none, err
 		}
+		// A traced provider's span joins the consumer's trace of the event.
+		ctx = work.ExtractTrace(ctx, req.Params.GetMeta())
 		start := time.Now()
 		resp, err := p.Complete(ctx, lreq)
 		if err != nil {

@@ -16,6 +16,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/triage-dev/triage/internal/retry"
+	"github.com/triage-dev/triage/llm"
 	"github.com/triage-dev/triage/sampling/work"
 )
 
@@ -43,6 +44,7 @@ func New(cfg Config) (*Sampler, error) {
 	if err != nil {
 		return nil, err
 	}
+	cfg.Provider = llm.Traced(cfg.Provider, cfg.TracerProvider)
 	s := &Sampler{
 		cfg: cfg,
 		log: cfg.Logger,

@@ -122,6 +122,16 @@
 // {"inputTokens": n, "outputTokens": m}; triage writes them into its audit
 // records. [ResultToMCP] writes it, [UsageFromMeta] reads it.
 //
+// # Trace context
+//
+// A consumer that traces (OpenTelemetry) puts the W3C trace context of the
+// request's sampling attempt in the sampling request's _meta, under
+// [MetaTraceparent] ("traceparent") and, when it has one, [MetaTracestate]
+// ("tracestate"), as on the HTTP headers of the same names. A sampler that
+// traces continues it ([ExtractTrace]): its provider call is then a child
+// of the attempt in the consumer's trace of the event, and follows its
+// sampling decision. A sampler that does not trace ignores the keys.
+//
 // # Two protocol generations
 //
 // The same tool serves both; only who carries the sampling request
