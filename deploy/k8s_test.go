@@ -19,6 +19,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/triage-dev/triage/sampling"
+	"github.com/triage-dev/triage/sampling/client"
 )
 
 const k8sDir = "k8s"
@@ -360,11 +361,18 @@ func TestK8sSampler(t *testing.T) {
 	if i < 0 || i+1 >= len(c.Args) {
 		t.Fatal("sampler: no --server")
 	}
-	u, err := url.Parse(c.Args[i+1])
-	if err != nil || u.Path != "/mcp" {
-		t.Fatalf("sampler: --server %s: want http://SERVICE:PORT/mcp (%v)", c.Args[i+1], err)
+	// Leases live in the consumer pod that handed them out: a sampler must
+	// reach each pod, not one behind a balancer (client.DiscoverPrefix on a
+	// headless Service).
+	raw, discover := strings.CutPrefix(c.Args[i+1], client.DiscoverPrefix)
+	u, err := url.Parse(raw)
+	if err != nil || u.Path != "/mcp" || !discover {
+		t.Fatalf("sampler: --server %s: want %shttp://SERVICE:PORT/mcp (%v)", c.Args[i+1], client.DiscoverPrefix, err)
 	}
 	m.checkServiceReaches(t, u.Hostname(), u.Port(), "triage-consumer", "mcp")
+	if s := m.services[u.Hostname()]; s.Spec.ClusterIP != "None" {
+		t.Errorf("Service %s is not headless: its name resolves to one balanced address, not to each consumer pod", u.Hostname())
+	}
 
 	tokens, err := sampling.ReadTokens("sampler-tokens", strings.NewReader(m.value(t, "Secret", "triage-consumer", "sampler-tokens")))
 	if err != nil {

@@ -81,7 +81,7 @@ type options struct {
 func parse(args []string, stderr io.Writer) (options, error) {
 	var o options
 	fs := flag.NewFlagSet("sampler", flag.ContinueOnError)
-	fs.Var(config.NewList(&o.servers), "server", "consumer MCP endpoint, e.g. http://127.0.0.1:8080/mcp (repeatable or comma-separated)")
+	fs.Var(config.NewList(&o.servers), "server", "consumer MCP endpoint, e.g. http://127.0.0.1:8080/mcp (repeatable or comma-separated); dns+http://NAME:PORT/mcp connects to every address NAME resolves to (every consumer behind a headless Service), followed as it changes")
 	fs.StringVar(&o.token, "token", "", "bearer token for the consumers' /mcp (empty: $"+deprecatedTokenEnv+", deprecated)")
 	fs.IntVar(&o.concurrency, "concurrency", client.DefaultConcurrency, "work calls in flight per server: items answered at once")
 	fs.IntVar(&o.waitMS, "wait-ms", 0, "long-poll wait per call in ms, 1..30000 (0: the server's default)")

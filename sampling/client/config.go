@@ -2,9 +2,11 @@ package client
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/url"
 	"time"
@@ -35,8 +37,19 @@ const (
 type Config struct {
 	// Servers are the consumers' MCP endpoints, for example
 	// "https://triage.internal:8080/mcp". At least one is required; each gets
-	// its own session, supervisor and pull loops.
+	// its own session, supervisor and pull loops. A server written
+	// "dns+http://name:port/path" (DiscoverPrefix) stands for every address
+	// name resolves to, each a server of its own, followed as it changes:
+	// the way to reach every consumer of a group behind one DNS name.
 	Servers []string
+
+	// ResolveEvery is how often a "dns+" server's name is resolved again.
+	// Default DefaultResolveEvery.
+	ResolveEvery time.Duration
+
+	// LookupHost resolves a "dns+" server's name. Default
+	// net.DefaultResolver.LookupHost.
+	LookupHost func(ctx context.Context, host string) ([]string, error)
 
 	// Token, if set, is sent as "Authorization: Bearer <Token>" on every HTTP
 	// request to every server. It is not used with a custom Transport.
@@ -138,8 +151,16 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Transport == nil {
 		for _, s := range c.Servers {
-			if u, err := url.Parse(s); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			raw, discover := discovered(s)
+			u, err := url.Parse(raw)
+			switch {
+			case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
 				errs = append(errs, fmt.Errorf("server %q is not an http(s) URL", s))
+			case discover && u.Scheme != "http":
+				// A certificate names the service, not each address.
+				errs = append(errs, fmt.Errorf("server %q: %s works with http only (inside a cluster, or behind a mesh that adds TLS)", s, DiscoverPrefix))
+			case discover && u.Port() == "":
+				errs = append(errs, fmt.Errorf("server %q: %s needs the port", s, DiscoverPrefix))
 			}
 		}
 	}
@@ -164,6 +185,12 @@ func (c Config) withDefaults() (Config, error) {
 
 	if c.Concurrency == 0 {
 		c.Concurrency = DefaultConcurrency
+	}
+	if c.ResolveEvery <= 0 {
+		c.ResolveEvery = DefaultResolveEvery
+	}
+	if c.LookupHost == nil {
+		c.LookupHost = net.DefaultResolver.LookupHost
 	}
 	if c.CallTimeout == 0 {
 		wait := time.Duration(cmp.Or(c.WaitMS, work.DefaultWaitMS)) * time.Millisecond

@@ -105,6 +105,10 @@ func (s *Sampler) Run(ctx context.Context) error {
 	defer s.running.Store(false)
 	g, ctx := errgroup.WithContext(ctx)
 	for _, server := range s.cfg.Servers {
+		if name, ok := discovered(server); ok {
+			g.Go(func() error { return s.discover(ctx, name) })
+			continue
+		}
 		g.Go(func() error { return s.supervise(ctx, server) })
 	}
 	return g.Wait()
