@@ -97,49 +97,58 @@ func feed(ctx context.Context, o Options, s *Summary) error {
 	defer cl.Close()
 
 	s.Restart()
-	var acked atomic.Int64
-	stop := progress(o.Progress, o.Events, &acked, s)
-	defer stop()
+	var produced atomic.Int64
+	line := progressLine(o.Progress, o.Events, s)
 	// Track: the check matches each acknowledged event with its result.
 	rep, err := loadgen.Produce(ctx, cl, gen, loadgen.ProduceOptions{
 		Events: o.Events,
 		Rate:   o.Rate,
 		Track:  true,
+		// Called about once a second with the producer's own count: the
+		// line shows the count and the decisions at the same moment.
 		Progress: func(p loadgen.Progress) {
-			acked.Store(int64(p.Acked))
+			line(int64(p.Acked))
 			o.Logger.Debug("demo: producing", "sent", p.Sent, "acked", p.Acked)
 		},
 	})
-	acked.Store(int64(len(rep.Produced)))
+	produced.Store(int64(len(rep.Produced)))
 	s.SetProduced(rep.Produced)
 	if err != nil {
 		return fmt.Errorf("demo: produce: %w", err)
 	}
 	o.Logger.Info("demo: produced", "events", len(rep.Produced), "rate", fmt.Sprintf("%.0f/s", rep.Rate))
+	stop := every(time.Second, func() { line(produced.Load()) })
+	defer stop()
 	return await(ctx, s, len(rep.Produced), o.Grace)
 }
 
-// progress writes a line a second to w (when not nil) until stop is
-// called: the events produced so far of total, those with a decision or a
-// dead letter, and the difference, in flight in the pipeline.
-func progress(w io.Writer, total int, acked *atomic.Int64, s *Summary) (stop func()) {
-	if w == nil {
-		return func() {}
+// progressLine returns a function that writes one progress line to w
+// (nothing when w is nil): the events produced so far of total, those with
+// a decision or a dead letter, and the difference, in flight.
+func progressLine(w io.Writer, total int, s *Summary) func(produced int64) {
+	return func(produced int64) {
+		if w == nil {
+			return
+		}
+		decided, _ := s.Done()
+		fmt.Fprintf(w, "demo: %d of %d events produced, %d decided or dead-lettered, %d in flight\n",
+			produced, total, decided, max(0, produced-int64(decided)))
 	}
+}
+
+// every calls f every d until stop is called.
+func every(d time.Duration, f func()) (stop func()) {
 	done := make(chan struct{})
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		tick := time.NewTicker(time.Second)
+		tick := time.NewTicker(d)
 		defer tick.Stop()
 		for {
 			select {
 			case <-done:
 				return
 			case <-tick.C:
-				produced := acked.Load()
-				decided, _ := s.Done()
-				fmt.Fprintf(w, "demo: %d of %d events produced, %d decided or dead-lettered, %d in flight\n",
-					produced, total, decided, max(0, produced-int64(decided)))
+				f()
 			}
 		}
 	})
