@@ -159,7 +159,7 @@ func NewSink(conn driver.Conn, opts SinkOptions) (*Sink, error) {
 	member := kafka.Member{
 		Brokers: opts.Brokers, Group: opts.Group, Topics: []string{opts.AuditTopic, opts.DecisionsTopic},
 		OnRevoked: s.onRevoked, OnLost: s.onLost, Logger: opts.Logger, LogPrefix: "sink: kafka: ",
-		Protocol: opts.GroupProtocol,
+		Protocol: opts.GroupProtocol, DeadLetterTopics: []string{opts.DLQTopic},
 	}
 	// Every member reads read_committed (internal/kafka): outputs of
 	// aborted pipeline transactions are not decisions.

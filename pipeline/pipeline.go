@@ -245,6 +245,7 @@ func New(cfg Config) (*Pipeline, error) {
 	member := kafka.Member{
 		Brokers: cfg.Brokers, Group: cfg.Group, Topics: cfg.Topics,
 		OnRevoked: p.onRevoked, OnLost: p.onLost, Logger: cfg.Logger, Protocol: cfg.GroupProtocol,
+		DeadLetterTopics: []string{cfg.DLQTopic},
 	}
 	opts := []kgo.Opt{
 		// Commit only what is done: offsets are marked by the completion

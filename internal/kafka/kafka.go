@@ -9,14 +9,25 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
-// MaxBatchBytes bounds a produced batch. A dead letter carries its
-// original's bytes, which may be as large as the biggest record a source
-// topic accepted, so producers allow more than franz-go's 1 MB default.
+// MaxBatchBytes bounds a produced batch of a dead-letter topic
+// (Member.DeadLetterTopics). A dead letter carries its original's bytes,
+// which may be as large as the biggest record a source topic accepted, so
+// it may need more than the broker's default message size: a dead-letter
+// topic gets a larger max.message.bytes, and a dead letter its topic still
+// refuses is sent truncated (see internal/deadletter).
 const MaxBatchBytes = 16 << 20
+
+// DefaultBatchBytes bounds a produced batch of every other topic:
+// franz-go's default, which fits the brokers' default message size (1 MiB).
+// One limit for every topic let a backlog of small audit records, piled up
+// while the broker stalled, form a batch of 1.15 MB compressed that the
+// audit topic refused (MESSAGE_TOO_LARGE), which ended the pipeline.
+const DefaultBatchBytes = 1_000_012
 
 // Member describes one member of a consumer group.
 type Member struct {
@@ -39,6 +50,10 @@ type Member struct {
 	// Protocol is the group protocol: ProtocolConsumer (the default) or
 	// ProtocolClassic.
 	Protocol string
+	// DeadLetterTopics are the topics the member writes dead letters to:
+	// their batches may reach MaxBatchBytes, every other topic's
+	// DefaultBatchBytes.
+	DeadLetterTopics []string
 }
 
 // Group protocols. Both assign partitions cooperatively and stickily: a
@@ -121,7 +136,7 @@ func memberOpts(m Member) ([]kgo.Opt, error) {
 		kgo.OnPartitionsRevoked(m.OnRevoked),
 		kgo.OnPartitionsLost(m.OnLost),
 		kgo.AllowAutoTopicCreation(),
-		kgo.ProducerBatchMaxBytes(MaxBatchBytes),
+		kgo.ProducerBatchMaxBytesFn(batchMaxBytes(m.DeadLetterTopics)),
 		kgo.WithLogger(Logger(m.Logger, m.LogPrefix)),
 	}
 	if m.Protocol != ProtocolClassic {
@@ -130,6 +145,17 @@ func memberOpts(m Member) ([]kgo.Opt, error) {
 		base = append(base, kgo.ServerSideBalancer())
 	}
 	return base, nil
+}
+
+// batchMaxBytes is the per-topic batch limit: MaxBatchBytes for the
+// dead-letter topics, DefaultBatchBytes for the others.
+func batchMaxBytes(deadLetters []string) func(topic string) int32 {
+	return func(topic string) int32 {
+		if slices.Contains(deadLetters, topic) {
+			return MaxBatchBytes
+		}
+		return DefaultBatchBytes
+	}
 }
 
 // Logger adapts log to franz-go: warnings and errors go to slog at the same
