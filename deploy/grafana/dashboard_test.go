@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io/fs"
-	"net/url"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -158,14 +157,7 @@ FROM system.numbers LIMIT 300`
 // that each returns exactly what `consumer report` returns for the same
 // parameters: the panels are the report's queries.
 func TestPanelsRunOnClickHouse(t *testing.T) {
-	server := chtest.Server(t)
-	db := chtest.FreshDatabase(t, chtest.Open(t, server))
-	u, err := url.Parse(server)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Path = "/" + db
-	conn := chtest.Open(t, u.String())
+	_, conn := chtest.FreshDSN(t)
 	if _, err := audit.Migrate(t.Context(), conn); err != nil {
 		t.Fatalf("migrate: %v", err)
 	}

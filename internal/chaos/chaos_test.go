@@ -6,7 +6,6 @@ import (
 	"errors"
 	"log/slog"
 	"net"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -177,14 +176,7 @@ func checkClickHouse(t *testing.T, rep chaos.Report, conn driver.Conn) {
 // ClickHouse server, dropped when the test ends, and a connection to it.
 func freshClickHouse(t *testing.T) (string, driver.Conn) {
 	t.Helper()
-	server := chtest.Server(t)
-	db := chtest.FreshDatabase(t, chtest.Open(t, server))
-	u, err := url.Parse(server)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.Path = "/" + db
-	return u.String(), chtest.Open(t, u.String())
+	return chtest.FreshDSN(t)
 }
 
 // privateKafka starts an Apache Kafka broker of the test's own (work

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -66,6 +67,20 @@ func FreshDatabase(t testing.TB, conn driver.Conn) string {
 		}
 	})
 	return name
+}
+
+// FreshDSN is FreshDatabase on the test server (Server): it returns the
+// DSN naming the fresh database, and a connection to it.
+func FreshDSN(t testing.TB) (string, driver.Conn) {
+	t.Helper()
+	server := Server(t)
+	db := FreshDatabase(t, Open(t, server))
+	u, err := url.Parse(server)
+	if err != nil {
+		t.Fatalf("chtest: DSN %q: %v", server, err)
+	}
+	u.Path = "/" + db
+	return u.String(), Open(t, u.String())
 }
 
 // databaseName turns a test name into an identifier: test_, the name's
