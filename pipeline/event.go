@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 	"unicode/utf8"
 
@@ -71,21 +72,9 @@ func Decode(set *rules.Set, value []byte) (map[string]any, *rules.Type, error) {
 	if !utf8.Valid(value) {
 		return nil, nil, &DecodeError{ReasonInvalidUTF8, "the value is not valid UTF-8"}
 	}
-	dec := json.NewDecoder(bytes.NewReader(value))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return nil, nil, &DecodeError{ReasonInvalidJSON, err.Error()}
-	}
-	if dec.More() {
-		return nil, nil, &DecodeError{ReasonInvalidJSON, "trailing data after the JSON value"}
-	}
-	obj, ok := v.(map[string]any)
-	if !ok {
-		return nil, nil, &DecodeError{ReasonNotObject, fmt.Sprintf("value is a JSON %s, want an object", jsonKind(v))}
-	}
-	if key, dup := duplicateKey(value); dup {
-		return nil, nil, &DecodeError{ReasonDuplicateKey, fmt.Sprintf("member %q appears more than once", key)}
+	obj, derr := decodeObject(value)
+	if derr != nil {
+		return nil, nil, derr
 	}
 	raw, present := obj["type"]
 	name, isString := raw.(string)
@@ -114,31 +103,64 @@ func Decode(set *rules.Set, value []byte) (map[string]any, *rules.Type, error) {
 	return obj, typ, nil
 }
 
-// duplicateKey reports the first member name that appears twice in the
-// top-level object of value, which must be a valid JSON object: the
-// envelope fields (type, event_id, tenant_id) decide how an event is read.
-func duplicateKey(value []byte) (string, bool) {
+// decodeObject parses value, which must be one JSON object, in one pass:
+// its members are decoded as they come, and a member name that appears
+// twice is caught on the way (the envelope fields decide how an event is
+// read, so an event may not carry two). The checks keep their order of
+// precedence: invalid JSON anywhere, then a value that is not an object,
+// then a repeated name.
+func decodeObject(value []byte) (map[string]any, *DecodeError) {
 	dec := json.NewDecoder(bytes.NewReader(value))
-	if _, err := dec.Token(); err != nil { // {
-		return "", false
+	dec.UseNumber()
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, &DecodeError{ReasonInvalidJSON, err.Error()}
 	}
-	seen := map[string]bool{}
+	if d, ok := tok.(json.Delim); !ok || d != '{' {
+		return nil, notObject(value)
+	}
+	obj := map[string]any{}
+	dup := ""
 	for dec.More() {
 		tok, err := dec.Token()
 		if err != nil {
-			return "", false
+			return nil, &DecodeError{ReasonInvalidJSON, err.Error()}
 		}
 		key, _ := tok.(string)
-		if seen[key] {
-			return key, true
+		var v any
+		if err := dec.Decode(&v); err != nil {
+			return nil, &DecodeError{ReasonInvalidJSON, err.Error()}
 		}
-		seen[key] = true
-		var skip json.RawMessage
-		if err := dec.Decode(&skip); err != nil {
-			return "", false
+		if _, seen := obj[key]; seen && dup == "" {
+			dup = key
 		}
+		obj[key] = v
 	}
-	return "", false
+	if _, err := dec.Token(); err != nil { // }
+		return nil, &DecodeError{ReasonInvalidJSON, err.Error()}
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return nil, &DecodeError{ReasonInvalidJSON, "trailing data after the JSON value"}
+	}
+	if dup != "" {
+		return nil, &DecodeError{ReasonDuplicateKey, fmt.Sprintf("member %q appears more than once", dup)}
+	}
+	return obj, nil
+}
+
+// notObject is the error of a value that does not start an object: invalid
+// JSON, or JSON of another kind. It is the rare path, and parses again.
+func notObject(value []byte) *DecodeError {
+	dec := json.NewDecoder(bytes.NewReader(value))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return &DecodeError{ReasonInvalidJSON, err.Error()}
+	}
+	if dec.More() {
+		return &DecodeError{ReasonInvalidJSON, "trailing data after the JSON value"}
+	}
+	return &DecodeError{ReasonNotObject, fmt.Sprintf("value is a JSON %s, want an object", jsonKind(v))}
 }
 
 func jsonKind(v any) string {
