@@ -22,9 +22,10 @@ import (
 // provider.
 type llmStage struct {
 	decider pipeline.Decider
-	label   string          // what decides ambiguous events, for the demo summary
-	pool    *sampling.Pool  // nil in direct mode
-	builtin *client.Sampler // nil unless --sampler builtin
+	label   string           // what decides ambiguous events, for the demo summary
+	pool    *sampling.Pool   // nil in direct mode
+	tokens  []sampling.Token // what samplers authenticate with on /mcp
+	builtin *client.Sampler  // nil unless --sampler builtin
 	// history is the recent events per entity that the transaction_history
 	// tool reads; the pipeline feeds it (pipeline.Config.Observe).
 	history *sampling.History
@@ -73,7 +74,13 @@ func newLLMStage(cfg config.Config, log *slog.Logger, reg prometheus.Registerer,
 	if err := reg.Register(pool.SamplersGauge()); err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
-	st := &llmStage{decider: guard(pool), pool: pool, label: "remote MCP samplers on " + cfg.MCPListen, history: history}
+	// Read before anything starts: a tokens file that cannot be used
+	// stops the consumer at once, not after its pipeline began.
+	tokens, err := samplerTokens(cfg)
+	if err != nil {
+		return nil, err
+	}
+	st := &llmStage{decider: guard(pool), pool: pool, label: "remote MCP samplers on " + cfg.MCPListen, history: history, tokens: tokens}
 	if cfg.MCPListen == "" {
 		st.label = "nobody (no sampler and no MCP endpoint): the fallback"
 	}

@@ -187,12 +187,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		stop := context.AfterFunc(sctx, func() { _ = stage.pool.Close() })
 		defer stop()
 		if cfg.MCPListen != "" {
-			tokens, err := samplerTokens(cfg)
-			if err != nil {
-				cancelPipeline()
-				_ = g.Wait()
-				return err
-			}
+			tokens := stage.tokens
 			if host, _, _ := net.SplitHostPort(cfg.MCPListen); len(tokens) == 0 && !isLoopback(host) {
 				log.Warn("the MCP endpoint listens beyond loopback without --mcp-token: anyone who reaches it can pull events", "addr", cfg.MCPListen)
 			}
