@@ -61,6 +61,10 @@ type Decider interface {
 	Decide(ctx context.Context, item Item) (Verdict, error)
 }
 
+// AllLLMRuleID is the rule id of the events Config.AllLLM sends to the
+// Decider.
+const AllLLMRuleID = "all_llm"
+
 // Fallback reasons: the vocabulary of the decision's reason field, which
 // Deciders' errors name through FallbackReason.
 const (

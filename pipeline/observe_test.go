@@ -49,3 +49,37 @@ func TestObserve(t *testing.T) {
 		t.Errorf("observed %v, want %v", seen, want)
 	}
 }
+
+// TestAllLLM: with AllLLM, events the rules would decide go to the Decider
+// too, under the rule id all_llm; malformed records are still dead
+// letters.
+func TestAllLLM(t *testing.T) {
+	brokers := startBroker(t)
+	recs := []*kgo.Record{
+		record("events.transactions", txn("ok-1", 25, "DE", "DE")),   // the rules: allow
+		record("events.transactions", txn("ok-2", 25, "KP", "KP")),   // the rules: block
+		record("events.transactions", txn("ok-3", 9000, "NG", "NG")), // the rules: sample
+		{Topic: "events.transactions", Key: []byte("bad"), Value: []byte(`{"event_id":`)},
+	}
+	produce(t, brokers, recs)
+	res := newResults()
+	stop := runPipeline(t, pipeline.Config{Brokers: brokers, Group: "all-llm", OnResult: res.add, Decider: sleeper(0), AllLLM: true})
+	got := res.waitFor(t, len(recs))
+	if err := stop(); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	sampled, dead := 0, 0
+	for _, r := range got {
+		switch {
+		case r.Decision == nil:
+			dead++
+		case r.Decision.Path == pipeline.PathSampled && r.Decision.RuleID == pipeline.AllLLMRuleID:
+			sampled++
+		default:
+			t.Errorf("decision %+v: want every event sampled under %s", r.Decision, pipeline.AllLLMRuleID)
+		}
+	}
+	if sampled != 3 || dead != 1 {
+		t.Errorf("%d sampled and %d dead letters, want 3 and 1", sampled, dead)
+	}
+}

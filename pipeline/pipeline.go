@@ -78,6 +78,11 @@ type Config struct {
 	// observed: after a restart or a rebalance, what Observe feeds starts
 	// over from the events read since.
 	Observe func(*rules.Type, Event)
+	// AllLLM sends every valid event to the Decider as if the rules had
+	// found it ambiguous (rule id AllLLMRuleID), the rules' verdict
+	// ignored: the baseline of the decision economy, which measures what
+	// the rules save. Never for production.
+	AllLLM bool
 	// OnResult, when not nil, is called once per consumed record after all
 	// of its outputs are acknowledged. It must not block for long.
 	OnResult func(Result)

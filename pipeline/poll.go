@@ -270,6 +270,9 @@ func (p *Pipeline) handle(r *kgo.Record) (w work, ok bool) {
 		p.cfg.Observe(typ, ev)
 	}
 	res := set.Eval(typ.Name, fields)
+	if p.cfg.AllLLM {
+		res = rules.Result{Type: typ.Name, RuleID: AllLLMRuleID, Action: rules.ActionSample, Reason: "every event to the LLM (--all-llm)"}
+	}
 	p.cfg.Metrics.ruleHit(res)
 	if res.Err != nil {
 		p.log.Warn("rule error; event goes to sampling", "type", typ.Name, "rule", res.RuleID, "event_id", ev.ID, "err", res.Err)

@@ -132,7 +132,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		Brokers: brokers, Group: cfg.Group, Topics: cfg.Topics, TopicTypes: cfg.TopicTypeMap(),
 		DecisionsTopic: cfg.DecisionsTopic, AuditTopic: cfg.AuditTopic, DLQTopic: cfg.DLQTopic,
 		Rules: live, Decider: stage.decider, Workers: cfg.Workers, QueueSize: cfg.QueueSize, DrainTimeout: cfg.DrainTimeout,
-		Logger: log, Metrics: metrics, Observe: stage.history.Observe,
+		Logger: log, Metrics: metrics, Observe: stage.history.Observe, AllLLM: cfg.AllLLM,
 		GroupProtocol: cfg.GroupProtocol,
 		Delivery:      cfg.Delivery, TransactionalID: cfg.TxnID,
 		CommitInterval: cfg.CommitInterval, TransactionTimeout: cfg.TxnTimeout, Signer: signer,

@@ -84,6 +84,9 @@ type Config struct {
 	DemoAmbiguous string
 	DemoBad       float64
 	DemoRepeat    float64
+	// AllLLM is pipeline.Config.AllLLM: every event to the LLM stage, the
+	// decision economy's baseline.
+	AllLLM bool
 
 	ClickHouse string
 
@@ -229,6 +232,7 @@ func bind(fs *flag.FlagSet, c *Config) {
 	fs.StringVar(&c.DemoMix, "demo-mix", c.DemoMix, "with --demo, event type shares, e.g. transaction=0.8,document=0.2")
 	fs.StringVar(&c.DemoAmbiguous, "demo-ambiguous", c.DemoAmbiguous, "with --demo, share per type crafted for sampling, e.g. transaction=0.05,document=0.2")
 	fs.Float64Var(&c.DemoBad, "demo-bad", c.DemoBad, "with --demo, share of malformed records")
+	fs.BoolVar(&c.AllLLM, "all-llm", c.AllLLM, "send every event to the LLM stage, ignoring the rules' verdict: the baseline that measures what the rules save (scripts/bench economy); never for production")
 	fs.Float64Var(&c.DemoRepeat, "demo-repeat", c.DemoRepeat, "with --demo, share of ambiguous events that re-send a recent one under a new event_id (a retry, a re-upload): what the result cache answers")
 	fs.StringVar(&c.ClickHouse, "clickhouse", c.ClickHouse, "ClickHouse DSN (clickhouse://host:9000/db): run the audit sink in this process, as group <group>-clickhouse; with --demo, print the dashboard report at the end")
 	fs.StringVar(&c.OTLPEndpoint, "otlp-endpoint", c.OTLPEndpoint, "OTLP/HTTP endpoint for traces, e.g. http://collector:4318 (empty: $OTEL_EXPORTER_OTLP_ENDPOINT, and no tracing without it); OTEL_TRACES_SAMPLER_ARG sets the traced share of events (default 0.01)")
