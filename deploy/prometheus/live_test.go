@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -24,61 +23,6 @@ import (
 // minute after the kill (the pool counts a sampler for 35 s after its last
 // call, then for: and a scrape or two).
 const hang = 4 * time.Minute
-
-// proc is a child process whose output the test shows when it fails.
-type proc struct {
-	name string
-	cmd  *exec.Cmd
-	out  testrun.Buffer
-	done chan error // Wait's result, put back by whoever takes it
-}
-
-func startProc(t *testing.T, name, bin string, args ...string) *proc {
-	t.Helper()
-	p := &proc{name: name, cmd: exec.Command(bin, args...), done: make(chan error, 1)}
-	p.cmd.Stdout, p.cmd.Stderr = &p.out, &p.out
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", name, err)
-	}
-	go func() { p.done <- p.cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = p.cmd.Process.Kill() // an error only if it has exited
-		p.wait(t)
-		if t.Failed() {
-			t.Logf("--- %s output (last 4 KiB) ---\n%s", p.name, tail(p.out.String(), 4096))
-		}
-	})
-	return p
-}
-
-// wait waits for the process to exit.
-func (p *proc) wait(t *testing.T) {
-	select {
-	case err := <-p.done:
-		p.done <- err // for the next wait
-	case <-time.After(hang):
-		t.Errorf("%s did not exit within %s", p.name, hang)
-	}
-}
-
-// exited fails the test when the process is gone: a consumer or Prometheus
-// that died makes every later wait time out, with less to go on.
-func (p *proc) exited(t *testing.T) {
-	t.Helper()
-	select {
-	case err := <-p.done:
-		p.done <- err
-		t.Fatalf("%s exited early: %v", p.name, err)
-	default:
-	}
-}
-
-func tail(s string, n int) string {
-	if len(s) > n {
-		return s[len(s)-n:]
-	}
-	return s
-}
 
 // scrape returns the samples of the consumer's /metrics, comments dropped.
 func scrape(addr string) (string, error) {
@@ -235,18 +179,18 @@ func TestNoSamplersAlertLive(t *testing.T) {
 	// ambiguous: a dozen a second wait for a sampler, for far longer than
 	// the test runs.
 	mcpAddr, httpAddr := testrun.FreeAddr(t), testrun.FreeAddr(t)
-	consumer := startProc(t, "consumer", bin["consumer"],
+	consumer := testrun.StartProc(t, "consumer", bin["consumer"],
 		"--embedded", "--embedded-port", "0", "--sampler", "none",
 		"--mcp-listen", mcpAddr, "--http-listen", httpAddr,
 		"--demo", "1000000", "--demo-rate", "100", "--demo-ambiguous", "transaction=0.1,document=0.2",
 		"--log-format", "text", "--log-level", "warn")
-	sampler := startProc(t, "sampler", bin["sampler"],
+	sampler := testrun.StartProc(t, "sampler", bin["sampler"],
 		"--server", "http://"+mcpAddr+"/mcp", "--provider", "offline", "--wait-ms", "1000", "--log-format", "text")
 
 	var metrics string
 	testrun.Until(t, "the sampler to connect and decide events", hang, 200*time.Millisecond, func() bool {
-		consumer.exited(t)
-		sampler.exited(t)
+		consumer.FailIfExited(t)
+		sampler.FailIfExited(t)
 		var err error
 		metrics, err = scrape(httpAddr)
 		return err == nil && sum(metrics, "triage_sampling_samplers") >= 1 &&
@@ -274,13 +218,13 @@ scrape_configs:
 		t.Fatal(err)
 	}
 	promStart := time.Now()
-	prom := startProc(t, "prometheus", promBin,
+	prom := testrun.StartProc(t, "prometheus", promBin,
 		"--config.file="+filepath.Join(dir, "prometheus.yml"),
 		"--storage.tsdb.path="+filepath.Join(dir, "data"),
 		"--web.listen-address="+promAddr)
 	p := api("http://" + promAddr)
 	testrun.Until(t, "Prometheus to be ready", hang, 200*time.Millisecond, func() bool {
-		prom.exited(t)
+		prom.FailIfExited(t)
 		resp, err := http.Get(string(p) + "/-/ready")
 		if err != nil {
 			return false
@@ -292,7 +236,7 @@ scrape_configs:
 
 	// Ten scrapes with the sampler there, then the alert must be quiet.
 	testrun.Until(t, "ten scrapes with a sampler connected", hang, 200*time.Millisecond, func() bool {
-		consumer.exited(t)
+		consumer.FailIfExited(t)
 		v, ok := p.scalar(`count_over_time(triage_sampling_samplers[1m]) >= 10 and min_over_time(triage_sampling_samplers[1m]) >= 1`)
 		return ok && v >= 10
 	})
@@ -332,16 +276,13 @@ scrape_configs:
 	})
 
 	killed := time.Now()
-	if err := sampler.cmd.Process.Signal(syscall.SIGKILL); err != nil {
-		t.Fatal(err)
-	}
-	sampler.wait(t)
+	_ = sampler.Stop(t, syscall.SIGKILL, hang)
 	mark("sampler SIGKILLed; events keep arriving")
 
 	var pendingAt, zeroAt time.Duration
 	testrun.Until(t, "TriageNoSamplers to fire", hang, 500*time.Millisecond, func() bool {
-		consumer.exited(t)
-		prom.exited(t)
+		consumer.FailIfExited(t)
+		prom.FailIfExited(t)
 		if v, ok := p.scalar(`triage_sampling_samplers`); ok && v == 0 && zeroAt == 0 {
 			zeroAt = time.Since(killed)
 			items, _ := p.scalar(`triage_sampling_items`)

@@ -14,6 +14,7 @@ import (
 	ikafka "github.com/triage-dev/triage/internal/kafka"
 	"github.com/triage-dev/triage/internal/kafkatest"
 	"github.com/triage-dev/triage/internal/loadgen"
+	"github.com/triage-dev/triage/internal/testrun"
 	"github.com/triage-dev/triage/pipeline"
 )
 
@@ -62,11 +63,11 @@ func outputs(t *testing.T, k kafka) (decided map[string]int, dlq int) {
 }
 
 // waitDecisions waits until the decisions topic holds at least n records.
-func waitDecisions(t *testing.T, k kafka, n int64, p *proc) {
+func waitDecisions(t *testing.T, k kafka, n int64, p *testrun.Proc) {
 	t.Helper()
 	adm := kadm.NewClient(kafkatest.Client(t, k.brokers))
 	poll(t, "decisions", func() bool {
-		p.failIfExited(t)
+		p.FailIfExited(t)
 		ends, err := adm.ListEndOffsets(context.Background(), k.decisions)
 		var total int64
 		ends.Each(func(o kadm.ListedOffset) { total += o.Offset })
@@ -76,11 +77,11 @@ func waitDecisions(t *testing.T, k kafka, n int64, p *proc) {
 
 // waitCommitted waits until the run's group has committed the end of every
 // input partition.
-func waitCommitted(t *testing.T, k kafka, p *proc) {
+func waitCommitted(t *testing.T, k kafka, p *testrun.Proc) {
 	t.Helper()
 	adm := kadm.NewClient(kafkatest.Client(t, k.brokers))
 	poll(t, "group "+k.group+" to commit the end of its topics", func() bool {
-		p.failIfExited(t)
+		p.FailIfExited(t)
 		committed, end, err := ikafka.CommittedAndEnd(context.Background(), adm, k.group, k.transactions, k.documents)
 		return err == nil && committed == end
 	})
@@ -106,7 +107,7 @@ func consumerStopAndKillLoseNothing(t *testing.T, bin map[string]string, b kafka
 	// session timeout of 6 s, the least Apache Kafka accepts by default
 	// (group.min.session.timeout.ms), bounds how long the restart after the
 	// SIGKILL waits for the killed member's partitions.
-	consumer := func() *proc {
+	consumer := func() *testrun.Proc {
 		return start(t, "consumer", bin["consumer"], k.consumerArgs("--mask-key", maskKey, "--http-listen", "",
 			"--mcp-listen", "", "--sampler", "builtin", "--log-format", "text",
 			"--drain-timeout", "20s", "--session-timeout", "6s")...)
@@ -115,7 +116,7 @@ func consumerStopAndKillLoseNothing(t *testing.T, bin map[string]string, b kafka
 	// 1. SIGTERM mid-run: exit 0, nothing decided twice afterwards.
 	p := consumer()
 	waitDecisions(t, k, 2000, p)
-	if err := p.stop(t, syscall.SIGTERM); err != nil {
+	if err := p.Stop(t, syscall.SIGTERM, wait); err != nil {
 		t.Fatalf("after SIGTERM: %v", err)
 	}
 	decidedAfterTerm, _ := outputs(t, k)
@@ -123,12 +124,12 @@ func consumerStopAndKillLoseNothing(t *testing.T, bin map[string]string, b kafka
 	// 2. SIGKILL mid-run: a restart redoes what was not committed.
 	p = consumer()
 	waitDecisions(t, k, int64(len(decidedAfterTerm))+2000, p)
-	_ = p.stop(t, syscall.SIGKILL)
+	_ = p.Stop(t, syscall.SIGKILL, wait)
 
 	// 3. Run to the end and stop gracefully.
 	p = consumer()
 	waitCommitted(t, k, p)
-	if err := p.stop(t, syscall.SIGTERM); err != nil {
+	if err := p.Stop(t, syscall.SIGTERM, wait); err != nil {
 		t.Fatalf("final stop: %v", err)
 	}
 

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync/atomic"
@@ -32,57 +31,9 @@ const maskKey = "e2e test mask key, not a secret, 32+ bytes long"
 // binaries are the project's binaries, built once per test binary.
 func binaries(t *testing.T) map[string]string { return testrun.Binaries(t) }
 
-// proc is a running binary whose output the test can read at any time.
-type proc struct {
-	name string
-	cmd  *exec.Cmd
-	out  *testrun.Buffer
-	done chan error
-}
-
-func start(t *testing.T, name, bin string, args ...string) *proc {
+func start(t *testing.T, name, bin string, args ...string) *testrun.Proc {
 	t.Helper()
-	p := &proc{name: name, cmd: exec.Command(bin, args...), out: &testrun.Buffer{}, done: make(chan error, 1)}
-	p.cmd.Stdout, p.cmd.Stderr = p.out, p.out
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	go func() { p.done <- p.cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = p.cmd.Process.Kill()
-		<-p.done
-		if t.Failed() {
-			t.Logf("--- %s output ---\n%s", p.name, p.out)
-		}
-	})
-	return p
-}
-
-// stop signals the process and waits for it to exit.
-func (p *proc) stop(t *testing.T, sig syscall.Signal) error {
-	t.Helper()
-	if err := p.cmd.Process.Signal(sig); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-p.done:
-		p.done <- err
-		return err
-	case <-time.After(wait):
-		t.Fatalf("%s did not exit within %s", p.name, wait)
-		return nil
-	}
-}
-
-// failIfExited fails the test if the process has already exited.
-func (p *proc) failIfExited(t *testing.T) {
-	t.Helper()
-	select {
-	case err := <-p.done:
-		p.done <- err
-		t.Fatalf("%s exited early: %v", p.name, err)
-	default:
-	}
+	return testrun.StartProc(t, name, bin, args...)
 }
 
 // kafka is one test's Kafka: the broker and the topics and group it made for
@@ -226,11 +177,11 @@ func samplersJoinAndLeave(t *testing.T, bin map[string]string, b kafkatest.Broke
 	poll(t, "sampler a to decide", func() bool { return sampled() >= 50 })
 	bproc := start(t, "sampler-b", bin["sampler"], samplerArgs()...)
 	poll(t, "both samplers to decide", func() bool { return sampled() >= 150 })
-	if err := a.stop(t, syscall.SIGTERM); err != nil {
+	if err := a.Stop(t, syscall.SIGTERM, wait); err != nil {
 		t.Fatalf("sampler a after SIGTERM: %v", err)
 	}
 	poll(t, "sampler b alone to decide", func() bool { return sampled() >= 250 })
-	if err := bproc.stop(t, syscall.SIGKILL); err == nil {
+	if err := bproc.Stop(t, syscall.SIGKILL, wait); err == nil {
 		t.Fatal("sampler b survived SIGKILL")
 	}
 	start(t, "sampler-c", bin["sampler"], samplerArgs()...)
@@ -244,7 +195,7 @@ func samplersJoinAndLeave(t *testing.T, bin map[string]string, b kafkatest.Broke
 		c, e, err := ikafka.CommittedAndEnd(context.Background(), adm, k.group, k.transactions, k.documents)
 		return err == nil && c == e && e == n
 	})
-	if err := consumer.stop(t, syscall.SIGTERM); err != nil {
+	if err := consumer.Stop(t, syscall.SIGTERM, wait); err != nil {
 		t.Fatalf("consumer after SIGTERM: %v", err)
 	}
 
@@ -288,14 +239,10 @@ func TestREADMERemoteSamplers(t *testing.T) {
 	for _, extra := range [][]string{nil, {"--protocol-version", "2025-11-25"}, {"--push-only"}} {
 		start(t, "sampler "+strings.Join(extra, " "), bin["sampler"], append([]string{"--server", url, "--provider", "offline", "--log-format", "text"}, extra...)...)
 	}
-	select {
-	case err := <-consumer.done:
-		consumer.done <- err
-		if err != nil {
-			t.Fatalf("demo exited with %v", err)
-		}
-	case <-time.After(wait):
+	if exited, err := consumer.Wait(wait); !exited {
 		t.Fatalf("demo did not finish within %s", wait)
+	} else if err != nil {
+		t.Fatalf("demo exited with %v", err)
 	}
 	data, err := os.ReadFile(summary)
 	if err != nil {

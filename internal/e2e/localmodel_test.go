@@ -70,7 +70,7 @@ func TestLocalModel(t *testing.T) {
 
 // localModelDecides produces the events, waits for the group to commit them
 // all, and checks what the model did with them.
-func localModelDecides(t *testing.T, k kafka, consumer *proc, mode, model string) {
+func localModelDecides(t *testing.T, k kafka, consumer *testrun.Proc, mode, model string) {
 	gen := k.generator(t, loadgen.Config{Seed: 9, Ambiguous: map[string]float64{loadgen.AllTypes: 1}})
 	cl := kafkatest.Client(t, k.brokers, loadgen.ProducerClientOpts()...)
 	if rep, err := loadgen.Produce(t.Context(), cl, gen, loadgen.ProduceOptions{Events: localModelEvents}); err != nil || rep.Acked != localModelEvents {
@@ -80,11 +80,11 @@ func localModelDecides(t *testing.T, k kafka, consumer *proc, mode, model string
 	// The model's pace, not the pipeline's, bounds the wait: seconds per
 	// answer, one at a time, on a machine other tests share.
 	testrun.Until(t, "every event to be committed", localModelWait, 100*time.Millisecond, func() bool {
-		consumer.failIfExited(t)
+		consumer.FailIfExited(t)
 		c, e, err := ikafka.CommittedAndEnd(context.Background(), adm, k.group, k.transactions, k.documents)
 		return err == nil && c == e && e == localModelEvents
 	})
-	if err := consumer.stop(t, syscall.SIGTERM); err != nil {
+	if err := consumer.Stop(t, syscall.SIGTERM, wait); err != nil {
 		t.Fatalf("consumer after SIGTERM: %v", err)
 	}
 
