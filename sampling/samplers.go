@@ -53,9 +53,16 @@ func (p *Pool) sawLocked(name, protocol, mode, region string, tools bool) {
 	if len(p.seen) >= maxSeen {
 		p.sweepSeenLocked(now)
 	}
-	if len(p.seen) < maxSeen || p.seen[name] != nil {
-		p.seen[name] = &SamplerInfo{Name: name, Protocol: protocol, Mode: mode, Region: region, Tools: tools, LastSeen: now}
+	// Every work call lands here: update the record in place.
+	s := p.seen[name]
+	if s == nil {
+		if len(p.seen) >= maxSeen {
+			return
+		}
+		s = &SamplerInfo{Name: name}
+		p.seen[name] = s
 	}
+	s.Protocol, s.Mode, s.Region, s.Tools, s.LastSeen = protocol, mode, region, tools, now
 }
 
 func (p *Pool) sweepSeenLocked(now time.Time) {
@@ -88,6 +95,14 @@ func (p *Pool) Samplers() []SamplerInfo {
 	}
 	slices.SortFunc(out, func(a, b SamplerInfo) int { return strings.Compare(a.Name, b.Name) })
 	return out
+}
+
+// Items is how many ambiguous items the pool holds now, queued or leased:
+// what triage_sampling_items reports.
+func (p *Pool) Items() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.queue) + len(p.leases)
 }
 
 // SamplersGauge is the gauge triage_sampling_samplers: the samplers

@@ -174,7 +174,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		parts = append(parts, part{name: "sink", status: ch.status})
 	}
 	if cfg.HTTPListen != "" {
-		ops := statusHandler(opsHandler(reg, parts...), agg, p, stage, reg, log)
+		ops := statusHandler(opsHandler(reg, parts...), agg, p, stage, log)
 		if err := serveHTTP(g, pctx, cfg.HTTPListen, ops, log); err != nil {
 			cancelPipeline()
 			_ = g.Wait()
