@@ -23,6 +23,10 @@ type Item struct {
 	Type *rules.Type
 	// Rule is the rule result that sent the event to sampling.
 	Rule rules.Result
+	// Prompt, when not nil, is the event's sampling request as a Decider
+	// in front of another (sampling.Guard) already rendered it, so that
+	// the one behind does not render it again; nil means render it.
+	Prompt *rules.Prompt
 }
 
 // Verdict is a Decider's answer for one item.

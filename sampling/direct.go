@@ -106,9 +106,9 @@ func (d *Direct) decide(ctx context.Context, it pipeline.Item) (pipeline.Verdict
 	if r := it.Type.Guards().Tenant(it.Event.TenantID).Regions; len(r) > 0 && !slices.Contains(r, d.opts.Region) {
 		return pipeline.Verdict{}, ErrNoSampler
 	}
-	pr, err := it.Type.Prompt(it.Event.Fields, it.Rule.RuleID)
+	pr, err := promptOf(it)
 	if err != nil {
-		return pipeline.Verdict{}, fmt.Errorf("sampling: build request for %s: %w", it.Event.ID, err)
+		return pipeline.Verdict{}, err
 	}
 	conv := newConversation(it, pr, d.opts.History)
 	var attempts []audit.Record

@@ -2,7 +2,6 @@ package sampling
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"slices"
 	"sync"
@@ -113,9 +112,9 @@ func (g *Guard) Decide(ctx context.Context, it pipeline.Item) (pipeline.Verdict,
 	if !cacheable {
 		return g.sample(ctx, it, gs, nil)
 	}
-	pr, err := it.Type.Prompt(it.Event.Fields, it.Rule.RuleID)
+	pr, err := promptOf(it)
 	if err != nil {
-		return pipeline.Verdict{}, fmt.Errorf("sampling: build request for %s: %w", it.Event.ID, err)
+		return pipeline.Verdict{}, err
 	}
 	key := cacheKey(it, pr)
 	cache := g.cacheFor(gs)
@@ -172,8 +171,10 @@ func cachedVerdict(c cached, key string) pipeline.Verdict {
 }
 
 // sample applies the limits, asks the inner decider and charges what it
-// spent. pr is the rendered request when the caller has it, for the
-// estimate of unreported tokens.
+// spent. pr is the rendered request when the caller has it; otherwise it
+// is rendered here, after the limits, and handed on in the item, so that
+// the inner decider does not render it again and the estimate of
+// unreported tokens has it.
 func (g *Guard) sample(ctx context.Context, it pipeline.Item, gs *rules.Guards, pr *rules.Prompt) (pipeline.Verdict, error) {
 	user, _ := it.Event.Fields["user_id"].(string)
 	lim := gs.Limit(it.Event.TenantID, it.Type.Name)
@@ -185,6 +186,14 @@ func (g *Guard) sample(ctx context.Context, it pipeline.Item, gs *rules.Guards, 
 		g.opts.Metrics.refused(FallbackBudgetExceeded)
 		return pipeline.Verdict{Tier: it.Type.TierOf(it.Event.Fields)}, ErrBudgetExceeded
 	}
+	if pr == nil {
+		// A request that does not render is the inner decider's to
+		// report, with its own checks first (direct mode's region).
+		if p, err := it.Type.Prompt(it.Event.Fields, it.Rule.RuleID); err == nil {
+			pr = &p
+		}
+	}
+	it.Prompt = pr
 	v, err := g.inner.Decide(ctx, it)
 	var spent int64
 	for i := range v.Attempts {
@@ -193,7 +202,7 @@ func (g *Guard) sample(ctx context.Context, it pipeline.Item, gs *rules.Guards, 
 			continue // no answer came back: nothing the guard can count
 		}
 		if a.InputTokens == 0 && a.OutputTokens == 0 {
-			a.InputTokens, a.OutputTokens = estimateTokens(it, pr, a)
+			a.InputTokens, a.OutputTokens = estimateTokens(pr, a)
 			a.TokensEstimated = true
 		}
 		spent += a.InputTokens + a.OutputTokens
@@ -210,13 +219,7 @@ func (g *Guard) sample(ctx context.Context, it pipeline.Item, gs *rules.Guards, 
 // estimateTokens approximates an attempt's tokens at four characters a
 // token, as the offline scorer does: the request's system prompt and user
 // message in, the response out.
-func estimateTokens(it pipeline.Item, pr *rules.Prompt, a *audit.Record) (in, out int64) {
-	if pr == nil {
-		p, err := it.Type.Prompt(it.Event.Fields, it.Rule.RuleID)
-		if err == nil {
-			pr = &p
-		}
-	}
+func estimateTokens(pr *rules.Prompt, a *audit.Record) (in, out int64) {
 	chars := len(a.RequestSummary)
 	if pr != nil {
 		chars = len(pr.System) + len(pr.User)

@@ -240,9 +240,9 @@ func (p *Pool) Close() error {
 // Decide implements pipeline.Decider: it queues the item and waits until a
 // sampler's answer decides it, or the item ends in a fallback error.
 func (p *Pool) Decide(ctx context.Context, it pipeline.Item) (pipeline.Verdict, error) {
-	pr, err := it.Type.Prompt(it.Event.Fields, it.Rule.RuleID)
+	pr, err := promptOf(it)
 	if err != nil {
-		return pipeline.Verdict{}, fmt.Errorf("sampling: build request for %s: %w", it.Event.ID, err)
+		return pipeline.Verdict{}, err
 	}
 	j := &job{conv: newConversation(it, pr, p.opts.History), done: make(chan struct{}),
 		regions: it.Type.Guards().Tenant(it.Event.TenantID).Regions, tctx: p.trace.parent(ctx)}

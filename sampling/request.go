@@ -14,6 +14,19 @@ import (
 	"github.com/triage-dev/triage/sampling/work"
 )
 
+// promptOf is the item's sampling request: rendered by a guard in front,
+// or now.
+func promptOf(it pipeline.Item) (rules.Prompt, error) {
+	if it.Prompt != nil {
+		return *it.Prompt, nil
+	}
+	pr, err := it.Type.Prompt(it.Event.Fields, it.Rule.RuleID)
+	if err != nil {
+		return rules.Prompt{}, fmt.Errorf("sampling: build request for %s: %w", it.Event.ID, err)
+	}
+	return pr, nil
+}
+
 // conversation is one sampling exchange: the rendered prompt, the rounds
 // of tool calls and their results when the type offers tools, and the bad
 // answer and the corrective follow-up when an answer did not fit the
