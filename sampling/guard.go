@@ -7,7 +7,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/triage-dev/triage/audit"
@@ -40,8 +39,9 @@ var (
 type GuardOptions struct {
 	// Logger defaults to slog.Default().
 	Logger *slog.Logger
-	// Metrics, when not nil, receives the guards' Prometheus metrics.
-	Metrics *GuardMetrics
+	// Metrics, when not nil, receives the guards' Prometheus metrics (the
+	// sampling stage's, which the pool or Direct behind may share).
+	Metrics *Metrics
 	// Now is the clock; nil means time.Now. Tests move it.
 	Now func() time.Time
 }
@@ -245,62 +245,25 @@ func (g *Guard) cacheFor(gs *rules.Guards) *resultCache {
 	return g.cache
 }
 
-// GuardMetrics are the guards' Prometheus metrics. A nil *GuardMetrics
-// records nothing.
-type GuardMetrics struct {
-	cache   *prometheus.CounterVec
-	refusal *prometheus.CounterVec
-	spent   *prometheus.CounterVec
-	used    *prometheus.GaugeVec
-}
-
-// NewGuardMetrics creates the metrics and registers them with reg.
-func NewGuardMetrics(reg prometheus.Registerer) (*GuardMetrics, error) {
-	m := &GuardMetrics{
-		cache: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "triage_guard_cache_total",
-			Help: "Result cache lookups of cacheable ambiguous events: hit, miss (sampled), shared (waited for an identical request in flight).",
-		}, []string{"result"}),
-		refusal: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "triage_guard_refused_total",
-			Help: "Ambiguous events the guards gave the fallback instead of a sampling request, by reason (policy, rate_limited, budget_exceeded).",
-		}, []string{"reason"}),
-		spent: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "triage_guard_tokens_total",
-			Help: "Tokens charged to the budgets (reported by samplers, or estimated), by tenant, model answered and risk tier.",
-		}, []string{"tenant", "model", "tier"}),
-		used: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "triage_guard_budget_used_ratio",
-			Help: "Share of the token budget spent in the current window: scope global (tenant empty), or a tenant's.",
-		}, []string{"scope", "tenant"}),
-	}
-	for _, c := range []prometheus.Collector{m.cache, m.refusal, m.spent, m.used} {
-		if err := reg.Register(c); err != nil {
-			return nil, err
-		}
-	}
-	return m, nil
-}
-
-func (m *GuardMetrics) cacheResult(r string) {
+func (m *Metrics) cacheResult(r string) {
 	if m != nil {
 		m.cache.WithLabelValues(r).Inc()
 	}
 }
 
-func (m *GuardMetrics) refused(reason string) {
+func (m *Metrics) refused(reason string) {
 	if m != nil {
 		m.refusal.WithLabelValues(reason).Inc()
 	}
 }
 
-func (m *GuardMetrics) tokens(tenant, model, tier string, n int64) {
+func (m *Metrics) tokens(tenant, model, tier string, n int64) {
 	if m != nil && n > 0 {
 		m.spent.WithLabelValues(tenant, model, tier).Add(float64(n))
 	}
 }
 
-func (m *GuardMetrics) budget(gs *rules.Guards, lim *rules.Limit, tenantID string, tenant, global int64) {
+func (m *Metrics) budget(gs *rules.Guards, lim *rules.Limit, tenantID string, tenant, global int64) {
 	if gs.GlobalTokens > 0 {
 		m.used.WithLabelValues("global", "").Set(float64(global) / float64(gs.GlobalTokens))
 	}

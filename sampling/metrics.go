@@ -20,6 +20,12 @@ type Metrics struct {
 	quarantined prometheus.Gauge
 	breaker     *prometheus.CounterVec
 	tools       *prometheus.CounterVec
+	// The guards' (guard.go): cache lookups, refusals, tokens charged and
+	// budget used.
+	cache   *prometheus.CounterVec
+	refusal *prometheus.CounterVec
+	spent   *prometheus.CounterVec
+	used    *prometheus.GaugeVec
 }
 
 // NewMetrics creates the metrics and registers them with reg.
@@ -47,8 +53,25 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Name: "triage_sampling_tool_calls_total",
 			Help: "Tool calls the LLM made inside sampling, by tool and status (ok, denied: outside the event's scope, error).",
 		}, []string{"tool", "status"}),
+		cache: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "triage_guard_cache_total",
+			Help: "Result cache lookups of cacheable ambiguous events: hit, miss (sampled), shared (waited for an identical request in flight).",
+		}, []string{"result"}),
+		refusal: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "triage_guard_refused_total",
+			Help: "Ambiguous events the guards gave the fallback instead of a sampling request, by reason (policy, rate_limited, budget_exceeded).",
+		}, []string{"reason"}),
+		spent: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "triage_guard_tokens_total",
+			Help: "Tokens charged to the budgets (reported by samplers, or estimated), by tenant, model answered and risk tier.",
+		}, []string{"tenant", "model", "tier"}),
+		used: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "triage_guard_budget_used_ratio",
+			Help: "Share of the token budget spent in the current window: scope global (tenant empty), or a tenant's.",
+		}, []string{"scope", "tenant"}),
 	}
-	for _, c := range []prometheus.Collector{m.waiting, m.attempts, m.latency, m.quarantined, m.breaker, m.tools} {
+	for _, c := range []prometheus.Collector{m.waiting, m.attempts, m.latency, m.quarantined, m.breaker, m.tools,
+		m.cache, m.refusal, m.spent, m.used} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}

@@ -36,15 +36,11 @@ func newLLMStage(cfg config.Config, log *slog.Logger, reg prometheus.Registerer,
 	if err != nil {
 		return nil, fmt.Errorf("metrics: %w", err)
 	}
-	guardMetrics, err := sampling.NewGuardMetrics(reg)
-	if err != nil {
-		return nil, fmt.Errorf("metrics: %w", err)
-	}
 	// The rules file's guards (cache, limits, budgets, tenant policy)
 	// stand in front of whatever decides: they are the rules' to set,
 	// and a file without them guards nothing.
 	guard := func(d pipeline.Decider) pipeline.Decider {
-		return sampling.NewGuard(d, sampling.GuardOptions{Logger: log, Metrics: guardMetrics})
+		return sampling.NewGuard(d, sampling.GuardOptions{Logger: log, Metrics: metrics})
 	}
 	samplerMode := cfg.Sampler
 	if samplerMode == "" {
