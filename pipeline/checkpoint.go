@@ -24,7 +24,7 @@ func (p *Pipeline) checkpoint() {
 				p.fail(fmt.Errorf("pipeline: encode checkpoint of %s: %w", chain, err))
 				return
 			}
-			p.cl.Produce(p.workCtx, rec, func(_ *kgo.Record, err error) {
+			p.client().Produce(p.workCtx, rec, func(_ *kgo.Record, err error) {
 				if err != nil && p.workCtx.Err() == nil {
 					p.fail(fmt.Errorf("pipeline: produce checkpoint of %s: %w", chain, err))
 				}

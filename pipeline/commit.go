@@ -27,14 +27,14 @@ func (p *Pipeline) markCommits() {
 		}
 		m[tp.Topic][tp.Partition] = kgo.EpochOffset{Epoch: mk.Epoch, Offset: mk.Offset}
 	}
-	p.cl.MarkCommitOffsets(m)
+	p.client().MarkCommitOffsets(m)
 }
 
 // markPartition hands one partition's watermark to franz-go: the per-record
 // path, which need not rebuild every partition's marks.
 func (p *Pipeline) markPartition(tp TopicPartition) {
 	if mk, ok := p.offsets.Mark(tp); ok {
-		p.cl.MarkCommitOffsets(map[string]map[int32]kgo.EpochOffset{
+		p.client().MarkCommitOffsets(map[string]map[int32]kgo.EpochOffset{
 			tp.Topic: {tp.Partition: {Epoch: mk.Epoch, Offset: mk.Offset}},
 		})
 	}
@@ -46,7 +46,7 @@ func (p *Pipeline) commit(ctx context.Context) error {
 	p.markCommits()
 	ctx, cancel := context.WithTimeout(ctx, commitTimeout)
 	defer cancel()
-	if err := p.cl.CommitMarkedOffsets(ctx); err != nil {
+	if err := p.client().CommitMarkedOffsets(ctx); err != nil {
 		return fmt.Errorf("pipeline: commit offsets: %w", err)
 	}
 	return nil
@@ -57,7 +57,7 @@ func (p *Pipeline) commit(ctx context.Context) error {
 func (p *Pipeline) leave(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, commitTimeout)
 	defer cancel()
-	if err := p.cl.LeaveGroupContext(ctx); err != nil {
+	if err := p.client().LeaveGroupContext(ctx); err != nil {
 		p.log.Warn("leave group", "err", err)
 	}
 }
@@ -83,7 +83,7 @@ func (p *Pipeline) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[str
 		return
 	}
 	p.cfg.Metrics.pausedDelta(-p.stalled.drop(tps))
-	p.cl.ResumeFetchPartitions(revoked) // a pause outlives the assignment
+	p.client().ResumeFetchPartitions(revoked) // a pause outlives the assignment
 	waitCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), p.cfg.RevokeTimeout)
 	defer cancel()
 	if err := p.offsets.Wait(waitCtx, tps); err != nil {
@@ -117,7 +117,7 @@ func (p *Pipeline) onLost(_ context.Context, _ *kgo.Client, lost map[string][]in
 // so their events emit nothing here.
 func (p *Pipeline) forget(tps []TopicPartition) {
 	p.cfg.Metrics.pausedDelta(-p.stalled.drop(tps))
-	p.cl.ResumeFetchPartitions(byTopic(tps))
+	p.client().ResumeFetchPartitions(byTopic(tps))
 	p.offsets.Drop(tps)
 	p.chains.Reset(chainNames(tps))
 	p.cfg.Metrics.setLag(p.lag.drop(tps))

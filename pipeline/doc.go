@@ -38,7 +38,9 @@
 //     transaction as the outputs, so they can never disagree with what was
 //     emitted. (franz-go's group commits fill the metadata with the member
 //     id, but kgo.PreTxnCommitFnContext lets the member write its own, so no
-//     side topic is needed.)
+//     side topic is needed.) The commit holds exactly the partitions with
+//     bookkeeping: franz-go would also commit its own view, the polled
+//     position, of partitions the member never tracked (see fillCommit).
 //
 //  3. A new owner resumes from exactly that state. On the first records of
 //     a partition it has no state for, a member reads the group's committed
@@ -63,7 +65,16 @@
 //     or the next owner. The cost of a rebalance is bounded by the commit
 //     interval and the pool size, not by the sampling timeout.
 //
-//  6. The transaction timeout is not tied to sampling. A transaction never
+//  6. A failed producer restarts the session, not the process. A broker
+//     that aborts a transaction on its timeout (the member held up longer,
+//     a broker unreachable under load) bumps the producer's epoch; what the
+//     producer sends afterwards is refused. The member aborts, and when
+//     franz-go cannot recover the producer, replaces its session in-process:
+//     it leaves the group, drops all its state and joins again with a new
+//     producer under the same transactional id (restartSession). Nothing of
+//     the failed transaction was visible; its events are processed again.
+//
+//  7. The transaction timeout is not tied to sampling. A transaction never
 //     waits for a sampler: events still with one are simply not in it, so a
 //     30 s sampling timeout needs no 30 s transaction. The done ranges grow
 //     with the number of unfinished events per partition, which the pool and

@@ -266,7 +266,7 @@ func (p *Pipeline) produce(recs []*kgo.Record, t *Ticket, result func(time.Durat
 		if replace != nil {
 			instead = func(err error) *kgo.Record { return replace(rec, err) }
 		}
-		p.cl.Produce(p.workCtx, rec, p.ack(&pending, t, result, produced, instead))
+		p.client().Produce(p.workCtx, rec, p.ack(&pending, t, result, produced, instead))
 	}
 }
 
@@ -288,13 +288,24 @@ func (p *Pipeline) ack(pending *atomic.Int32, t *Ticket, result func(time.Durati
 			if replace != nil {
 				if alt := replace(err); alt != nil {
 					p.log.Warn("produce refused; sending a replacement", "topic", rec.Topic, "err", err)
-					p.cl.Produce(p.workCtx, alt, p.ack(pending, t, result, produced, nil))
+					p.client().Produce(p.workCtx, alt, p.ack(pending, t, result, produced, nil))
 					return
 				}
 			}
-			if errors.Is(err, p.workCtx.Err()) {
+			switch {
+			case errors.Is(err, p.workCtx.Err()):
 				t.Abandon()
-			} else {
+			case !t.Live():
+				// Its partition was dropped (revoked, rewound, or its
+				// session restarted): the output is moot, and the
+				// event is processed again from the committed state.
+				t.Abandon()
+			case p.txn != nil && txnDooming(err):
+				// The transaction aborts; its events, this one
+				// included, are processed again.
+				t.Abandon()
+				p.txn.doom(err)
+			default:
 				p.fail(fmt.Errorf("pipeline: produce to %s: %w", rec.Topic, err))
 			}
 			p.trace.abandoned(t, "produce failed: "+err.Error())

@@ -19,9 +19,12 @@ type Metrics struct {
 	paused        prometheus.Gauge
 	latency       *prometheus.HistogramVec
 	transactions  *prometheus.CounterVec
-	txnSeconds    prometheus.Histogram
-	skipped       *prometheus.CounterVec
-	lag           prometheus.Gauge
+	// sessionRestarts counts transactional sessions replaced after their
+	// producer failed (see Pipeline.restartSession).
+	sessionRestarts prometheus.Counter
+	txnSeconds      prometheus.Histogram
+	skipped         *prometheus.CounterVec
+	lag             prometheus.Gauge
 }
 
 // NewMetrics creates the pipeline's metrics and registers them with reg.
@@ -50,6 +53,9 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help:    "From the event's produce timestamp to its decision being acknowledged, by path.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
 		}, []string{"path"}),
+		sessionRestarts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "triage_consumer_session_restarts_total", Help: "Transactional sessions replaced in-process after their producer failed (a transaction the broker aborted on its timeout); each drops the member's uncommitted work, which is processed again.",
+		}),
 		transactions: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "triage_transactions_total", Help: "Transactions ended (exactly-once delivery), by result: committed or aborted.",
 		}, []string{"result"}),
@@ -68,7 +74,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}),
 	}
 	for _, c := range []prometheus.Collector{m.consumedTotal, m.decisions, m.dlq, m.ruleHits, m.queueFulls, m.paused, m.latency,
-		m.transactions, m.txnSeconds, m.skipped, m.lag} {
+		m.transactions, m.sessionRestarts, m.txnSeconds, m.skipped, m.lag} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -116,6 +122,13 @@ func (m *Metrics) observe(r Result) {
 	}
 	m.decisions.WithLabelValues(r.Decision.Type, r.Decision.Path, r.Decision.Outcome).Inc()
 	m.latency.WithLabelValues(r.Decision.Path).Observe(r.Latency.Seconds())
+}
+
+func (m *Metrics) sessionRestart() {
+	if m == nil {
+		return
+	}
+	m.sessionRestarts.Inc()
 }
 
 func (m *Metrics) transaction(committed bool, d time.Duration) {

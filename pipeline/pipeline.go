@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -183,8 +184,10 @@ func (c *Config) setDefaults() {
 type Pipeline struct {
 	cfg Config
 	log *slog.Logger
-	cl  *kgo.Client
-	txn *txn // nil with at-least-once delivery
+	cl  atomic.Pointer[kgo.Client] // see client
+	txn *txn                       // nil with at-least-once delivery
+	// connect opens a new transactional session (exactly-once only).
+	connect func() (*kgo.GroupTransactSession, error)
 	// gate is held shared while an event's outputs are linked and
 	// produced, and exclusively while a transaction ends or partitions
 	// are dropped: each event's outputs fall wholly in one transaction,
@@ -267,17 +270,29 @@ func New(cfg Config) (*Pipeline, error) {
 		if err != nil {
 			return nil, fmt.Errorf("pipeline: %w", err)
 		}
-		p.cl = cl
+		p.cl.Store(cl)
 		return p, nil
 	}
 	opts = append(opts, kgo.TransactionalID(cfg.TransactionalID), kgo.TransactionTimeout(cfg.TransactionTimeout))
-	sess, err := kafka.NewTransactSession(member, append(opts, cfg.ClientOpts...)...)
-	if err != nil {
-		return nil, fmt.Errorf("pipeline: %w", err)
+	p.connect = func() (*kgo.GroupTransactSession, error) {
+		sess, err := kafka.NewTransactSession(member, append(opts, cfg.ClientOpts...)...)
+		if err != nil {
+			return nil, fmt.Errorf("pipeline: %w", err)
+		}
+		return sess, nil
 	}
-	p.cl, p.txn = sess.Client(), &txn{sess: sess}
+	sess, err := p.connect()
+	if err != nil {
+		return nil, err
+	}
+	p.cl.Store(sess.Client())
+	p.txn = &txn{sess: sess}
 	return p, nil
 }
+
+// client is the member's Kafka client: one for the pipeline's life, but
+// for a restarted transactional session (see restartSession).
+func (p *Pipeline) client() *kgo.Client { return p.cl.Load() }
 
 // drainTxn commits on the commit interval until every in-flight event is
 // done or drainCtx ends, then ends the last transaction and closes the
@@ -314,7 +329,7 @@ func (p *Pipeline) Ready() <-chan struct{} { return p.ready }
 // commit what is done, leave the group. It returns nil after a clean
 // shutdown caused by ctx.
 func (p *Pipeline) Run(ctx context.Context) error {
-	defer p.cl.Close()
+	defer func() { p.client().Close() }()
 	runCtx, cancelRun := context.WithCancel(ctx)
 	defer cancelRun()
 	p.workCtx, p.cancelWork = context.WithCancel(context.WithoutCancel(ctx))
@@ -375,7 +390,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 		p.gate.RLock()
 		p.checkpoint()
 		p.gate.RUnlock()
-		if err := p.cl.Flush(drainCtx); err != nil {
+		if err := p.client().Flush(drainCtx); err != nil {
 			p.log.Warn("shutdown: last checkpoints not acknowledged", "err", err)
 		}
 		commitErr = p.commit(context.WithoutCancel(ctx))

@@ -79,10 +79,10 @@ func (p *Pipeline) poll(ctx context.Context) {
 			pollCtx, cancel = context.WithDeadline(pollCtx, due)
 			stopWake = func(stop func()) func() { return func() { cancel(); stop() } }(stopWake)
 		}
-		fetches := p.cl.PollRecords(pollCtx, p.cfg.MaxPollRecords)
+		fetches := p.client().PollRecords(pollCtx, p.cfg.MaxPollRecords)
 		stopWake()
 		if fetches.IsClientClosed() || ctx.Err() != nil {
-			p.cl.AllowRebalance()
+			p.client().AllowRebalance()
 			return
 		}
 		fetches.EachError(func(topic string, partition int32, err error) {
@@ -92,7 +92,7 @@ func (p *Pipeline) poll(ctx context.Context) {
 		})
 		endFetch := p.trace.fetch(fetches)
 		if err := p.load(ctx, p.unknown(fetches)); err != nil {
-			p.cl.AllowRebalance()
+			p.client().AllowRebalance()
 			if ctx.Err() == nil {
 				p.fail(err)
 			}
@@ -104,7 +104,7 @@ func (p *Pipeline) poll(ctx context.Context) {
 			p.take(TopicPartition{fp.Topic, fp.Partition}, fp.Records)
 		})
 		endFetch()
-		p.cl.AllowRebalance()
+		p.client().AllowRebalance()
 		if p.txn == nil && time.Since(lastCheckpoint) >= p.cfg.CommitInterval {
 			p.gate.RLock()
 			p.checkpoint()
@@ -112,7 +112,11 @@ func (p *Pipeline) poll(ctx context.Context) {
 			lastCheckpoint = time.Now()
 		}
 		if due := p.txn.due(); !due.IsZero() && !time.Now().Before(due) {
-			if err := p.commitTxn(ctx, false); err != nil {
+			err := p.commitTxn(ctx, false)
+			if errors.Is(err, errSession) {
+				err = p.restartSession(err)
+			}
+			if err != nil {
 				p.fail(err)
 				return
 			}
@@ -186,7 +190,7 @@ func (p *Pipeline) takeLocked(tp TopicPartition, recs []*kgo.Record) {
 			continue
 		}
 		p.stalled.parts[tp] = &stall{head: w, rest: recs[i+1:]}
-		p.cl.PauseFetchPartitions(map[string][]int32{tp.Topic: {tp.Partition}})
+		p.client().PauseFetchPartitions(map[string][]int32{tp.Topic: {tp.Partition}})
 		p.cfg.Metrics.queueFull()
 		p.cfg.Metrics.pausedDelta(1)
 		return
@@ -205,7 +209,7 @@ func (p *Pipeline) retryStalled() {
 		delete(p.stalled.parts, tp)
 		p.takeLocked(tp, st.rest)
 		if p.stalled.parts[tp] == nil {
-			p.cl.ResumeFetchPartitions(map[string][]int32{tp.Topic: {tp.Partition}})
+			p.client().ResumeFetchPartitions(map[string][]int32{tp.Topic: {tp.Partition}})
 		}
 		p.cfg.Metrics.pausedDelta(-1) // takeLocked counted a new stall, if any
 	}
@@ -289,5 +293,5 @@ func (p *Pipeline) handle(r *kgo.Record) (w work, ok bool) {
 // Paused returns the partitions whose fetching is paused because the
 // sampling queue was full.
 func (p *Pipeline) Paused() map[string][]int32 {
-	return p.cl.PauseFetchPartitions(nil)
+	return p.client().PauseFetchPartitions(nil)
 }

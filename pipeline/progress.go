@@ -98,7 +98,7 @@ func (p *Pipeline) load(ctx context.Context, tps []TopicPartition) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, loadTimeout)
 	defer cancel()
-	adm := kadm.NewClient(p.cl)
+	adm := kadm.NewClient(p.client())
 	if p.topicIDs == nil {
 		topics, err := backoff.Retry(ctx, func() (kadm.TopicDetails, error) {
 			return retriable(adm.ListTopics(ctx, p.cfg.Topics...))

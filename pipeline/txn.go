@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
@@ -39,6 +40,7 @@ type txn struct {
 	dirty   bool            // the open transaction has outputs or moved offsets
 	opened  time.Time       // when dirty was first set
 	revoked bool            // partitions left since the transaction began: it must abort
+	doomed  error           // a produce the broker refused for the whole transaction: it must abort
 	closed  bool            // the last transaction ended: nothing more is emitted
 	next    time.Time       // when the next commit is due
 }
@@ -79,21 +81,49 @@ func (x *txn) revoke() bool {
 	return !x.closed
 }
 
+// doom records that the broker refused a produce of the open transaction
+// in a way that fails the transaction as a whole (see txnDooming): it can
+// only abort, and the abort recovers the producer.
+func (x *txn) doom(err error) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.doomed == nil {
+		x.doomed = err
+	}
+	if !x.dirty {
+		x.dirty, x.opened = true, time.Now()
+	}
+}
+
 // pending reports what the open transaction carries, leaving it as it is.
 func (x *txn) pending() (dirty, revoked bool, opened time.Time) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	return x.dirty, x.revoked, x.opened
+	return x.dirty, x.revoked || x.doomed != nil, x.opened
 }
 
-// take returns the results the open transaction holds and whether it is
-// doomed, and clears its state for the next one.
-func (x *txn) take() (results []pendingResult, revoked bool) {
+// take returns the results the open transaction holds, whether a revoke
+// dooms it and why else it must abort, and clears its state for the next
+// one.
+func (x *txn) take() (results []pendingResult, revoked bool, doomed error) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	results, revoked = x.results, x.revoked
-	x.results, x.dirty, x.revoked = nil, false, false
-	return results, revoked
+	results, revoked, doomed = x.results, x.revoked, x.doomed
+	x.results, x.dirty, x.revoked, x.doomed = nil, false, false, nil
+	return results, revoked, doomed
+}
+
+// txnDooming reports whether a produce error fails the open transaction
+// rather than the producer: the broker aborted the transaction on its
+// timeout and bumped the epoch (INVALID_PRODUCER_EPOCH, or an unknown or
+// unmapped producer id), or asked for an abort. franz-go recovers the
+// producer id when the transaction is aborted (KIP-360, KIP-588), so the
+// member aborts and redoes the transaction's events instead of exiting. A
+// producer fenced by another member with its id is not among them.
+func txnDooming(err error) bool {
+	return errors.Is(err, kerr.InvalidProducerEpoch) || errors.Is(err, kerr.UnknownProducerID) ||
+		errors.Is(err, kerr.InvalidProducerIDMapping) || errors.Is(err, kerr.TransactionAbortable) ||
+		errors.Is(err, kgo.ErrAborting)
 }
 
 // due reports when the next commit is due (zero when not in a transaction).
@@ -155,7 +185,7 @@ func (p *Pipeline) commitTxn(ctx context.Context, final bool) error {
 	// Flush before reading the bookkeeping: the acknowledgements move
 	// the watermarks and hold the results. End flushes again, with
 	// nothing left to send.
-	if err := p.cl.Flush(ctx); err != nil {
+	if err := p.client().Flush(ctx); err != nil {
 		return fmt.Errorf("pipeline: flush transaction: %w", err)
 	}
 	dirty, revoked, opened := x.pending()
@@ -177,10 +207,13 @@ func (p *Pipeline) commitTxn(ctx context.Context, final bool) error {
 		return nil
 	}
 	// A revoke may have come since pending: take's word is final.
-	results, revoked := x.take()
+	results, revoked, doomed := x.take()
 	try := kgo.TryCommit
 	switch {
 	case revoked:
+		try = kgo.TryAbort
+	case doomed != nil:
+		p.log.Warn("aborting the transaction: the broker refused one of its records for the whole transaction", "err", doomed)
 		try = kgo.TryAbort
 	case tooLarge:
 		p.log.Warn("aborting the transaction: its done ranges do not fit in the offset commit metadata", "err", errProgressTooLarge)
@@ -197,7 +230,7 @@ func (p *Pipeline) commitTxn(ctx context.Context, final bool) error {
 	p.cfg.Metrics.transaction(committed, time.Since(start))
 	p.trace.committed(start, results, committed, err)
 	if err != nil || !committed {
-		p.aborted(err, revoked)
+		p.aborted(errors.Join(err, doomed), revoked)
 	} else {
 		now := time.Now()
 		for _, r := range results {
@@ -211,15 +244,70 @@ func (p *Pipeline) commitTxn(ctx context.Context, final bool) error {
 	if err != nil {
 		// franz-go retries what can be retried and turns a commit the
 		// group refused into an abort; an error left is a producer in a
-		// failed state (fenced by a newer member with its id, or out of
-		// retries): stopping is the way to start clean.
-		return fmt.Errorf("pipeline: end transaction: %w", err)
+		// failed state (see producerFailed), or out of retries.
+		return sessionErr(fmt.Errorf("pipeline: end transaction: %w", err))
 	}
 	if final {
 		return nil
 	}
 	if err := x.sess.Begin(); err != nil {
-		return fmt.Errorf("pipeline: begin transaction: %w", err)
+		return sessionErr(fmt.Errorf("pipeline: begin transaction: %w", err))
+	}
+	return nil
+}
+
+// errSession marks an error that ends the member's transactional session
+// but not the pipeline: see restartSession.
+var errSession = errors.New("the transactional producer cannot go on")
+
+// sessionErr marks err with errSession when it is a producer in a failed
+// state: the broker aborted the transaction on its timeout and bumped the
+// producer's epoch (INVALID_PRODUCER_EPOCH, PRODUCER_FENCED from the
+// coordinator), or lost the producer's id. franz-go recovers some of these
+// by itself when the transaction aborts; those it cannot leave the
+// producer failed for good (its Begin says "fatal, unrecoverable"), and
+// a new producer under the same transactional id starts clean. A broker
+// long unreachable under load (the chaos runs) gets there by way of the
+// transaction timeout.
+func sessionErr(err error) error {
+	for _, code := range []error{kerr.InvalidProducerEpoch, kerr.ProducerFenced, kerr.InvalidProducerIDMapping,
+		kerr.UnknownProducerID, kerr.TransactionAbortable, kerr.InvalidTxnState} {
+		if errors.Is(err, code) {
+			return fmt.Errorf("%w: %w", errSession, err)
+		}
+	}
+	return err
+}
+
+// restartSession replaces a transactional session whose producer failed
+// (see sessionErr) with a new one, as a restarted process would, without
+// stopping the workers, the samplers or the HTTP endpoints: the member
+// leaves the group, drops every partition's state (nothing of the failed
+// transaction was visible, and the partitions' next owner, this member
+// again or another, resumes from the committed state) and joins again
+// with a new producer under the same transactional id, whose
+// initialisation fences the old one. It runs where transactions end, with
+// rebalances allowed.
+func (p *Pipeline) restartSession(cause error) error {
+	p.log.Warn("restarting the consumer session: the transactional producer failed; everything since the last commit is processed again", "err", cause)
+	p.cfg.Metrics.sessionRestart()
+	p.gate.Lock()
+	defer p.gate.Unlock()
+	// Closing leaves the group: the revoke callbacks drop the partitions
+	// this member owned. Whatever else the failed session held goes too.
+	p.txn.sess.Close()
+	p.offsets.DropAll()
+	p.chains.ResetAll()
+	p.cfg.Metrics.pausedDelta(-p.stalled.abandonAll())
+	p.txn.take()
+	sess, err := p.connect()
+	if err != nil {
+		return fmt.Errorf("pipeline: restart session: %w", err)
+	}
+	p.txn.sess = sess
+	p.cl.Store(sess.Client())
+	if err := sess.Begin(); err != nil {
+		return fmt.Errorf("pipeline: restart session: begin transaction: %w", err)
 	}
 	return nil
 }
@@ -235,7 +323,7 @@ func (p *Pipeline) abortUnconfirmed(ctx context.Context, endErr error) error {
 	p.log.Warn("ending the transaction failed; aborting it until the broker answers", "err", endErr)
 	_, err := backoff.Retry(ctx, func() (struct{}, error) {
 		_, err := p.txn.sess.End(ctx, kgo.TryAbort)
-		if errors.Is(err, kgo.ErrClientClosed) {
+		if errors.Is(err, kgo.ErrClientClosed) || errors.Is(err, kerr.ProducerFenced) {
 			return struct{}{}, backoff.Permanent(err)
 		}
 		return struct{}{}, err
@@ -253,8 +341,8 @@ func (p *Pipeline) aborted(err error, revoked bool) {
 	p.offsets.DropAll()
 	p.chains.ResetAll()
 	p.cfg.Metrics.pausedDelta(-p.stalled.abandonAll())
-	if paused := p.cl.PauseFetchPartitions(nil); len(paused) > 0 {
-		p.cl.ResumeFetchPartitions(paused)
+	if paused := p.client().PauseFetchPartitions(nil); len(paused) > 0 {
+		p.client().ResumeFetchPartitions(paused)
 	}
 	if revoked {
 		p.log.Info("transaction aborted after a rebalance; its events are processed again")
@@ -263,12 +351,34 @@ func (p *Pipeline) aborted(err error, revoked bool) {
 	p.log.Warn("transaction aborted; its events are processed again", "err", err)
 }
 
-// fillCommit puts every partition's progress into the transaction's offset
-// commit: franz-go fills in the partitions whose watermark moved, and the
-// others join so that their done ranges are written too and so that the
-// group fences the commit even when no watermark moved (a member the group
-// no longer counts must not commit outputs).
+// fillCommit makes the transaction's offset commit exactly the members'
+// progress: every partition with progress joins, moved or not, so that its
+// done ranges are written and so that the group fences the commit even when
+// no watermark moved (a member the group no longer counts must not commit
+// outputs); and every other partition leaves.
+//
+// franz-go fills the request from its own view, which for a group
+// transaction is each partition's polled position, not its marked one. A
+// partition whose records were polled but never tracked (the last poll
+// before a shutdown, whose records are handed back, when it brought the
+// partition's first records) would have been committed at its polled
+// position: a whole poll of records lost, which the kill-and-restart test
+// saw (1,000 events, one MaxPollRecords). Only offsets the bookkeeping
+// vouches for are committed.
 func (p *Pipeline) fillCommit(req *kmsg.TxnOffsetCommitRequest, progress map[TopicPartition]Progress, meta map[TopicPartition]string) {
+	topics := req.Topics[:0]
+	for _, t := range req.Topics {
+		parts := t.Partitions[:0]
+		for _, part := range t.Partitions {
+			if _, ok := progress[TopicPartition{t.Topic, part.Partition}]; ok {
+				parts = append(parts, part)
+			}
+		}
+		if t.Partitions = parts; len(parts) > 0 {
+			topics = append(topics, t)
+		}
+	}
+	req.Topics = topics
 	for tp, pr := range progress {
 		ti := slices.IndexFunc(req.Topics, func(t kmsg.TxnOffsetCommitRequestTopic) bool { return t.Topic == tp.Topic })
 		if ti < 0 {

@@ -3,6 +3,8 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -40,6 +42,14 @@ func produceEvents(t *testing.T, k kafka, n int, seed int64) {
 // records (a DLQ record may repeat after a kill, like a decision).
 func outputs(t *testing.T, k kafka) (decided map[string]int, dlq int) {
 	t.Helper()
+	decided, sources := outputSources(t, k)
+	return decided, len(sources)
+}
+
+// outputSources counts decisions per event id, and returns the source
+// positions ("topic/partition/offset") of the dead-lettered records.
+func outputSources(t *testing.T, k kafka) (decided map[string]int, dlq map[string]bool) {
+	t.Helper()
 	decided = map[string]int{}
 	for _, r := range kafkatest.ReadTopic(t, k.brokers, k.decisions) {
 		var d pipeline.Decision
@@ -59,7 +69,49 @@ func outputs(t *testing.T, k kafka) (decided map[string]int, dlq int) {
 		}
 		sources[strings.Join(src, "/")] = true
 	}
-	return decided, len(sources)
+	return decided, sources
+}
+
+// reportMissing logs, per input partition, the offset ranges of the records
+// that have neither a decision nor a dead letter, and the group's committed
+// offset and metadata for that partition: what a loss looks like from
+// outside.
+func reportMissing(t *testing.T, k kafka, decided map[string]int, dlq map[string]bool) {
+	t.Helper()
+	missing := map[string][]int64{}
+	for _, topic := range []string{k.transactions, k.documents} {
+		for _, r := range kafkatest.ReadTopic(t, k.brokers, topic) {
+			pos := fmt.Sprintf("%s/%d/%d", r.Topic, r.Partition, r.Offset)
+			var ev struct {
+				EventID string `json:"event_id"`
+			}
+			if json.Unmarshal(r.Value, &ev) == nil && decided[ev.EventID] > 0 || dlq[pos] {
+				continue
+			}
+			tp := fmt.Sprintf("%s/%d", r.Topic, r.Partition)
+			missing[tp] = append(missing[tp], r.Offset)
+		}
+	}
+	adm := kadm.NewClient(kafkatest.Client(t, k.brokers))
+	committed, err := adm.FetchOffsets(context.Background(), k.group)
+	if err != nil {
+		t.Logf("fetch committed offsets: %v", err)
+	}
+	for tp, offs := range missing {
+		var ranges []string
+		for i := 0; i < len(offs); {
+			j := i
+			for j+1 < len(offs) && offs[j+1] == offs[j]+1 {
+				j++
+			}
+			ranges = append(ranges, fmt.Sprintf("%d-%d", offs[i], offs[j]))
+			i = j + 1
+		}
+		topic, part, _ := strings.Cut(tp, "/")
+		p, _ := strconv.ParseInt(part, 10, 32)
+		c, _ := committed.Lookup(topic, int32(p))
+		t.Logf("missing in %s: %d records, offsets %s; committed %d metadata %q", tp, len(offs), strings.Join(ranges, ","), c.At, c.Metadata)
+	}
 }
 
 // waitDecisions waits until the decisions topic holds at least n records.
@@ -133,8 +185,10 @@ func consumerStopAndKillLoseNothing(t *testing.T, bin map[string]string, b kafka
 		t.Fatalf("final stop: %v", err)
 	}
 
-	decided, dlq := outputs(t, k)
+	decided, sources := outputSources(t, k)
+	dlq := len(sources)
 	if len(decided)+dlq != n {
+		reportMissing(t, k, decided, sources)
 		t.Fatalf("%d events decided + %d dead-lettered, want %d", len(decided), dlq, n)
 	}
 	for id, c := range decidedAfterTerm {
