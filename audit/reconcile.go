@@ -15,7 +15,9 @@ import (
 // once every record below it has its outputs, audit records included,
 // acknowledged (DESIGN.md, "Delivery guarantees"), so every offset below the
 // committed one that the source partition still holds must have exactly one
-// terminal audit record, a decision or a dead letter.
+// terminal audit record, a decision, a dead letter or a handoff (the
+// sampling topic's partitions are sources too, with the sampling stage's
+// group as their anchor).
 
 // Anchor is what Kafka says about one source partition.
 type Anchor struct {
@@ -27,7 +29,17 @@ type Anchor struct {
 	// Committed is the consumer group's committed offset: every record
 	// below it was processed, and its audit records acknowledged.
 	Committed int64
+	// Records, when not nil, returns the runs of offsets between first
+	// and last (inclusive) that hold records: a partition written in
+	// transactions (the sampling topic, an upstream's transactional
+	// producer) has offsets that are transaction markers, and aborted
+	// records, which need no audit record. Nil: every offset is a record.
+	// See RecordOffsets.
+	Records func(ctx context.Context, first, last int64) ([]Range, error)
 }
+
+// Range is an inclusive run of offsets.
+type Range struct{ First, Last int64 }
 
 // Chain is the name of the anchor's hash chain, "topic/partition".
 func (a Anchor) Chain() string { return ChainName(a.Topic, a.Partition) }
@@ -66,8 +78,10 @@ func (d Discrepancy) String() string {
 // ReconcileStats summarise a Reconcile run.
 type ReconcileStats struct {
 	Partitions int
-	// Offsets is how many source offsets were checked; Missing and Twice
-	// how many of them are not accounted for exactly once.
+	// Offsets is how many source offsets were checked (those that hold
+	// no record left out, when the anchors say which: Anchor.Records);
+	// Missing and Twice how many of them are not accounted for exactly
+	// once.
 	Offsets, Missing, Twice int64
 	// Unanchored lists the chains that have audit rows but no anchor (the
 	// group never committed their partition): they were not reconciled.
@@ -128,8 +142,8 @@ func Reconcile(ctx context.Context, conn driver.Conn, anchors []Anchor, on func(
 func reconcileChain(ctx context.Context, conn driver.Conn, a Anchor, st *ReconcileStats, on func(Discrepancy)) error {
 	chain := a.Chain()
 	rows, err := conn.Query(ctx, `SELECT offset, uniqExact(segment, seq) AS n FROM audit
-		WHERE chain = ? AND kind IN (?, ?) AND offset >= ? AND offset < ?
-		GROUP BY offset ORDER BY offset`, chain, string(KindDecision), string(KindDeadLetter), a.Start, a.Committed)
+		WHERE chain = ? AND kind IN (?, ?, ?) AND offset >= ? AND offset < ?
+		GROUP BY offset ORDER BY offset`, chain, string(KindDecision), string(KindDeadLetter), string(KindHandoff), a.Start, a.Committed)
 	if err != nil {
 		return fmt.Errorf("audit: reconcile %s: %w", chain, err)
 	}
@@ -144,9 +158,22 @@ func reconcileChain(ctx context.Context, conn driver.Conn, a Anchor, st *Reconci
 			twice = nil
 		}
 	}
+	var recordsErr error
 	missing := func(from, to int64) {
-		st.Missing += to - from + 1
-		on(Discrepancy{Chain: chain, From: from, To: to, Problem: ProblemMissing})
+		runs := []Range{{from, to}}
+		if a.Records != nil && recordsErr == nil {
+			// Offsets without a record (transaction markers, aborted
+			// records) need no audit record, and are not counted.
+			runs, recordsErr = a.Records(ctx, from, to)
+			st.Offsets -= to - from + 1
+			for _, r := range runs {
+				st.Offsets += r.Last - r.First + 1
+			}
+		}
+		for _, r := range runs {
+			st.Missing += r.Last - r.First + 1
+			on(Discrepancy{Chain: chain, From: r.First, To: r.Last, Problem: ProblemMissing})
+		}
 	}
 	for rows.Next() {
 		var (
@@ -179,6 +206,9 @@ func reconcileChain(ctx context.Context, conn driver.Conn, a Anchor, st *Reconci
 	flushTwice()
 	if next < a.Committed {
 		missing(next, a.Committed-1)
+	}
+	if recordsErr != nil {
+		return fmt.Errorf("audit: reconcile %s: %w", chain, recordsErr)
 	}
 	return nil
 }

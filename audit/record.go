@@ -19,12 +19,17 @@ const (
 	// a valid event and went to the dead-letter topic: with KindDecision it
 	// accounts for every source offset exactly once (see Reconcile).
 	KindDeadLetter = Kind("dead_letter")
+	// KindHandoff is the terminal record, on its source partition's
+	// chain, of an ambiguous event the rule stage handed off to the
+	// sampling topic; the event's decision is then the terminal record of
+	// its offset in the sampling topic, on that partition's chain.
+	KindHandoff = Kind("handoff")
 )
 
 // Terminal reports whether a record of kind k ends its source record's
-// trail: a decision or a dead letter. Every source offset below the
-// group's committed offset has exactly one.
-func (k Kind) Terminal() bool { return k == KindDecision || k == KindDeadLetter }
+// trail on its chain: a decision, a dead letter or a handoff. Every source
+// offset below the group's committed offset has exactly one.
+func (k Kind) Terminal() bool { return k == KindDecision || k == KindDeadLetter || k == KindHandoff }
 
 // Status is the result of the audited step.
 type Status string

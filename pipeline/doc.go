@@ -83,6 +83,38 @@
 //     watermark to move, and aborts (safely) after half the transaction
 //     timeout.
 //
+// # Two stages
+//
+// With [StageRules] and [StageSampling] (cmd/consumer's default runs both
+// in one process), an ambiguous event is not decided where it is read: the
+// rule stage writes a handoff record (the event's bytes, the rule, its
+// source position and produce time) to the sampling topic and its handoff
+// audit record to the source partition's chain, and is done with it. The
+// sampling stage is a second consumer group over the sampling topic that
+// feeds the workers at the samplers' pace; when they are all busy, its
+// partitions pause, and only ambiguous events wait, in Kafka, as the
+// sampling topic's lag. Exactly-once holds end to end because each stage
+// is the argument above on its own:
+//
+//   - The rule stage's transaction holds the handoff record with the
+//     event's offset, like a decision: a handoff is written exactly once
+//     per source event, as seen by read_committed readers, the sampling
+//     stage among them (its fetches are read_committed).
+//   - The sampling stage's transaction holds the decision and its audit
+//     records with the handoff's offset: each handoff is decided exactly
+//     once. Its done ranges, rewinds and restarts are those of any member.
+//   - So each source event has exactly one terminal audit record on its
+//     chain (a decision, a dead letter or a handoff) and each handoff
+//     exactly one decision on the sampling partition's chain; audit
+//     reconciliation anchors the first on the rule stage's group and the
+//     second on the sampling stage's, and the event id joins the two.
+//
+// Each chain keeps a single writer: the member that owns its partition. An
+// event whose produce time is further back than its type's max_age when
+// the sampling stage takes it (or when a worker does) gets the fallback
+// with reason [FallbackStale], so a backlog drains instead of reaching the
+// LLM hours late.
+//
 // Downstream readers of the decisions and audit topics, the ClickHouse sink
 // included, must read read_committed. [DeliveryAtLeastOnce] keeps the
 // non-transactional path for brokers without transactions: offsets are

@@ -36,9 +36,13 @@ type Result struct {
 	Topic     string
 	Partition int32
 	Offset    int64
-	// Decision is set for a valid event; DLQReason for a dead-lettered record.
+	// Decision is set for a valid event; DLQReason for a dead-lettered
+	// record; HandedOff for an ambiguous event the rule stage handed off
+	// to the sampling stage: not the event's last result, since the
+	// sampling stage's carries its decision (count events by the others).
 	Decision  *Decision
 	DLQReason string
+	HandedOff bool
 	// AuditRecords is how many audit records were written for the record:
 	// one for the decision plus SamplingAttempts, or one for a dead letter.
 	AuditRecords int
@@ -69,6 +73,11 @@ func (p *Pipeline) decide(w work) {
 	if !w.ticket.Live() {
 		p.trace.abandoned(w.ticket, "the partition moved before a worker took the event")
 		return // its partition moved on while it waited: not ours to decide
+	}
+	if p.stale(it) {
+		// It waited its type's max_age out in the queue.
+		p.emitDecision(it.Event, p.fallback(it, FallbackStale), Verdict{}, w.ticket, 0)
+		return
 	}
 	if p.cfg.Decider == nil {
 		p.emitDecision(it.Event, p.fallback(it, FallbackNoSampler), Verdict{}, w.ticket, 0)
@@ -137,7 +146,7 @@ func (p *Pipeline) emitDecision(ev Event, d Decision, v Verdict, t *Ticket, took
 	for i := range attempts {
 		a := attempts[i]
 		a.AuditID = audit.ID(ev.TenantID, ev.ID, a.Kind, i)
-		p.fillAudit(&a, ev, user)
+		p.fillAudit(&a, ev, user, t)
 		trail = append(trail, &a)
 	}
 	dec := &audit.Record{
@@ -146,14 +155,15 @@ func (p *Pipeline) emitDecision(ev Event, d Decision, v Verdict, t *Ticket, took
 		ModelAnswered: d.Model, LatencyMS: d.LatencyMS, At: d.DecidedAt, Tier: d.Tier,
 		CacheKey: v.CacheKey, SourceAuditID: v.SourceAuditID,
 	}
-	p.fillAudit(dec, ev, user)
+	p.fillAudit(dec, ev, user, t)
 	trail = append(trail, dec)
 	p.trace.emitting(t, &d, 1+len(trail))
 
-	// The audit records join their source partition's hash chain and are
-	// produced in chain order, keyed by the chain, so that a chain sits in
-	// order in one audit partition.
-	chain := audit.ChainName(ev.Topic, ev.Partition)
+	// The audit records join the hash chain of the partition the member
+	// read the event from (the source partition; the sampling topic's in
+	// the sampling stage) and are produced in chain order, keyed by the
+	// chain, so that a chain sits in order in one audit partition.
+	chain := audit.ChainName(t.tp.Topic, t.tp.Partition)
 	p.emit(t, chain, trail, func() {
 		recs := make([]*kgo.Record, 0, 1+len(trail))
 		recs = append(recs, &kgo.Record{Topic: p.cfg.DecisionsTopic, Key: []byte(ev.Key), Value: value})
@@ -180,7 +190,7 @@ func decisionStatus(d Decision) audit.Status {
 		return audit.StatusOK
 	}
 	switch d.Reason {
-	case FallbackTimeout, FallbackLeaseExpired:
+	case FallbackTimeout, FallbackLeaseExpired, FallbackStale:
 		return audit.StatusTimeout
 	case FallbackInvalid:
 		return audit.StatusInvalidAnswer
@@ -194,9 +204,13 @@ func decisionStatus(d Decision) audit.Status {
 	}
 }
 
-func (p *Pipeline) fillAudit(a *audit.Record, ev Event, user string) {
+// fillAudit fills a's event fields from ev and its position from the
+// ticket: the record the member read, whose chain a joins (in the sampling
+// stage, the handoff's offset in the sampling topic, which the handoff
+// record on the source's chain links to the source by event id).
+func (p *Pipeline) fillAudit(a *audit.Record, ev Event, user string, t *Ticket) {
 	a.EventID, a.Type, a.TenantID, a.Key, a.UserID = ev.ID, ev.Type, ev.TenantID, ev.Key, user
-	a.Topic, a.Partition, a.Offset, a.Consumer = ev.Topic, ev.Partition, ev.Offset, p.cfg.Instance
+	a.Topic, a.Partition, a.Offset, a.Consumer = t.tp.Topic, t.tp.Partition, t.offset, p.cfg.Instance
 }
 
 // emitDLQ dead-letters a record that is not a valid event, with its
@@ -323,11 +337,15 @@ func (p *Pipeline) ack(pending *atomic.Int32, t *Ticket, result func(time.Durati
 			p.txn.hold(pendingResult{result, produced, t.trace})
 			return
 		}
-		res := result(time.Since(produced))
-		p.cfg.Metrics.observe(res)
-		if p.cfg.OnResult != nil {
-			p.cfg.OnResult(res)
-		}
+		p.report(result(time.Since(produced)))
+	}
+}
+
+// report counts a record's result and passes it to OnResult.
+func (p *Pipeline) report(res Result) {
+	p.cfg.Metrics.observe(res)
+	if p.cfg.OnResult != nil {
+		p.cfg.OnResult(res)
 	}
 }
 

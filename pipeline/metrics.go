@@ -14,6 +14,7 @@ type Metrics struct {
 	consumedTotal *prometheus.CounterVec
 	decisions     *prometheus.CounterVec
 	dlq           *prometheus.CounterVec
+	handoffs      prometheus.Counter
 	ruleHits      *prometheus.CounterVec
 	queueFulls    prometheus.Counter
 	paused        prometheus.Gauge
@@ -53,6 +54,9 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			Help:    "From the event's produce timestamp to its decision being acknowledged, by path.",
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
 		}, []string{"path"}),
+		handoffs: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "triage_handoffs_total", Help: "Ambiguous events the rule stage handed off to the sampling topic (their decisions are counted by the sampling stage).",
+		}),
 		sessionRestarts: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "triage_consumer_session_restarts_total", Help: "Transactional sessions replaced in-process after their producer failed (a transaction the broker aborted on its timeout); each drops the member's uncommitted work, which is processed again.",
 		}),
@@ -74,7 +78,7 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		}),
 	}
 	for _, c := range []prometheus.Collector{m.consumedTotal, m.decisions, m.dlq, m.ruleHits, m.queueFulls, m.paused, m.latency,
-		m.transactions, m.sessionRestarts, m.txnSeconds, m.skipped, m.lag} {
+		m.transactions, m.handoffs, m.sessionRestarts, m.txnSeconds, m.skipped, m.lag} {
 		if err := reg.Register(c); err != nil {
 			return nil, err
 		}
@@ -116,7 +120,11 @@ func (m *Metrics) observe(r Result) {
 	if m == nil {
 		return
 	}
-	if r.Decision == nil {
+	switch {
+	case r.HandedOff:
+		m.handoffs.Inc()
+		return
+	case r.Decision == nil:
 		m.dlq.WithLabelValues(r.DLQReason).Inc()
 		return
 	}

@@ -39,6 +39,15 @@ type Config struct {
 	// "audit" and "events.dlq".
 	DecisionsTopic, AuditTopic, DLQTopic string
 
+	// Stage is what the member does with ambiguous events: StageInline
+	// (the default), StageRules or StageSampling.
+	Stage string
+	// SamplingTopic is where the rule stage hands ambiguous events off
+	// and what the sampling stage consumes (Topics is then this topic
+	// only, and TopicTypes is ignored). Required with StageRules and
+	// StageSampling.
+	SamplingTopic string
+
 	// Rules is the live rules set; required.
 	Rules *rules.Live
 	// Decider decides ambiguous events. Nil means no sampler: every ambiguous
@@ -85,7 +94,9 @@ type Config struct {
 	// the rules save. Never for production.
 	AllLLM bool
 	// OnResult, when not nil, is called once per consumed record after all
-	// of its outputs are acknowledged. It must not block for long.
+	// of its outputs are acknowledged (a handoff's Result has HandedOff:
+	// the event's decision comes from the sampling stage). It must not
+	// block for long.
 	OnResult func(Result)
 	// Delivery is DeliveryExactlyOnce (the default) or DeliveryAtLeastOnce.
 	Delivery string
@@ -128,6 +139,12 @@ type Config struct {
 func (c *Config) setDefaults() {
 	if c.Group == "" {
 		c.Group = "triage"
+	}
+	if c.Stage == "" {
+		c.Stage = StageInline
+	}
+	if c.Stage == StageSampling {
+		c.Topics, c.TopicTypes = []string{c.SamplingTopic}, nil
 	}
 	if len(c.Topics) == 0 {
 		c.Topics = []string{"events.transactions", "events.documents"}
@@ -234,6 +251,12 @@ func New(cfg Config) (*Pipeline, error) {
 			}
 		}
 	}
+	switch {
+	case cfg.Stage != StageInline && cfg.Stage != StageRules && cfg.Stage != StageSampling:
+		return nil, fmt.Errorf("pipeline: stage %q: want %s, %s or %s", cfg.Stage, StageInline, StageRules, StageSampling)
+	case cfg.Stage != StageInline && cfg.SamplingTopic == "":
+		return nil, fmt.Errorf("pipeline: the %s stage needs a sampling topic", cfg.Stage)
+	}
 	if cfg.Delivery != DeliveryExactlyOnce && cfg.Delivery != DeliveryAtLeastOnce {
 		return nil, fmt.Errorf("pipeline: delivery %q: want %s or %s", cfg.Delivery, DeliveryExactlyOnce, DeliveryAtLeastOnce)
 	}
@@ -245,7 +268,7 @@ func New(cfg Config) (*Pipeline, error) {
 		queue:   make(chan work, cfg.QueueSize),
 		space:   make(chan struct{}, 1),
 		lag:     newLagTracker(),
-		trace:   newTracer(cfg.TracerProvider),
+		trace:   newTracer(cfg.TracerProvider, cfg.Stage),
 		stalled: stalledParts{parts: map[TopicPartition]*stall{}},
 		ready:   make(chan struct{}),
 		failed:  make(chan struct{}),
@@ -288,6 +311,15 @@ func New(cfg Config) (*Pipeline, error) {
 	p.cl.Store(sess.Client())
 	p.txn = &txn{sess: sess}
 	return p, nil
+}
+
+// workers is how many workers the member runs: none in the rule stage,
+// which decides no ambiguous event itself.
+func (p *Pipeline) workers() int {
+	if p.cfg.Stage == StageRules {
+		return 0
+	}
+	return p.cfg.Workers
 }
 
 // client is the member's Kafka client: one for the pipeline's life, but
@@ -343,7 +375,7 @@ func (p *Pipeline) Run(ctx context.Context) error {
 	}()
 
 	var workers errgroup.Group
-	for range p.cfg.Workers {
+	for range p.workers() {
 		workers.Go(func() error {
 			for w := range p.queue {
 				select {

@@ -246,6 +246,9 @@ func (p *Pipeline) handle(r *kgo.Record) (w work, ok bool) {
 		p.cfg.Metrics.alreadyDecided(r.Topic)
 		return work{}, false
 	}
+	if p.cfg.Stage == StageSampling {
+		return p.handleHandoff(r, tp)
+	}
 	set := p.cfg.Rules.Current()
 	start := p.trace.clock()
 	fields, typ, err := Decode(set, r.Value)
@@ -285,6 +288,10 @@ func (p *Pipeline) handle(r *kgo.Record) (w work, ok bool) {
 	t.trace = p.trace.event(r, &ev, res, start, decoded)
 	if res.Action != rules.ActionSample {
 		p.emitDecision(ev, Decision{Outcome: res.Action, Path: PathRule, RuleID: res.RuleID, Reason: res.Reason}, Verdict{}, t, 0)
+		return work{}, false
+	}
+	if p.cfg.Stage == StageRules {
+		p.emitHandoff(r, ev, res, t)
 		return work{}, false
 	}
 	return work{item: Item{Event: ev, Type: typ, Rule: res}, ticket: t}, true

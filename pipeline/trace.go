@@ -27,14 +27,18 @@ import (
 // Fetches and commits are batches of many events: they are traces of their
 // own, linked both ways with the events they carry that are traced.
 const (
-	SpanFetch  = "triage.fetch"  // one polled batch: decode, rules and hand-off of its records
-	SpanEvent  = "triage.event"  // one record, from decode to commit
-	SpanDecode = "triage.decode" // parse and validate
-	SpanRules  = "triage.rules"  // the rules' verdict
-	SpanQueue  = "triage.queue"  // an ambiguous event waiting for a worker
-	SpanDecide = "triage.decide" // the Decider's call
-	SpanEmit   = "triage.emit"   // decision, audit records or dead letter, until the broker acknowledged them
-	SpanCommit = "triage.commit" // one transaction: flush, offsets and outputs committed or aborted
+	SpanFetch = "triage.fetch" // one polled batch: decode, rules and hand-off of its records
+	SpanEvent = "triage.event" // one record, from decode to commit
+	// SpanHandoff roots a handed-off event's part in the sampling stage,
+	// from its handoff record to commit, in the event's trace (the rule
+	// stage puts it in the record's traceparent header) when it is traced.
+	SpanHandoff = "triage.handoff"
+	SpanDecode  = "triage.decode" // parse and validate
+	SpanRules   = "triage.rules"  // the rules' verdict
+	SpanQueue   = "triage.queue"  // an ambiguous event waiting for a worker
+	SpanDecide  = "triage.decide" // the Decider's call
+	SpanEmit    = "triage.emit"   // decision, audit records or dead letter, until the broker acknowledged them
+	SpanCommit  = "triage.commit" // one transaction: flush, offsets and outputs committed or aborted
 )
 
 // maxCommitLinks bounds the links of a commit span to the traced events it
@@ -48,16 +52,41 @@ const maxCommitLinks = 128
 // made.
 type tracer struct {
 	t trace.Tracer
+	// rootName is the root span's name: SpanEvent, or SpanHandoff in the
+	// sampling stage.
+	rootName string
 	// batch is the span context of the fetch being handled, which the
 	// events taken from it link to. Only the poll goroutine touches it.
 	batch trace.SpanContext
 }
 
-func newTracer(tp trace.TracerProvider) *tracer {
+func newTracer(tp trace.TracerProvider, stage string) *tracer {
 	if tp == nil {
 		return nil
 	}
-	return &tracer{t: tp.Tracer("github.com/triage-dev/triage/pipeline")}
+	x := &tracer{t: tp.Tracer("github.com/triage-dev/triage/pipeline"), rootName: SpanEvent}
+	if stage == StageSampling {
+		x.rootName = SpanHandoff
+	}
+	return x
+}
+
+// inject puts the traced event's context into headers (W3C traceparent),
+// for the stage that reads the record next; nothing when it is not traced.
+func (et *eventTrace) inject(headers *[]kgo.RecordHeader) {
+	if et == nil {
+		return
+	}
+	propagation.TraceContext{}.Inject(et.ctx, (*headerWriter)(headers))
+}
+
+// headerWriter writes W3C trace context into Kafka record headers.
+type headerWriter []kgo.RecordHeader
+
+func (h *headerWriter) Get(key string) string { return headerCarrier(*h).Get(key) }
+func (h *headerWriter) Keys() []string        { return headerCarrier(*h).Keys() }
+func (h *headerWriter) Set(key, value string) {
+	*h = append(*h, kgo.RecordHeader{Key: key, Value: []byte(value)})
 }
 
 // eventTrace is the open spans of one traced event. It travels with the
@@ -117,7 +146,7 @@ func (x *tracer) root(r *kgo.Record, start time.Time, attrs ...attribute.KeyValu
 	if x.batch.IsSampled() {
 		opts = append(opts, trace.WithLinks(trace.Link{SpanContext: x.batch}))
 	}
-	ctx, span := x.t.Start(ctx, SpanEvent, opts...)
+	ctx, span := x.t.Start(ctx, x.rootName, opts...)
 	if !span.IsRecording() {
 		span.End()
 		return nil

@@ -29,7 +29,7 @@ func BenchmarkTraceRuleEvent(b *testing.B) {
 			sdktrace.WithSyncer(tracetest.NewNoopExporter()))},
 	} {
 		b.Run(c.name, func(b *testing.B) {
-			x := newTracer(c.tp)
+			x := newTracer(c.tp, StageInline)
 			r := &kgo.Record{Topic: "events.transactions", Partition: 3, Offset: 42}
 			ev := Event{ID: "ev-1", Type: "transaction", TenantID: "t1"}
 			res := rules.Result{Type: "transaction", RuleID: "small_domestic", Action: "allow"}

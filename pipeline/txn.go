@@ -234,11 +234,7 @@ func (p *Pipeline) commitTxn(ctx context.Context, final bool) error {
 	} else {
 		now := time.Now()
 		for _, r := range results {
-			res := r.result(now.Sub(r.produced))
-			p.cfg.Metrics.observe(res)
-			if p.cfg.OnResult != nil {
-				p.cfg.OnResult(res)
-			}
+			p.report(r.result(now.Sub(r.produced)))
 		}
 	}
 	if err != nil {

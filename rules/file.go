@@ -175,7 +175,7 @@ func (p *parser) set(doc *yaml.Node) *Set {
 	return s
 }
 
-var typeKeys = []string{"key", "max_bytes", "fields", "outcomes", "fallback", "default", "params", "rules", "sampling", "tiers"}
+var typeKeys = []string{"key", "max_bytes", "fields", "outcomes", "fallback", "default", "max_age", "params", "rules", "sampling", "tiers"}
 
 // typ parses one type section. It keeps going after a problem so that one
 // Parse reports as many as it can; the Set is discarded if any were found.
@@ -202,6 +202,12 @@ func (p *parser) typ(name string, nameNode, n *yaml.Node) *Type {
 			t.Fallback, _ = p.str(v, w, key)
 		case "default":
 			t.Default, _ = p.str(v, w, key)
+		case "max_age":
+			if d, ok := p.duration(v, w, key); ok && d <= 0 {
+				p.fail(v, w, "max_age: want more than 0, got %s", v.Value)
+			} else if ok {
+				t.MaxAge = d
+			}
 		case "params":
 			t.Params = p.params(v, w)
 		}

@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"sync/atomic"
+	"time"
 
 	"cel.dev/cel-go/cel"
 	"cel.dev/cel-go/common/types/ref"
@@ -45,6 +46,10 @@ type Type struct {
 	Fallback string
 	// Default is the action when no rule matches: an outcome or ActionSample.
 	Default string
+	// MaxAge bounds how long an event may wait for the LLM, from its
+	// produce time: an ambiguous event older than that when its turn
+	// comes gets the fallback with reason "stale" instead (0: no bound).
+	MaxAge time.Duration
 	// Fields is the schema: the envelope fields (event_id, type, tenant_id,
 	// occurred_at) first, then the declared fields in file order.
 	Fields []Field

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -314,14 +315,16 @@ func printReport(ctx context.Context, conn driver.Conn, values map[string]string
 // reprocessed after a crash is decided twice without anything being wrong.
 func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var (
-		brokers []string
-		group   string
-		strict  bool
-		keyFile string
+		brokers       []string
+		group         string
+		samplingGroup string
+		strict        bool
+		keyFile       string
 	)
 	dsn, code, ok := clickhouseFlags("consumer audit verify", args, stderr, func(fs *flag.FlagSet) {
 		fs.Var(config.NewList(&brokers), "brokers", "Kafka seed brokers, comma-separated: reconcile every source partition with the group's committed offset (default: no reconciliation, so deleted segments and cut tails go unseen)")
 		fs.StringVar(&group, "group", "triage", "consumer group of the pipeline whose committed offsets anchor the reconciliation")
+		fs.StringVar(&samplingGroup, "sampling-group", "", "consumer group of the sampling stage, whose commits anchor the sampling topic's chains (empty: --group + \".sampling\")")
 		fs.StringVar(&keyFile, "audit-key-file", "", "file holding the consumers' --audit-key-file key: check every checkpoint's signature (empty: checkpoints are checked as rows, and a rewritten chain would verify)")
 		fs.BoolVar(&strict, "strict", false, "exit 1 on offsets decided twice too (right with the default exactly-once delivery; with --delivery at-least-once a crash makes them legitimately)")
 	})
@@ -356,7 +359,10 @@ func runVerify(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if len(brokers) == 0 {
 		fmt.Fprintln(stdout, "reconciliation not done (no --brokers): a deleted segment or a cut tail would not show")
 	} else {
-		rs, err := reconcile(ctx, conn, brokers, group, stdout)
+		if samplingGroup == "" {
+			samplingGroup = group + ".sampling"
+		}
+		rs, err := reconcile(ctx, conn, brokers, []string{group, samplingGroup}, stdout)
 		if err != nil {
 			fmt.Fprintln(stderr, err)
 			return 1
@@ -379,18 +385,19 @@ func auditSigner(file string) (*audit.Signer, error) {
 	return audit.NewSigner(key)
 }
 
-// reconcile prints what audit.Reconcile finds against group's committed
-// offsets.
-func reconcile(ctx context.Context, conn driver.Conn, brokers []string, group string, stdout io.Writer) (audit.ReconcileStats, error) {
+// reconcile prints what audit.Reconcile finds against the groups'
+// committed offsets.
+func reconcile(ctx context.Context, conn driver.Conn, brokers []string, groups []string, stdout io.Writer) (audit.ReconcileStats, error) {
 	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
 	if err != nil {
 		return audit.ReconcileStats{}, fmt.Errorf("reconcile: kafka client: %w", err)
 	}
 	defer cl.Close()
-	anchors, err := audit.FetchAnchors(ctx, kadm.NewClient(cl), group)
+	anchors, err := audit.FetchAnchors(ctx, kadm.NewClient(cl), groups...)
 	if err != nil {
 		return audit.ReconcileStats{}, err
 	}
+	audit.RecordOffsets(anchors, kgo.SeedBrokers(brokers...))
 	st, err := audit.Reconcile(ctx, conn, anchors, func(d audit.Discrepancy) {
 		label := "MISSING"
 		if d.Problem == audit.ProblemTwice {
@@ -402,10 +409,10 @@ func reconcile(ctx context.Context, conn driver.Conn, brokers []string, group st
 		return st, err
 	}
 	for _, c := range st.Unanchored {
-		fmt.Fprintf(stdout, "NOT RECONCILED %s: group %s has no committed offset for it\n", c, group)
+		fmt.Fprintf(stdout, "NOT RECONCILED %s: no committed offset for it in group %s\n", c, strings.Join(groups, " or "))
 	}
-	fmt.Fprintf(stdout, "reconciled %d source partitions against group %s's committed offsets: %d offsets, %d without a decision or dead letter, %d decided twice\n",
-		st.Partitions, group, st.Offsets, st.Missing, st.Twice)
+	fmt.Fprintf(stdout, "reconciled %d source partitions against the committed offsets of group %s: %d offsets, %d without a terminal audit record, %d decided twice\n",
+		st.Partitions, strings.Join(groups, " and "), st.Offsets, st.Missing, st.Twice)
 	return st, nil
 }
 

@@ -225,7 +225,7 @@ func TestVerifyReconciles(t *testing.T) {
 		t.Fatalf("verify without --brokers: exit %d\n%s", code, out)
 	}
 	code, out := verify("--brokers", brokers, "--group", "reconciled")
-	if code != 0 || !strings.Contains(out, "0 breaks") || !strings.Contains(out, " 0 without a decision or dead letter, 0 decided twice") {
+	if code != 0 || !strings.Contains(out, "0 breaks") || !strings.Contains(out, " 0 without a terminal audit record, 0 decided twice") {
 		t.Fatalf("verify of an intact table with reconciliation: exit %d\n%s", code, out)
 	}
 	// The checkpoints carry the key's signatures: they check with it, and
@@ -316,7 +316,7 @@ func TestVerifyReconciles(t *testing.T) {
 			t.Errorf("verify does not say %q", "MISSING "+d.String())
 		}
 	}
-	if !strings.Contains(out, fmt.Sprintf(" %d without a decision or dead letter", whole.offsets[1]-whole.offsets[0]+1+int64(len(cut)))) {
+	if !strings.Contains(out, fmt.Sprintf(" %d without a terminal audit record", whole.offsets[1]-whole.offsets[0]+1+int64(len(cut)))) {
 		t.Errorf("verify counts other missing offsets than the deleted ones")
 	}
 }

@@ -19,7 +19,9 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -39,12 +41,18 @@ import (
 )
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	// The first signal starts the graceful shutdown (which drains in-flight events and commits);
-	// restoring the default handling then lets a second one end the process
-	// at once, as operators expect of a stuck shutdown.
-	context.AfterFunc(ctx, stop)
+	// The first signal starts the graceful shutdown (which drains in-flight
+	// events and commits). The default handling is restored before the
+	// shutdown begins, so that a second signal, however soon, ends the
+	// process at once, as operators expect of a stuck shutdown.
+	ctx, cancel := context.WithCancel(context.Background())
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-sigs
+		signal.Stop(sigs)
+		cancel()
+	}()
 	os.Exit(run(ctx, os.Args[1:]))
 }
 
@@ -73,9 +81,13 @@ func run(ctx context.Context, args []string) int {
 }
 
 func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
+	tuneGC(cfg, log)
 	brokers := cfg.Brokers
 	if cfg.Embedded {
 		topics := append([]string{cfg.DecisionsTopic, cfg.AuditTopic, cfg.DLQTopic, cfg.SinkDLQTopic}, cfg.Topics...)
+		if cfg.Stage != "inline" {
+			topics = append(topics, cfg.SamplingTopic)
+		}
 		b, err := embedded.Start(embedded.Config{Port: cfg.EmbeddedPort, Partitions: int32(cfg.Partitions), Topics: topics, DataDir: cfg.DataDir})
 		if err != nil {
 			return err
@@ -96,10 +108,6 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	metrics, err := pipeline.NewMetrics(reg)
-	if err != nil {
-		return fmt.Errorf("metrics: %w", err)
-	}
 
 	// The sink reaches ClickHouse in the background: the decisions do not
 	// wait for it (see clickhouseSink).
@@ -131,8 +139,9 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	pcfg := pipeline.Config{
 		Brokers: brokers, Group: cfg.Group, Topics: cfg.Topics, TopicTypes: cfg.TopicTypeMap(),
 		DecisionsTopic: cfg.DecisionsTopic, AuditTopic: cfg.AuditTopic, DLQTopic: cfg.DLQTopic,
-		Rules: live, Decider: stage.decider, Workers: cfg.Workers, QueueSize: cfg.QueueSize, DrainTimeout: cfg.DrainTimeout,
-		Logger: log, Metrics: metrics, Observe: stage.history.Observe, AllLLM: cfg.AllLLM,
+		SamplingTopic: cfg.SamplingTopic,
+		Rules:         live, Decider: stage.decider, Workers: cfg.Workers, QueueSize: cfg.QueueSize, DrainTimeout: cfg.DrainTimeout,
+		Logger: log, Observe: stage.history.Observe, AllLLM: cfg.AllLLM,
 		GroupProtocol: cfg.GroupProtocol,
 		Delivery:      cfg.Delivery, TransactionalID: cfg.TxnID,
 		CommitInterval: cfg.CommitInterval, TransactionTimeout: cfg.TxnTimeout, Signer: signer,
@@ -145,10 +154,11 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	if summary != nil {
 		pcfg.OnResult = onResults(agg.Add, summary.Add)
 	}
-	p, err := pipeline.New(pcfg)
+	pipes, err := newStages(cfg, pcfg, reg)
 	if err != nil {
 		return err
 	}
+	p := pipes[0] // the rule stage (or the only one): what the status page and the demo follow
 
 	// The pipeline stops when the process is told to, when the demo is
 	// done, or when any other part of the group fails. The LLM stage (MCP
@@ -159,22 +169,38 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	defer cancelPipeline()
 	sctx, stopStage := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopStage()
-	g.Go(func() error {
-		defer stopStage()
-		return p.Run(pctx)
-	})
+	// The LLM stage stops once every pipeline has drained.
+	var running sync.WaitGroup
+	var parts []part
+	for _, pl := range pipes {
+		running.Add(1)
+		g.Go(func() error {
+			defer running.Done()
+			return pl.p.Run(pctx)
+		})
+		// /readyz/pipeline is the rule stage (or the one pipeline),
+		// /readyz/sampling the sampling stage.
+		name := "pipeline"
+		if pl.name == pipeline.StageSampling {
+			name = "sampling"
+		}
+		parts = append(parts, part{name: name, status: closedStatus(pl.p.Ready()), required: true})
+	}
+	go func() {
+		running.Wait()
+		stopStage()
+	}()
 	g.Go(func() error {
 		reloadOnSIGHUP(pctx, live, log)
 		return nil
 	})
-	parts := []part{{name: "pipeline", status: closedStatus(p.Ready()), required: true}}
 	if ch != nil {
 		g.Go(func() error { return ch.run(pctx) })
 		// The sink's readiness is a detail: the decisions go on without it.
 		parts = append(parts, part{name: "sink", status: ch.status})
 	}
 	if cfg.HTTPListen != "" {
-		ops := statusHandler(opsHandler(reg, parts...), agg, p, stage, log)
+		ops := statusHandler(opsHandler(reg, parts...), agg, p.p, stage, log)
 		if err := serveHTTP(g, pctx, cfg.HTTPListen, ops, log); err != nil {
 			cancelPipeline()
 			_ = g.Wait()
@@ -207,7 +233,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		opts := demo.Options{
 			Brokers: brokers, Events: cfg.Demo, Seed: cfg.DemoSeed, Rate: cfg.DemoRate,
 			Mix: cfg.DemoMix, Ambiguous: cfg.DemoAmbiguous, Bad: cfg.DemoBad, Repeat: cfg.DemoRepeat, Logger: log,
-			Ready: p.Ready(), AuditTopic: cfg.AuditTopic, Sampler: stage.label, Out: os.Stdout, Progress: os.Stderr, SummaryJSON: cfg.SummaryJSON,
+			Ready: p.p.Ready(), AuditTopic: cfg.AuditTopic, Sampler: stage.label, Out: os.Stdout, Progress: os.Stderr, SummaryJSON: cfg.SummaryJSON,
 		}
 		if ch != nil {
 			opts.CatchUp = ch.waitCaughtUp
@@ -384,4 +410,71 @@ func newLogger(cfg config.Config) (*slog.Logger, error) {
 		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
 	}
 	return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+}
+
+// pipe is one pipeline of the process and its name: the value of its
+// metrics' stage label and its part in /readyz.
+type pipe struct {
+	name string
+	p    *pipeline.Pipeline
+}
+
+// newStages creates the pipelines --stage asks for from base: with "all",
+// the rule stage, which hands ambiguous events off to the sampling topic,
+// and the sampling stage, which decides them with its own consumer group;
+// with "rules" or "sampling", one of them; with "inline", one pipeline that
+// decides ambiguous events itself. The rule stage (or the only one) comes
+// first. Each has its own metrics, labelled with its stage.
+func newStages(cfg config.Config, base pipeline.Config, reg prometheus.Registerer) ([]pipe, error) {
+	var names []string
+	switch cfg.Stage {
+	case "all":
+		names = []string{pipeline.StageRules, pipeline.StageSampling}
+	default:
+		names = []string{cfg.Stage}
+	}
+	var out []pipe
+	for _, name := range names {
+		pc := base
+		pc.Stage = name
+		switch name {
+		case pipeline.StageRules:
+			// The rule stage decides no ambiguous event itself.
+			pc.Decider = nil
+		case pipeline.StageSampling:
+			// The rule stage observes every event; the two share the
+			// history in one process.
+			// It decides what the rule stage handed off; the history the
+			// LLM's tools read is fed by the rule stage (shared in one
+			// process).
+			pc.Group, pc.Observe, pc.AllLLM = cfg.SamplingGroupOrDefault(), nil, false
+			if pc.TransactionalID != "" {
+				pc.TransactionalID += ".sampling"
+			}
+		}
+		m, err := pipeline.NewMetrics(prometheus.WrapRegistererWith(prometheus.Labels{"stage": name}, reg))
+		if err != nil {
+			return nil, fmt.Errorf("metrics: %w", err)
+		}
+		pc.Metrics = m
+		p, err := pipeline.New(pc)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, pipe{name: name, p: p})
+	}
+	return out, nil
+}
+
+// tuneGC applies --gogc and --memory-limit-mib, unless the environment's
+// GOGC and GOMEMLIMIT, which the runtime read at start, set them.
+func tuneGC(cfg config.Config, log *slog.Logger) {
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(cfg.GOGC)
+		log.Debug("garbage collector target", "gogc", cfg.GOGC)
+	}
+	if os.Getenv("GOMEMLIMIT") == "" && cfg.MemoryLimitMiB > 0 {
+		debug.SetMemoryLimit(int64(cfg.MemoryLimitMiB) << 20)
+		log.Debug("memory limit", "mib", cfg.MemoryLimitMiB)
+	}
 }

@@ -59,7 +59,7 @@ func testDemo(t *testing.T, extra, paths []string) {
 	if err := json.Unmarshal(data, &s); err != nil {
 		t.Fatal(err)
 	}
-	if s.EventsIn != 3000 || s.EventsIn != s.Decisions+s.DLQ || s.AuditRecords != s.Decisions+s.Attempts+s.DLQ {
+	if s.EventsIn != 3000 || s.EventsIn != s.Decisions+s.DLQ || s.AuditRecords != s.Decisions+s.Attempts+s.DLQ+s.Handoffs {
 		t.Fatalf("summary does not add up: %s", data)
 	}
 	for _, p := range paths {

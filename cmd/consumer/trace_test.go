@@ -76,7 +76,7 @@ func TestDemoExportsTraces(t *testing.T) {
 	if got[pipeline.SpanEvent] != 200 {
 		t.Errorf("%d %s spans, want one per event (200): %v", got[pipeline.SpanEvent], pipeline.SpanEvent, col.spans)
 	}
-	for _, name := range []string{pipeline.SpanFetch, pipeline.SpanDecide, sampling.SpanAttempt, llm.SpanComplete, pipeline.SpanEmit, pipeline.SpanCommit} {
+	for _, name := range []string{pipeline.SpanFetch, pipeline.SpanHandoff, pipeline.SpanDecide, sampling.SpanAttempt, llm.SpanComplete, pipeline.SpanEmit, pipeline.SpanCommit} {
 		if got[name] == 0 {
 			t.Errorf("no %s span exported: %v", name, col.spans)
 		}

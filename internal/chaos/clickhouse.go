@@ -112,10 +112,11 @@ func verifyClickHouse(ctx context.Context, cfg Config, signer *audit.Signer, c *
 		return fmt.Errorf("chaos: clickhouse: kafka client: %w", err)
 	}
 	defer cl.Close()
-	anchors, err := audit.FetchAnchors(ctx, kadm.NewClient(cl), cfg.Topics.Group)
+	anchors, err := audit.FetchAnchors(ctx, kadm.NewClient(cl), cfg.Topics.Group, cfg.Topics.SamplingGroup())
 	if err != nil {
 		return fmt.Errorf("chaos: clickhouse: %w", err)
 	}
+	audit.RecordOffsets(anchors, kgo.SeedBrokers(cfg.Brokers...))
 	c.Reconciled, err = audit.Reconcile(ctx, conn, anchors, func(d audit.Discrepancy) { example(d.String()) })
 	if err != nil {
 		return fmt.Errorf("chaos: clickhouse: %w", err)

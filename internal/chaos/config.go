@@ -33,9 +33,15 @@ type Topics struct {
 	// Decisions, Audit, DLQ and SinkDLQ are the consumers' output topics
 	// (--decisions-topic, --audit-topic, --dlq-topic, --sink-dlq-topic).
 	Decisions, Audit, DLQ, SinkDLQ string
+	// Sampling is the topic between the consumers' rule and sampling
+	// stages (--sampling-topic).
+	Sampling string
 	// Group is the consumers' group.
 	Group string
 }
+
+// SamplingGroup is the group of the consumers' sampling stage.
+func (t Topics) SamplingGroup() string { return t.Group + ".sampling" }
 
 // SinkGroup is the group of the audit sink that a consumer given
 // --clickhouse runs in-process.
@@ -51,13 +57,14 @@ func NewTopics(prefix string) Topics {
 		Audit:        prefix + ".audit",
 		DLQ:          prefix + ".events.dlq",
 		SinkDLQ:      prefix + ".audit.dlq",
+		Sampling:     prefix + ".sampling.requests",
 		Group:        prefix + ".group",
 	}
 }
 
 // All lists every topic of the run (not the group).
 func (t Topics) All() []string {
-	return []string{t.Transactions, t.Documents, t.Decisions, t.Audit, t.DLQ, t.SinkDLQ}
+	return []string{t.Transactions, t.Documents, t.Decisions, t.Audit, t.DLQ, t.SinkDLQ, t.Sampling}
 }
 
 func (t Topics) sources() []string { return []string{t.Transactions, t.Documents} }

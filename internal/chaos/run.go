@@ -245,7 +245,7 @@ func consumerArgs(cfg Config) []string {
 	t := cfg.Topics
 	return []string{"--brokers", strings.Join(cfg.Brokers, ","), "--group", t.Group,
 		"--topics", t.Transactions + "," + t.Documents, "--decisions-topic", t.Decisions,
-		"--audit-topic", t.Audit, "--dlq-topic", t.DLQ, "--sink-dlq-topic", t.SinkDLQ,
+		"--audit-topic", t.Audit, "--dlq-topic", t.DLQ, "--sink-dlq-topic", t.SinkDLQ, "--sampling-topic", t.Sampling,
 		"--group-protocol", cfg.GroupProtocol, "--session-timeout", cfg.SessionTimeout.String(),
 		"--drain-timeout", cfg.DrainTimeout.String(), "--http-listen", "", "--log-format", "text",
 		"--clickhouse", cfg.ClickHouse, "--audit-key-file", cfg.AuditKeyFile}

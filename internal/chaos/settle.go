@@ -11,6 +11,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/triage-dev/triage/internal/kafka"
+	"github.com/triage-dev/triage/internal/loadgen"
 )
 
 // settleInterval is how often the waits of the run's end poll the broker:
@@ -68,7 +69,8 @@ func atEnd(ctx context.Context, cfg Config, group string, topics ...string) (end
 }
 
 // settle waits, up to cfg.SettleTimeout, until the group has committed the
-// end offset of every partition of the event topics. It returns
+// end offset of every partition of the event topics, and then until the
+// sampling stage has decided every event handed off to it. It returns
 // ErrNotSettled (wrapped with the last counts) on timeout.
 func settle(ctx context.Context, cfg Config, log *slog.Logger) error {
 	records, err := atEnd(ctx, cfg, cfg.Topics.Group, cfg.Topics.sources()...)
@@ -79,6 +81,27 @@ func settle(ctx context.Context, cfg Config, log *slog.Logger) error {
 		return fmt.Errorf("chaos: settle: %w", err)
 	}
 	log.Info("chaos: the group committed the end of the event topics", "records", records)
+	// The sampling stage decides what the rule stage handed off: wait
+	// until every event has its decision or dead letter. (The sampling
+	// group's committed offsets would say so sooner, but kfake's answer
+	// to an offset fetch for a group whose members were killed can hang.)
+	lost := -1
+	err = waitFor(ctx, cfg, func(ctx context.Context, _ *kadm.Client) (bool, error) {
+		v, err := loadgen.Verify(ctx, []kgo.Opt{kgo.SeedBrokers(cfg.Brokers...)}, loadgen.VerifyOptions{
+			SourceTopics:   cfg.Topics.sources(),
+			DecisionsTopic: cfg.Topics.Decisions, AuditTopic: cfg.Topics.Audit, DLQTopic: cfg.Topics.DLQ,
+			Rules: cfg.Rules,
+		})
+		lost = v.Lost
+		return err == nil && v.Lost == 0, err
+	})
+	if errors.Is(err, errTimedOut) {
+		return fmt.Errorf("%w: the sampling stage left %d events undecided: %w", ErrNotSettled, lost, err)
+	}
+	if err != nil {
+		return fmt.Errorf("chaos: settle: %w", err)
+	}
+	log.Info("chaos: the sampling stage decided every handed-off event")
 	return nil
 }
 

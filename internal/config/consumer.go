@@ -11,6 +11,14 @@ import (
 	"time"
 )
 
+// SamplingGroupOrDefault is the sampling stage's consumer group.
+func (c Config) SamplingGroupOrDefault() string {
+	if c.SamplingGroup != "" {
+		return c.SamplingGroup
+	}
+	return c.Group + ".sampling"
+}
+
 // Config is the consumer's whole configuration, one field per flag of
 // cmd/consumer (see Load). The default of each field is in Default.
 type Config struct {
@@ -22,6 +30,15 @@ type Config struct {
 	AuditTopic     string
 	DLQTopic       string
 	SinkDLQTopic   string
+	// Stage is which stages this process runs: all (the rule stage and
+	// the sampling stage, each its own consumer group), rules, sampling,
+	// or inline (one stage deciding ambiguous events in memory).
+	Stage string
+	// SamplingTopic carries ambiguous events from the rule stage to the
+	// sampling stage; SamplingGroup is the sampling stage's consumer
+	// group (empty: Group + ".sampling").
+	SamplingTopic  string
+	SamplingGroup  string
 	Rules          string
 	Workers        int
 	QueueSize      int
@@ -53,6 +70,12 @@ type Config struct {
 	Structured     string
 	APIKey         string
 	OfflineLatency time.Duration
+	// GOGC is the garbage collector's target percentage (runtime/debug
+	// SetGCPercent) unless the GOGC environment variable sets one.
+	GOGC int
+	// MemoryLimitMiB is the runtime's soft memory limit in MiB
+	// (SetMemoryLimit) unless GOMEMLIMIT sets one; 0: none.
+	MemoryLimitMiB int
 	QueueWait      time.Duration
 	// QuarantineAfter and QuarantineFor are sampling.Options' circuit
 	// breaker per sampler session.
@@ -106,6 +129,9 @@ func Default() Config {
 		AuditTopic:      "audit",
 		DLQTopic:        "events.dlq",
 		SinkDLQTopic:    "audit.dlq",
+		Stage:           "all",
+		GOGC:            400,
+		SamplingTopic:   "sampling.requests",
 		Workers:         64,
 		DrainTimeout:    30 * time.Second,
 		SessionTimeout:  45 * time.Second,
@@ -158,6 +184,12 @@ func (c Config) validate() error {
 		return fmt.Errorf("config: --queue-size %d must not be negative", c.QueueSize)
 	case len(c.Topics) == 0:
 		return errors.New("config: --topics is empty")
+	case c.Stage != "all" && c.Stage != "rules" && c.Stage != "sampling" && c.Stage != "inline":
+		return fmt.Errorf("config: --stage %q: want all, rules, sampling or inline", c.Stage)
+	case c.Stage != "inline" && c.SamplingTopic == "":
+		return fmt.Errorf("config: --stage %s needs a --sampling-topic", c.Stage)
+	case c.GOGC < -1 || c.MemoryLimitMiB < 0:
+		return fmt.Errorf("config: --gogc %d (want a percentage, or -1 for off) and --memory-limit-mib %d (want 0 or more)", c.GOGC, c.MemoryLimitMiB)
 	case c.Demo < 0:
 		return fmt.Errorf("config: --demo %d must not be negative", c.Demo)
 	case c.Sampler != "" && c.Sampler != "builtin" && c.Sampler != "none":
@@ -189,6 +221,9 @@ func bind(fs *flag.FlagSet, c *Config) {
 	fs.StringVar(&c.AuditTopic, "audit-topic", c.AuditTopic, "topic for audit records")
 	fs.StringVar(&c.DLQTopic, "dlq-topic", c.DLQTopic, "dead-letter topic for invalid records")
 	fs.StringVar(&c.SinkDLQTopic, "sink-dlq-topic", c.SinkDLQTopic, "dead-letter topic of the ClickHouse sink, for audit and decision records it cannot store")
+	fs.StringVar(&c.Stage, "stage", c.Stage, "all: the rule stage hands ambiguous events to --sampling-topic and the sampling stage decides them, both in this process, each its own consumer group; rules or sampling: one of them (scale them apart); inline: one stage that decides ambiguous events in memory and pauses a partition whose ambiguous events do not fit")
+	fs.StringVar(&c.SamplingTopic, "sampling-topic", c.SamplingTopic, "topic of the ambiguous events between the rule stage and the sampling stage: the LLM backlog, as its lag (it holds what the event topics hold: give it their ACLs and retention)")
+	fs.StringVar(&c.SamplingGroup, "sampling-group", c.SamplingGroup, "consumer group of the sampling stage (empty: --group + \".sampling\")")
 	fs.StringVar(&c.Rules, "rules", c.Rules, "rules file, reloaded on change and SIGHUP (empty: the built-in policy)")
 	fs.IntVar(&c.Workers, "workers", c.Workers, "ambiguous events decided concurrently")
 	fs.IntVar(&c.QueueSize, "queue-size", c.QueueSize, "ambiguous events waiting for a worker before fetching pauses (0: 4 × workers)")
@@ -214,6 +249,8 @@ func bind(fs *flag.FlagSet, c *Config) {
 	fs.StringVar(&c.Structured, "structured", c.Structured, "how openai asks for answers that follow the decision schema: json_schema (OpenAI, vLLM, Ollama, llama-server), json_object (llama-cpp-python) or none")
 	fs.StringVar(&c.APIKey, "api-key", c.APIKey, "provider API key (empty: $ANTHROPIC_API_KEY or $OPENAI_API_KEY, by --provider)")
 	fs.DurationVar(&c.OfflineLatency, "offline-latency", c.OfflineLatency, "simulated latency of the offline scorer")
+	fs.IntVar(&c.GOGC, "gogc", c.GOGC, "garbage collector target percentage, unless $GOGC is set: the MCP SDK allocates a 32 KiB buffer per message it decodes, most of what a sampled decision allocates, and a higher target collects that short-lived garbage less often (pair it with --memory-limit-mib)")
+	fs.IntVar(&c.MemoryLimitMiB, "memory-limit-mib", c.MemoryLimitMiB, "soft memory limit of the Go runtime in MiB, unless $GOMEMLIMIT is set: the collector works harder near it, whatever --gogc says (0: none; in a container, set it below the container's limit)")
 	fs.DurationVar(&c.QueueWait, "queue-wait", c.QueueWait, "how long an ambiguous event waits for a sampler before the no_sampler fallback")
 	fs.IntVar(&c.QuarantineAfter, "quarantine-after", c.QuarantineAfter, "failed leases in a row (with failures at least half of the last 10 s, and another sampler standing by) after which a sampler session gets no work for --quarantine-for; negative: never")
 	fs.DurationVar(&c.QuarantineFor, "quarantine-for", c.QuarantineFor, "how long a quarantined sampler session gets no work before one trial lease")

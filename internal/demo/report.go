@@ -17,18 +17,21 @@ import (
 
 // Report is the JSON form of a summary (written by --summary-json).
 type Report struct {
-	EventsIn     int            `json:"events_in"`
-	Decisions    int            `json:"decisions"`
-	DLQ          int            `json:"dlq"`
-	AuditRecords int            `json:"audit_records"`
-	Attempts     int            `json:"sampling_attempts"`
-	ByPath       map[string]int `json:"by_path"`
-	ByOutcome    map[string]int `json:"by_outcome"`
-	ByType       map[string]int `json:"by_type"`
-	ByDLQReason  map[string]int `json:"by_dlq_reason"`
-	ByFallback   map[string]int `json:"by_fallback_reason"`
-	DurationS    float64        `json:"duration_s"`
-	RecordsPerS  float64        `json:"records_per_s"`
+	EventsIn     int `json:"events_in"`
+	Decisions    int `json:"decisions"`
+	DLQ          int `json:"dlq"`
+	AuditRecords int `json:"audit_records"`
+	// Handoffs counts the ambiguous events the rule stage handed off to
+	// the sampling stage (0 with --stage inline).
+	Handoffs    int            `json:"handoffs"`
+	Attempts    int            `json:"sampling_attempts"`
+	ByPath      map[string]int `json:"by_path"`
+	ByOutcome   map[string]int `json:"by_outcome"`
+	ByType      map[string]int `json:"by_type"`
+	ByDLQReason map[string]int `json:"by_dlq_reason"`
+	ByFallback  map[string]int `json:"by_fallback_reason"`
+	DurationS   float64        `json:"duration_s"`
+	RecordsPerS float64        `json:"records_per_s"`
 	// LatencyMS is each decision's latency from its event's produce
 	// timestamp to the broker's acknowledgement of the decision, by path:
 	// the definition of triage_decision_latency_seconds and the status
@@ -103,7 +106,7 @@ func (s *Summary) Report(sampler string) Report {
 	}
 	dur := end.Sub(s.start).Seconds()
 	r := Report{
-		EventsIn: s.eventsIn, Decisions: s.decisions, DLQ: s.dlq, AuditRecords: s.audit, Attempts: s.attempts,
+		EventsIn: s.eventsIn, Decisions: s.decisions, DLQ: s.dlq, AuditRecords: s.audit, Handoffs: s.handoffs, Attempts: s.attempts,
 		ByPath: maps.Clone(s.byPath), ByOutcome: maps.Clone(s.byOutcome), ByType: maps.Clone(s.byType),
 		ByDLQReason: maps.Clone(s.byDLQ), ByFallback: maps.Clone(s.byReason),
 		DurationS: dur, LatencyMS: map[string]float64{}, DecideMS: map[string]float64{}, DecideCount: map[string]int{}, Sampler: sampler,
@@ -153,7 +156,7 @@ func (s *Summary) check(r *Report) {
 		case a.results > 1:
 			r.Duplicates += a.results - 1
 		}
-		r.AuditRead += a.auditDecisions + a.auditDeadLetters + a.auditOthers
+		r.AuditRead += a.auditDecisions + a.auditDeadLetters + a.auditHandoffs + a.auditOthers
 		// What the pipeline reported for the event is what its audit trail
 		// must hold: a decision's record and its attempts', or one
 		// dead_letter record. An event decided and dead-lettered both is
@@ -165,7 +168,10 @@ func (s *Summary) check(r *Report) {
 		if a.dead {
 			deadLetters = 1
 		}
-		if a.auditDecisions != decisions || a.auditDeadLetters != deadLetters || a.auditOthers != decisions*a.attempts {
+		// A decided event may also have one handoff record: the rule
+		// stage's, when the sampling stage decided it.
+		if a.auditDecisions != decisions || a.auditDeadLetters != deadLetters || a.auditOthers != decisions*a.attempts ||
+			a.auditHandoffs > decisions {
 			r.AuditMismatched++
 		}
 	}
@@ -196,7 +202,7 @@ func (r Report) WriteTable(w io.Writer) error {
 	fmt.Fprintf(tw, "events in\t%d\n", r.EventsIn)
 	fmt.Fprintf(tw, "decisions\t%d\n", r.Decisions)
 	fmt.Fprintf(tw, "dead-lettered\t%d\n", r.DLQ)
-	fmt.Fprintf(tw, "audit records\t%d (%d decisions + %d sampling attempts and tool calls + %d dead letters)\n", r.AuditRecords, r.Decisions, r.Attempts, r.DLQ)
+	fmt.Fprintf(tw, "audit records\t%d (%d decisions + %d sampling attempts and tool calls + %d dead letters + %d handoffs to the sampling stage)\n", r.AuditRecords, r.Decisions, r.Attempts, r.DLQ, r.Handoffs)
 	fmt.Fprintf(tw, "duration\t%.2f s (%.0f records/s)\n", r.DurationS, r.RecordsPerS)
 	fmt.Fprintf(tw, "ambiguous events decided by\t%s\n", r.Sampler)
 	writeCounts(tw, "by path", r.ByPath, r.Decisions)

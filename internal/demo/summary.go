@@ -38,11 +38,16 @@ type Summary struct {
 	// calls by tool and status.
 	tokens    map[tokenKey]*tokenCount
 	toolCalls map[string]int
+	handoffs  int // events the rule stage handed off to the sampling stage
 
 	// events holds every source record that has a result or was produced,
 	// by its position; tracked and auditRead say whether SetProduced and
 	// ReadAudit ran.
-	events    map[source]*account
+	events map[source]*account
+	// byEvent finds a decided event's source record by tenant and event
+	// id: the sampling stage's audit records carry the position of the
+	// handoff in the sampling topic, not the source's.
+	byEvent   map[string]source
 	tracked   bool
 	accounted int // produced events with at least one result
 	auditRead bool
@@ -64,8 +69,10 @@ type account struct {
 	dead     bool // the pipeline reported a dead letter for it
 	attempts int  // sampling attempts its decision reported
 	// Audit records read back from the audit topic: decision records,
-	// dead_letter records and the others (sampling attempts and tool calls).
-	auditDecisions, auditDeadLetters, auditOthers int
+	// dead_letter records, handoff records (the rule stage's, when a
+	// sampling stage decided the event) and the others (sampling
+	// attempts and tool calls).
+	auditDecisions, auditDeadLetters, auditHandoffs, auditOthers int
 }
 
 // NewSummary starts a summary; its clock starts now.
@@ -83,6 +90,7 @@ func NewSummary() *Summary {
 		tokens:    map[tokenKey]*tokenCount{},
 		toolCalls: map[string]int{},
 		events:    map[source]*account{},
+		byEvent:   map[string]source{},
 	}
 }
 
@@ -108,6 +116,11 @@ func (s *Summary) Add(r pipeline.Result) {
 	defer s.mu.Unlock()
 	s.last = time.Now()
 	s.audit += r.AuditRecords
+	if r.HandedOff {
+		// Not the event's result: the sampling stage's carries it.
+		s.handoffs++
+		return
+	}
 	s.attempts += r.SamplingAttempts
 	a := s.event(source{r.Topic, r.Partition, r.Offset})
 	a.results++
@@ -115,6 +128,7 @@ func (s *Summary) Add(r pipeline.Result) {
 		s.accounted++
 	}
 	if d := r.Decision; d != nil {
+		s.byEvent[d.TenantID+"/"+d.EventID] = source{r.Topic, r.Partition, r.Offset}
 		a.decided = true
 		a.attempts = r.SamplingAttempts
 		s.decisions++
@@ -176,6 +190,11 @@ func (s *Summary) AddAudit(r audit.Record) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	a := s.events[source{r.Topic, r.Partition, r.Offset}]
+	if a == nil && r.EventID != "" {
+		if pos, ok := s.byEvent[r.TenantID+"/"+r.EventID]; ok {
+			a = s.events[pos]
+		}
+	}
 	if a == nil || !a.produced {
 		return
 	}
@@ -184,6 +203,8 @@ func (s *Summary) AddAudit(r audit.Record) {
 		a.auditDecisions++
 	case audit.KindDeadLetter:
 		a.auditDeadLetters++
+	case audit.KindHandoff:
+		a.auditHandoffs++
 	default:
 		a.auditOthers++
 	}

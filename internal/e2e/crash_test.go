@@ -8,6 +8,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -128,8 +129,10 @@ func waitDecisions(t *testing.T, k kafka, n int64, p *testrun.Proc) {
 }
 
 // waitCommitted waits until the run's group has committed the end of every
-// input partition.
-func waitCommitted(t *testing.T, k kafka, p *testrun.Proc) {
+// input partition, and then, for up to wait, until the n events have their
+// decisions or dead letters (the sampling stage decides the handed-off
+// ones after the rule stage is done): the caller checks what is there.
+func waitCommitted(t *testing.T, k kafka, p *testrun.Proc, n int) {
 	t.Helper()
 	adm := kadm.NewClient(kafkatest.Client(t, k.brokers))
 	poll(t, "group "+k.group+" to commit the end of its topics", func() bool {
@@ -137,6 +140,12 @@ func waitCommitted(t *testing.T, k kafka, p *testrun.Proc) {
 		committed, end, err := ikafka.CommittedAndEnd(context.Background(), adm, k.group, k.transactions, k.documents)
 		return err == nil && committed == end
 	})
+	for deadline := time.Now().Add(wait); time.Now().Before(deadline); time.Sleep(time.Second) {
+		p.FailIfExited(t)
+		if decided, dlq := outputs(t, k); len(decided)+dlq >= n {
+			return
+		}
+	}
 }
 
 // TestConsumerStopAndKillLoseNothing runs the consumer binary against a
@@ -180,7 +189,7 @@ func consumerStopAndKillLoseNothing(t *testing.T, bin map[string]string, b kafka
 
 	// 3. Run to the end and stop gracefully.
 	p = consumer()
-	waitCommitted(t, k, p)
+	waitCommitted(t, k, p, n)
 	if err := p.Stop(t, syscall.SIGTERM, wait); err != nil {
 		t.Fatalf("final stop: %v", err)
 	}

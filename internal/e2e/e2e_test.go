@@ -11,11 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kgo"
 
 	"github.com/triage-dev/triage/audit"
-	ikafka "github.com/triage-dev/triage/internal/kafka"
 	"github.com/triage-dev/triage/internal/kafkatest"
 	"github.com/triage-dev/triage/internal/loadgen"
 	"github.com/triage-dev/triage/internal/testrun"
@@ -29,9 +27,9 @@ const wait = 2 * time.Minute
 const maskKey = "e2e test mask key, not a secret, 32+ bytes long"
 
 // binaries are the project's binaries, built once per test binary.
-func binaries(t *testing.T) map[string]string { return testrun.Binaries(t) }
+func binaries(t testing.TB) map[string]string { return testrun.Binaries(t) }
 
-func start(t *testing.T, name, bin string, args ...string) *testrun.Proc {
+func start(t testing.TB, name, bin string, args ...string) *testrun.Proc {
 	t.Helper()
 	return testrun.StartProc(t, name, bin, args...)
 }
@@ -43,11 +41,12 @@ type kafka struct {
 	brokers                                                 []string
 	group                                                   string
 	transactions, documents, decisions, audit, dlq, sinkDLQ string
+	sampling                                                string
 }
 
 // newKafka starts (kfake) or joins (Apache Kafka) the broker and creates the
 // run's topics, four partitions each.
-func newKafka(t *testing.T, b kafkatest.Broker) kafka {
+func newKafka(t testing.TB, b kafkatest.Broker) kafka {
 	t.Helper()
 	k := kafka{
 		brokers:      b.Seeds(t),
@@ -58,8 +57,9 @@ func newKafka(t *testing.T, b kafkatest.Broker) kafka {
 		audit:        kafkatest.Name(t, "audit"),
 		dlq:          kafkatest.Name(t, loadgen.DefaultDLQTopic),
 		sinkDLQ:      kafkatest.Name(t, "audit.dlq"),
+		sampling:     kafkatest.Name(t, "sampling.requests"),
 	}
-	kafkatest.CreateTopics(t, k.brokers, 4, k.transactions, k.documents, k.decisions, k.audit, k.dlq, k.sinkDLQ)
+	kafkatest.CreateTopics(t, k.brokers, 4, k.transactions, k.documents, k.decisions, k.audit, k.dlq, k.sinkDLQ, k.sampling)
 	return k
 }
 
@@ -68,11 +68,11 @@ func newKafka(t *testing.T, b kafkatest.Broker) kafka {
 func (k kafka) consumerArgs(extra ...string) []string {
 	return append([]string{"--brokers", strings.Join(k.brokers, ","), "--group", k.group,
 		"--topics", k.transactions + "," + k.documents, "--decisions-topic", k.decisions,
-		"--audit-topic", k.audit, "--dlq-topic", k.dlq, "--sink-dlq-topic", k.sinkDLQ}, extra...)
+		"--audit-topic", k.audit, "--dlq-topic", k.dlq, "--sink-dlq-topic", k.sinkDLQ, "--sampling-topic", k.sampling}, extra...)
 }
 
 // generator returns a generator of cfg's events for the run's input topics.
-func (k kafka) generator(t *testing.T, cfg loadgen.Config) *loadgen.Generator {
+func (k kafka) generator(t testing.TB, cfg loadgen.Config) *loadgen.Generator {
 	t.Helper()
 	cfg.Topics = map[string]string{loadgen.TypeTransaction: k.transactions, loadgen.TypeDocument: k.documents}
 	gen, err := loadgen.NewGenerator(cfg)
@@ -84,7 +84,7 @@ func (k kafka) generator(t *testing.T, cfg loadgen.Config) *loadgen.Generator {
 
 // poll waits for cond, checking every 50 ms: the processes give the test
 // nothing to block on but their output topics.
-func poll(t *testing.T, what string, cond func() bool) {
+func poll(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	testrun.Until(t, what, wait, 50*time.Millisecond, cond)
 }
@@ -190,11 +190,7 @@ func samplersJoinAndLeave(t *testing.T, bin map[string]string, b kafkatest.Broke
 	if rep.Acked != n {
 		t.Fatalf("produced %d of %d", rep.Acked, n)
 	}
-	adm := kadm.NewClient(kafkatest.Client(t, brokers))
-	poll(t, "every event to be committed", func() bool {
-		c, e, err := ikafka.CommittedAndEnd(context.Background(), adm, k.group, k.transactions, k.documents)
-		return err == nil && c == e && e == n
-	})
+	waitCommitted(t, k, consumer, n)
 	if err := consumer.Stop(t, syscall.SIGTERM, wait); err != nil {
 		t.Fatalf("consumer after SIGTERM: %v", err)
 	}

@@ -294,6 +294,11 @@ func (vf *verifier) audit(r *kgo.Record) {
 	if json.Unmarshal(r.Value, &a) != nil || !a.Kind.Terminal() {
 		return
 	}
+	if _, source := vf.partIdx[a.Topic]; !source {
+		// The sampling stage's chain: its terminal records are of the
+		// sampling topic's offsets; the source offset's is the handoff.
+		return
+	}
 	st, _ := vf.at(a.Topic, a.Partition, a.Offset)
 	if st == nil {
 		vf.v.Unmatched++

@@ -120,7 +120,11 @@ func (a *Aggregator) Add(r pipeline.Result) {
 	defer a.mu.Unlock()
 	a.win.advance(now)
 	d := r.Decision
-	if d == nil {
+	switch {
+	case r.HandedOff:
+		// The sampling stage reports the event's decision.
+		return
+	case d == nil:
 		a.totals.dlq++
 		return
 	}
