@@ -1,6 +1,7 @@
 package audit
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -53,5 +54,21 @@ func TestHashCoversLaterFields(t *testing.T) {
 	// before them computed for it (d62a56a), as chains it stored carry.
 	if want := "7663afde245ef920acb67b7ef2f7be0b6c9e743d1a1e8a671f584a75daca9777"; before != want {
 		t.Errorf("hash %s, want %s as before the fields existed", before, want)
+	}
+}
+
+// TestHashPinnedFull pins the hash of a record with every field set, long
+// strings and non-ASCII text included: the canonical encoding must not
+// change when the code computing it does, or stored chains would break.
+func TestHashPinnedFull(t *testing.T) {
+	long := strings.Repeat("résumé ", 300)
+	r := Record{AuditID: "a", Kind: KindSampling, EventID: "e", Type: "document", TenantID: "t", UserID: "u", Key: "k",
+		Path: "sampled", RuleID: "r", Outcome: "contains_pii", Reason: "why", Status: StatusOK,
+		Mode: "pull", SamplerSession: "s", ModelRequested: "m1", ModelAnswered: "m2", InputTokens: 1234, OutputTokens: -5,
+		RequestSummary: long, ResponseSummary: "ok", Tier: "high", Tool: "x", CacheKey: "c", SourceAuditID: "src", TokensEstimated: true,
+		LatencyMS: 12.345, At: time.UnixMilli(1700000000123).UTC(), Topic: "events.documents", Partition: 3, Offset: 1 << 40,
+		Consumer: "host-1", Chain: "events.documents/3", Segment: "seg", Seq: 77, PrevHash: "prev"}
+	if got, want := r.ComputeHash(), "121ae904b0542c086ab532d3c19f09fc62fe32aa26cd51562929b27daa645fe4"; got != want {
+		t.Errorf("hash %s, want %s", got, want)
 	}
 }

@@ -19,12 +19,7 @@ func (p *Pipeline) checkpoint() {
 	for _, chain := range p.chains.Unsigned() {
 		cp := audit.Checkpoint(p.cfg.Instance, time.Now())
 		p.chains.Link(chain, []*audit.Record{cp}, func() {
-			rec, err := p.auditRecord(chain, cp)
-			if err != nil {
-				p.fail(fmt.Errorf("pipeline: encode checkpoint of %s: %w", chain, err))
-				return
-			}
-			p.client().Produce(p.workCtx, rec, func(_ *kgo.Record, err error) {
+			p.client().Produce(p.workCtx, p.auditRecord(chain, cp), func(_ *kgo.Record, err error) {
 				if err != nil && p.workCtx.Err() == nil {
 					p.fail(fmt.Errorf("pipeline: produce checkpoint of %s: %w", chain, err))
 				}

@@ -1,7 +1,6 @@
 package pipeline
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -135,12 +134,7 @@ func (p *Pipeline) emitDecision(ev Event, d Decision, v Verdict, t *Ticket, took
 	d.DecidedAt = now.UTC()
 	d.LatencyMS = millis(now.Sub(ev.Produced))
 
-	value, err := json.Marshal(d)
-	if err != nil {
-		t.Abandon()
-		p.fail(fmt.Errorf("pipeline: encode decision %s: %w", ev.ID, err))
-		return
-	}
+	value := d.AppendJSON(make([]byte, 0, 384))
 	user, _ := ev.Fields["user_id"].(string)
 	trail := make([]*audit.Record, 0, len(attempts)+1)
 	for i := range attempts {
@@ -168,13 +162,7 @@ func (p *Pipeline) emitDecision(ev Event, d Decision, v Verdict, t *Ticket, took
 		recs := make([]*kgo.Record, 0, 1+len(trail))
 		recs = append(recs, &kgo.Record{Topic: p.cfg.DecisionsTopic, Key: []byte(ev.Key), Value: value})
 		for _, a := range trail {
-			rec, err := p.auditRecord(chain, a)
-			if err != nil {
-				t.Abandon()
-				p.fail(fmt.Errorf("pipeline: encode audit record for %s: %w", ev.ID, err))
-				return
-			}
-			recs = append(recs, rec)
+			recs = append(recs, p.auditRecord(chain, a))
 		}
 		p.produce(recs, t, func(latency time.Duration) Result {
 			return Result{Topic: ev.Topic, Partition: ev.Partition, Offset: ev.Offset, Decision: &d, AuditRecords: len(trail), SamplingAttempts: len(attempts), DecideTime: took, SharedCache: v.Shared, Trail: trail, Latency: latency}
@@ -237,13 +225,7 @@ func (p *Pipeline) emitDLQ(r *kgo.Record, derr *DecodeError, t *Ticket) {
 	}
 	p.trace.emitting(t, nil, 2)
 	p.emit(t, chain, []*audit.Record{dead}, func() {
-		arec, err := p.auditRecord(chain, dead)
-		if err != nil {
-			t.Abandon()
-			p.fail(fmt.Errorf("pipeline: encode dead-letter audit record for %s: %w", pos, err))
-			return
-		}
-		p.produce([]*kgo.Record{rec, arec}, t, result, r.Timestamp, func(sent *kgo.Record, err error) *kgo.Record {
+		p.produce([]*kgo.Record{rec, p.auditRecord(chain, dead)}, t, result, r.Timestamp, func(sent *kgo.Record, err error) *kgo.Record {
 			if sent != rec {
 				return nil
 			}
@@ -285,13 +267,11 @@ func (p *Pipeline) produce(recs []*kgo.Record, t *Ticket, result func(time.Durat
 }
 
 // auditRecord encodes a as a record of the audit topic keyed by its chain,
-// so that a chain sits in order in one audit partition.
-func (p *Pipeline) auditRecord(chain string, a *audit.Record) (*kgo.Record, error) {
-	v, err := json.Marshal(a)
-	if err != nil {
-		return nil, err
-	}
-	return &kgo.Record{Topic: p.cfg.AuditTopic, Key: []byte(chain), Value: v}, nil
+// so that a chain sits in order in one audit partition. The buffer is
+// sized for the record in one allocation.
+func (p *Pipeline) auditRecord(chain string, a *audit.Record) *kgo.Record {
+	v := a.AppendJSON(make([]byte, 0, 768+len(a.RequestSummary)+len(a.ResponseSummary)))
+	return &kgo.Record{Topic: p.cfg.AuditTopic, Key: []byte(chain), Value: v}
 }
 
 // ack is the promise of one produced record: the last acknowledgement of

@@ -6,8 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 	"time"
 	"unicode/utf8"
+
+	"github.com/go-json-experiment/json/jsontext"
 
 	"github.com/triage-dev/triage/rules"
 )
@@ -109,26 +112,33 @@ func Decode(set *rules.Set, value []byte) (map[string]any, *rules.Type, error) {
 // read, so an event may not carry two). The checks keep their order of
 // precedence: invalid JSON anywhere, then a value that is not an object,
 // then a repeated name.
+//
+// It runs for every record, so it reads tokens with jsontext (no
+// reflection) from a pooled decoder over the value itself (a bytes.Buffer
+// is parsed in place, not copied), and builds error strings only for
+// records that fail.
 func decodeObject(value []byte) (map[string]any, *DecodeError) {
-	dec := json.NewDecoder(bytes.NewReader(value))
-	dec.UseNumber()
-	tok, err := dec.Token()
+	d := objectDecoders.Get().(*objectDecoder)
+	defer d.release()
+	d.buf = *bytes.NewBuffer(value)
+	d.dec.Reset(&d.buf, decodeOptions...)
+	tok, err := d.dec.ReadToken()
 	if err != nil {
 		return nil, &DecodeError{ReasonInvalidJSON, err.Error()}
 	}
-	if d, ok := tok.(json.Delim); !ok || d != '{' {
+	if tok.Kind() != '{' {
 		return nil, notObject(value)
 	}
-	obj := map[string]any{}
+	obj := make(map[string]any, 16)
 	dup := ""
-	for dec.More() {
-		tok, err := dec.Token()
+	for d.dec.PeekKind() != '}' {
+		tok, err := d.dec.ReadToken()
 		if err != nil {
 			return nil, &DecodeError{ReasonInvalidJSON, err.Error()}
 		}
-		key, _ := tok.(string)
-		var v any
-		if err := dec.Decode(&v); err != nil {
+		key := tok.String()
+		v, err := readAny(&d.dec)
+		if err != nil {
 			return nil, &DecodeError{ReasonInvalidJSON, err.Error()}
 		}
 		if _, seen := obj[key]; seen && dup == "" {
@@ -136,16 +146,74 @@ func decodeObject(value []byte) (map[string]any, *DecodeError) {
 		}
 		obj[key] = v
 	}
-	if _, err := dec.Token(); err != nil { // }
+	if _, err := d.dec.ReadToken(); err != nil { // }
 		return nil, &DecodeError{ReasonInvalidJSON, err.Error()}
 	}
-	if _, err := dec.Token(); err != io.EOF {
+	if _, err := d.dec.ReadToken(); err != io.EOF {
 		return nil, &DecodeError{ReasonInvalidJSON, "trailing data after the JSON value"}
 	}
 	if dup != "" {
 		return nil, &DecodeError{ReasonDuplicateKey, fmt.Sprintf("member %q appears more than once", dup)}
 	}
 	return obj, nil
+}
+
+// decodeOptions: Decode checks UTF-8 before parsing, and finds repeated
+// names itself, after the syntax (see decodeObject's precedence).
+var decodeOptions = []jsontext.Options{jsontext.AllowInvalidUTF8(true), jsontext.AllowDuplicateNames(true)}
+
+type objectDecoder struct {
+	buf bytes.Buffer
+	dec jsontext.Decoder
+}
+
+var objectDecoders = sync.Pool{New: func() any {
+	d := new(objectDecoder)
+	d.dec.Reset(&d.buf)
+	return d
+}}
+
+// release returns d to the pool without a reference to the record.
+func (d *objectDecoder) release() {
+	d.buf = bytes.Buffer{}
+	d.dec.Reset(&d.buf)
+	objectDecoders.Put(d)
+}
+
+// readAny reads the next value as the schema expects it: numbers as
+// json.Number (their text, so that integers stay exact), nested arrays and
+// objects as encoding/json builds them (rare in events, so not worth a
+// second reader).
+func readAny(dec *jsontext.Decoder) (any, error) {
+	switch dec.PeekKind() {
+	case '0':
+		raw, err := dec.ReadValue()
+		if err != nil {
+			return nil, err
+		}
+		return json.Number(raw), nil
+	case '{', '[':
+		raw, err := dec.ReadValue()
+		if err != nil {
+			return nil, err
+		}
+		nested := json.NewDecoder(bytes.NewReader(raw))
+		nested.UseNumber()
+		var v any
+		err = nested.Decode(&v)
+		return v, err
+	}
+	tok, err := dec.ReadToken()
+	if err != nil {
+		return nil, err
+	}
+	switch tok.Kind() {
+	case '"':
+		return tok.String(), nil
+	case 't', 'f':
+		return tok.Bool(), nil
+	}
+	return nil, nil // null: every other kind is an error ReadToken returned
 }
 
 // notObject is the error of a value that does not start an object: invalid

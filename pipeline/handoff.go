@@ -104,15 +104,9 @@ func (p *Pipeline) emitHandoff(r *kgo.Record, ev Event, res rules.Result, t *Tic
 	chain := audit.ChainName(r.Topic, r.Partition)
 	p.trace.emitting(t, nil, 2)
 	p.emit(t, chain, []*audit.Record{rec}, func() {
-		arec, err := p.auditRecord(chain, rec)
-		if err != nil {
-			t.Abandon()
-			p.fail(fmt.Errorf("pipeline: encode handoff audit record for %s: %w", ev.ID, err))
-			return
-		}
 		out := &kgo.Record{Topic: p.cfg.SamplingTopic, Key: []byte(ev.Key), Value: value}
 		t.trace.inject(&out.Headers)
-		p.produce([]*kgo.Record{out, arec}, t, func(latency time.Duration) Result {
+		p.produce([]*kgo.Record{out, p.auditRecord(chain, rec)}, t, func(latency time.Duration) Result {
 			return Result{Topic: ev.Topic, Partition: ev.Partition, Offset: ev.Offset, HandedOff: true,
 				AuditRecords: 1, Trail: []*audit.Record{rec}, Latency: latency}
 		}, ev.Produced, nil)
@@ -146,7 +140,7 @@ func (p *Pipeline) handleHandoff(r *kgo.Record, tp TopicPartition) (work, bool) 
 		Fields: fields, Topic: h.Topic, Partition: h.Partition, Offset: h.Offset, Produced: time.UnixMilli(h.ProducedMS),
 	}
 	res := rules.Result{Type: typ.Name, RuleID: h.RuleID, Action: rules.ActionSample, Reason: h.Reason}
-	t.trace = p.trace.event(r, &ev, res, start, decoded)
+	t.trace = p.trace.event(r, &ev, res, start, decoded, decoded)
 	it := Item{Event: ev, Type: typ, Rule: res}
 	if p.stale(it) {
 		p.emitDecision(ev, p.fallback(it, FallbackStale), Verdict{}, t, 0)

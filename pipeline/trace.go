@@ -163,7 +163,7 @@ func (x *tracer) root(r *kgo.Record, start time.Time, attrs ...attribute.KeyValu
 
 // event traces a valid event from start; decoded is when decoding ended
 // and the rules began. Called on the poll goroutine.
-func (x *tracer) event(r *kgo.Record, ev *Event, res rules.Result, start, decoded time.Time) *eventTrace {
+func (x *tracer) event(r *kgo.Record, ev *Event, res rules.Result, start, decoded, evaluated time.Time) *eventTrace {
 	if x == nil {
 		return nil
 	}
@@ -185,9 +185,8 @@ func (x *tracer) event(r *kgo.Record, ev *Event, res rules.Result, start, decode
 	if res.Err != nil {
 		rs.SetStatus(codes.Error, res.Err.Error())
 	}
-	now := time.Now()
-	rs.End(trace.WithTimestamp(now))
-	et.queued = now
+	rs.End(trace.WithTimestamp(evaluated))
+	et.queued = time.Now()
 	return et
 }
 
