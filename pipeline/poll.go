@@ -4,8 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -302,10 +302,10 @@ func (p *Pipeline) handle(r *kgo.Record, prep *prepared) (w work, ok bool) {
 // prepare spreads over the cores. err, when not nil, is why the record is
 // dead-lettered; start and decoded time the steps for tracing.
 type prepared struct {
-	fields         map[string]any
-	typ            *rules.Type
-	err            *DecodeError
-	res            rules.Result
+	fields                    map[string]any
+	typ                       *rules.Type
+	err                       *DecodeError
+	res                       rules.Result
 	start, decoded, evaluated time.Time
 }
 
