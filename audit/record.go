@@ -3,7 +3,7 @@ package audit
 import (
 	"crypto/sha256"
 	"encoding/hex"
-	"fmt"
+	"strconv"
 	"time"
 )
 
@@ -122,7 +122,25 @@ type Record struct {
 // Each string is hashed with its length in front, so that two different
 // (tenant, event) pairs never hash the same bytes, whatever they contain.
 func ID(tenantID, eventID string, kind Kind, n int) string {
-	sum := sha256.Sum256(fmt.Appendf(nil, "%d:%s%d:%s%s\x00%d", len(tenantID), tenantID, len(eventID), eventID, kind, n))
-	h := hex.EncodeToString(sum[:16])
-	return h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
+	// The bytes are "%d:%s%d:%s%s\x00%d" of len(tenantID), tenantID,
+	// len(eventID), eventID, kind and n, appended without fmt: every
+	// decision derives one.
+	var stack [256]byte
+	b := strconv.AppendInt(stack[:0], int64(len(tenantID)), 10)
+	b = append(append(b, ':'), tenantID...)
+	b = strconv.AppendInt(b, int64(len(eventID)), 10)
+	b = append(append(b, ':'), eventID...)
+	b = append(append(b, kind...), 0)
+	b = strconv.AppendInt(b, int64(n), 10)
+	sum := sha256.Sum256(b)
+	var h [32]byte
+	hex.Encode(h[:], sum[:16])
+	var id [36]byte
+	copy(id[0:8], h[0:8])
+	copy(id[9:13], h[8:12])
+	copy(id[14:18], h[12:16])
+	copy(id[19:23], h[16:20])
+	copy(id[24:36], h[20:32])
+	id[8], id[13], id[18], id[23] = '-', '-', '-', '-'
+	return string(id[:])
 }

@@ -72,3 +72,21 @@ func TestHashPinnedFull(t *testing.T) {
 		t.Errorf("hash %s, want %s", got, want)
 	}
 }
+
+// TestIDPinned: audit ids stored before must be derived again the same
+// way, whatever code derives them (storage deduplicates on them).
+func TestIDPinned(t *testing.T) {
+	for _, c := range []struct {
+		tenant, event string
+		kind          Kind
+		want          string
+	}{
+		{"tenant-a", "ev-1", KindDecision, "0509e85b-791f-45a1-7023-c679c6e60f39"},
+		{"", "events.transactions/3@77", KindDeadLetter, "45437374-fae0-c055-082b-ceffe5a01ca7"},
+		{"ténant", "é\x00v", KindSampling, "29a97937-af86-2fdd-7b92-e4c892f23aea"},
+	} {
+		if got := ID(c.tenant, c.event, c.kind, 12); got != c.want {
+			t.Errorf("ID(%q, %q, %s, 12) = %s, want %s", c.tenant, c.event, c.kind, got, c.want)
+		}
+	}
+}

@@ -80,10 +80,12 @@ type Config struct {
 	// Metrics, when not nil, receives the pipeline's Prometheus metrics.
 	Metrics *Metrics
 	// Observe, when not nil, sees every valid event, with its type, before
-	// the rules decide it: the hook that feeds a history of recent events
-	// (sampling.History, which the LLM's tools read). It runs on the
-	// polling goroutine, so it must be quick and must not block, and it
-	// must treat the event's Fields as read-only. Records a previous owner
+	// the rules' decision is emitted: the hook that feeds a history of
+	// recent events (sampling.History, which the LLM's tools read). It runs
+	// on the goroutine taking the event's partition, in the partition's
+	// order, and several partitions' at once: it must be safe for
+	// concurrent use, quick, must not block, and must treat the event's
+	// Fields as read-only. Records a previous owner
 	// of the partition already decided are not decoded again and not
 	// observed: after a restart or a rebalance, what Observe feeds starts
 	// over from the events read since.

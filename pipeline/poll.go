@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -102,12 +103,14 @@ func (p *Pipeline) poll(ctx context.Context) {
 			return
 		}
 		p.retryStalled()
-		preps := p.prepare(fetches)
+		var parts []kgo.FetchTopicPartition
 		fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
 			p.cfg.Metrics.setLag(p.lag.fetched(fp))
-			tp := TopicPartition{fp.Topic, fp.Partition}
-			p.take(tp, fp.Records, preps[tp])
+			if len(fp.Records) > 0 {
+				parts = append(parts, fp)
+			}
 		})
+		p.takeAll(parts, p.prepare(fetches))
 		endFetch()
 		p.client().AllowRebalance()
 		if p.txn == nil && time.Since(lastCheckpoint) >= p.cfg.CommitInterval {
@@ -174,33 +177,72 @@ func (p *Pipeline) wakeOnSpace(ctx context.Context) (pollCtx context.Context, st
 	}
 }
 
+// takeAll takes the polled partitions, each on one goroutine in offset
+// order, several partitions at once: a partition's records, its offsets and
+// its audit chain are in order, and nothing orders two partitions. The
+// partitions are handed out one at a time, so that a large one does not
+// hold back a goroutine's share of small ones.
+func (p *Pipeline) takeAll(parts []kgo.FetchTopicPartition, preps map[TopicPartition][]prepared) {
+	takeOne := func(fp kgo.FetchTopicPartition) {
+		tp := TopicPartition{fp.Topic, fp.Partition}
+		p.take(tp, fp.Records, preps[tp])
+	}
+	workers := min(runtime.GOMAXPROCS(0), len(parts))
+	if workers <= 1 {
+		for _, fp := range parts {
+			takeOne(fp)
+		}
+		return
+	}
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for i := next.Add(1) - 1; i < int64(len(parts)); i = next.Add(1) - 1 {
+				takeOne(parts[i])
+			}
+		})
+	}
+	wg.Wait()
+}
+
 // take handles a partition's polled records in order, stalling the
 // partition at the first ambiguous event that does not fit in the queue.
 func (p *Pipeline) take(tp TopicPartition, recs []*kgo.Record, preps []prepared) {
 	p.stalled.mu.Lock()
-	defer p.stalled.mu.Unlock()
 	if st := p.stalled.parts[tp]; st != nil {
 		// Records fetched before the pause took effect queue up behind the
 		// stalled event; they are bounded by what one fetch returns.
 		st.rest = append(st.rest, recs...)
 		st.prep = append(st.prep, preps...)
+		p.stalled.mu.Unlock()
 		return
 	}
-	p.takeLocked(tp, recs, preps)
+	p.stalled.mu.Unlock()
+	// Other partitions' takes run meanwhile; the rebalance callbacks,
+	// which also change the stalls, wait for the poll loop.
+	if st := p.takeFrom(tp, recs, preps); st != nil {
+		p.stalled.mu.Lock()
+		p.stalled.parts[tp] = st
+		p.stalled.mu.Unlock()
+	}
 }
 
-func (p *Pipeline) takeLocked(tp TopicPartition, recs []*kgo.Record, preps []prepared) {
+// takeFrom handles recs in order until an ambiguous event does not fit in
+// the queue: it then pauses the partition and returns the stall for the
+// caller to keep.
+func (p *Pipeline) takeFrom(tp TopicPartition, recs []*kgo.Record, preps []prepared) *stall {
 	for i, r := range recs {
 		w, ok := p.handle(r, &preps[i])
 		if !ok || p.enqueue(w) {
 			continue
 		}
-		p.stalled.parts[tp] = &stall{head: w, rest: recs[i+1:], prep: preps[i+1:]}
 		p.client().PauseFetchPartitions(map[string][]int32{tp.Topic: {tp.Partition}})
 		p.cfg.Metrics.queueFull()
 		p.cfg.Metrics.pausedDelta(1)
-		return
+		return &stall{head: w, rest: recs[i+1:], prep: preps[i+1:]}
 	}
+	return nil
 }
 
 // retryStalled moves stalled events into the queue while it has room and
@@ -213,11 +255,12 @@ func (p *Pipeline) retryStalled() {
 			continue
 		}
 		delete(p.stalled.parts, tp)
-		p.takeLocked(tp, st.rest, st.prep)
-		if p.stalled.parts[tp] == nil {
+		if next := p.takeFrom(tp, st.rest, st.prep); next != nil {
+			p.stalled.parts[tp] = next
+		} else {
 			p.client().ResumeFetchPartitions(map[string][]int32{tp.Topic: {tp.Partition}})
 		}
-		p.cfg.Metrics.pausedDelta(-1) // takeLocked counted a new stall, if any
+		p.cfg.Metrics.pausedDelta(-1) // takeFrom counted a new stall, if any
 	}
 }
 

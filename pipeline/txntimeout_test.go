@@ -3,6 +3,7 @@ package pipeline_test
 import (
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -32,9 +33,9 @@ func TestTransactionTimeoutAborts(t *testing.T) {
 	// The tenth event holds the poll loop past the transaction timeout,
 	// once, with the first nine decided in the open transaction.
 	var once sync.Once
-	seen := 0
+	var seen atomic.Int32 // Observe runs on the partitions' goroutines
 	observe := func(_ *rules.Type, _ pipeline.Event) {
-		if seen++; seen == 10 {
+		if seen.Add(1) == 10 {
 			once.Do(func() { time.Sleep(2500 * time.Millisecond) })
 		}
 	}

@@ -156,13 +156,13 @@ func (f *Field) check(v any) (any, error) {
 		if err != nil {
 			return nil, err
 		}
-		return x, f.checkRange(x, strconv.FormatFloat(x, 'g', -1, 64))
+		return x, f.checkRange(x, 0, false)
 	case FieldInteger:
 		n, err := toInt(f.Name, v)
 		if err != nil {
 			return nil, err
 		}
-		return n, f.checkRange(float64(n), strconv.FormatInt(n, 10))
+		return n, f.checkRange(float64(n), n, true)
 	case FieldBool:
 		if _, ok := v.(bool); !ok {
 			return nil, f.wrongType(v)
@@ -227,14 +227,23 @@ func (f *Field) checkLen(n int, unit string) error {
 	return nil
 }
 
-func (f *Field) checkRange(x float64, text string) error {
+// checkRange checks x against the bounds; an integer field passes its
+// exact value n too, which the error's text shows. The text is built only
+// for a value out of range: every event's numbers pass through here.
+func (f *Field) checkRange(x float64, n int64, isInt bool) error {
+	text := func() string {
+		if isInt {
+			return strconv.FormatInt(n, 10)
+		}
+		return strconv.FormatFloat(x, 'g', -1, 64)
+	}
 	if f.Min != nil && x < *f.Min {
 		return &FieldError{Field: f.Name, Reason: ReasonOutOfRange,
-			Detail: text + " < min " + strconv.FormatFloat(*f.Min, 'g', -1, 64)}
+			Detail: text() + " < min " + strconv.FormatFloat(*f.Min, 'g', -1, 64)}
 	}
 	if f.Max != nil && x > *f.Max {
 		return &FieldError{Field: f.Name, Reason: ReasonOutOfRange,
-			Detail: text + " > max " + strconv.FormatFloat(*f.Max, 'g', -1, 64)}
+			Detail: text() + " > max " + strconv.FormatFloat(*f.Max, 'g', -1, 64)}
 	}
 	return nil
 }
