@@ -358,9 +358,9 @@ const prepareMin = 64
 // prepare decodes and evaluates the records of fetches, index for index
 // per partition, over up to GOMAXPROCS goroutines. Everything with an order
 // or a side effect (tracking, the history, the audit chain, producing)
-// stays with handle on the polling goroutine; decoding and the rules,
-// which are most of a rule-decided event's cost, are pure and run here in
-// parallel. The sampling stage reads handoffs, which handle decodes
+// stays with handle, which takes a partition's records in order (takeAll);
+// decoding and the rules, which are most of a rule-decided event's cost,
+// are pure and run here spread by records, whatever the partitions. The sampling stage reads handoffs, which handle decodes
 // itself.
 func (p *Pipeline) prepare(fetches kgo.Fetches) map[TopicPartition][]prepared {
 	if p.cfg.Stage == StageSampling {

@@ -56,7 +56,8 @@ type tracer struct {
 	// sampling stage.
 	rootName string
 	// batch is the span context of the fetch being handled, which the
-	// events taken from it link to. Only the poll goroutine touches it.
+	// events taken from it link to. The poll goroutine sets it before the
+	// partitions are taken and clears it after; the takes only read it.
 	batch trace.SpanContext
 }
 
@@ -162,7 +163,8 @@ func (x *tracer) root(r *kgo.Record, start time.Time, attrs ...attribute.KeyValu
 }
 
 // event traces a valid event from start; decoded is when decoding ended
-// and the rules began. Called on the poll goroutine.
+// and the rules began, evaluated when they ended. Called on the goroutine
+// taking the event's partition.
 func (x *tracer) event(r *kgo.Record, ev *Event, res rules.Result, start, decoded, evaluated time.Time) *eventTrace {
 	if x == nil {
 		return nil

@@ -31,7 +31,7 @@ type HistoryOptions struct {
 // It keeps only what an LLM may see: each event's allow-listed fields,
 // never the rest of the event, and hands them out masked as the type's
 // sampling block says (rules.Type.Masked). Masking waits until a tool
-// reads the window: Observe runs on the polling goroutine for every event,
+// reads the window: Observe runs on the consume path for every event,
 // and a keyed hash there would cost every rule decision for the few that
 // call a tool. It lives in memory only: after a restart, or when a partition
 // moves to another consumer, an entity's window starts empty and fills
