@@ -262,7 +262,11 @@ func migrate(ctx context.Context, conn driver.Conn, migrations []Migration) (Mig
 // runStatement runs st unless its When query says it is done, and reports
 // whether it ran. A guarded statement that fails once its step is done was
 // beaten to it by another migrator (two RENAMEs of one table, say): that is
-// no error.
+// no error. One that fails with UNKNOWN_TABLE while its step is still to do
+// may have run between the two halves of another migrator's RENAME (the
+// server renames one table after the other: 006's copy found no decisions
+// table so in TestMigrateConcurrently): it is tried again, for up to
+// guardRetries.
 func runStatement(ctx context.Context, conn driver.Conn, st Statement) (bool, error) {
 	if st.When != "" {
 		todo, err := holds(ctx, conn, st.When)
@@ -270,11 +274,19 @@ func runStatement(ctx context.Context, conn driver.Conn, st Statement) (bool, er
 			return false, err
 		}
 	}
-	err := conn.Exec(ctx, st.SQL)
-	if err != nil && st.When != "" && ctx.Err() == nil {
-		if todo, werr := holds(ctx, conn, st.When); werr == nil && !todo {
-			return false, nil
+	done := errors.New("done by another migrator")
+	_, err := backoff.Retry(ctx, func() (struct{}, error) {
+		err := conn.Exec(ctx, st.SQL)
+		if err == nil || st.When == "" {
+			return struct{}{}, backoff.Permanent(err)
 		}
+		if todo, werr := holds(ctx, conn, st.When); werr == nil && !todo {
+			return struct{}{}, backoff.Permanent(done)
+		}
+		return struct{}{}, retryUnknownTable(err)
+	}, backoff.WithBackOff(retry.NewBackOff(10*time.Millisecond, 500*time.Millisecond)), backoff.WithMaxElapsedTime(guardRetries))
+	if errors.Is(err, done) {
+		return false, nil
 	}
 	return err == nil, err
 }
