@@ -16,23 +16,30 @@ import (
 // BenchmarkPool measures decisions/s and per-decision latency through the
 // MCP pool with 64 items in flight: pull and push, over the in-memory
 // transport and Streamable HTTP on loopback, with an instant sampler and
-// with one that takes 100 ms (ideal: 64 / 0.1 s = 640 decisions/s).
+// with one that takes 100 ms (ideal: 64 / 0.1 s = 640 decisions/s); and
+// with one item in flight and an instant sampler, where the latency is the
+// MCP round trip's own cost per sampled decision.
 func BenchmarkPool(b *testing.B) {
-	const inFlight = 64
 	for _, bc := range []struct {
-		name    string
-		push    bool
-		http    bool
-		latency time.Duration
+		name     string
+		push     bool
+		http     bool
+		latency  time.Duration
+		inFlight int
 	}{
-		{"pull/memory/instant", false, false, 0},
-		{"pull/http/instant", false, true, 0},
-		{"push/memory/instant", true, false, 0},
-		{"push/http/instant", true, true, 0},
-		{"pull/memory/100ms", false, false, 100 * time.Millisecond},
-		{"pull/http/100ms", false, true, 100 * time.Millisecond},
-		{"push/http/100ms", true, true, 100 * time.Millisecond},
+		{"pull/memory/instant", false, false, 0, 64},
+		{"pull/http/instant", false, true, 0, 64},
+		{"push/memory/instant", true, false, 0, 64},
+		{"push/http/instant", true, true, 0, 64},
+		{"pull/memory/100ms", false, false, 100 * time.Millisecond, 64},
+		{"pull/http/100ms", false, true, 100 * time.Millisecond, 64},
+		{"push/http/100ms", true, true, 100 * time.Millisecond, 64},
+		{"pull/memory/instant/1", false, false, 0, 1},
+		{"pull/http/instant/1", false, true, 0, 1},
+		{"push/memory/instant/1", true, false, 0, 1},
+		{"push/http/instant/1", true, true, 0, 1},
 	} {
+		inFlight := bc.inFlight
 		b.Run(bc.name, func(b *testing.B) {
 			typ := paymentType(b)
 			pool := sampling.NewPool(sampling.Options{PushInFlight: inFlight, PushGrace: time.Millisecond, Logger: testLogger()})
