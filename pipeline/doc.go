@@ -5,11 +5,10 @@
 // emitters, and offset tracking that commits a record only once every record
 // at or below it has its outputs acknowledged by the broker.
 //
-// A poll's records are decoded and evaluated in parallel (pure work,
-// spread by records), then taken partition by partition on up to
-// GOMAXPROCS goroutines, each partition in offset order: tracking, the
-// audit chain (one per source partition) and producing keep a partition's
-// order, and nothing orders two partitions. Rebalances wait for the poll
+// A poll's partitions are taken on up to GOMAXPROCS goroutines, each
+// partition's records decoded, evaluated and emitted in offset order:
+// tracking, the audit chain (one per source partition) and producing keep
+// a partition's order, and nothing orders two partitions. Rebalances wait for the poll
 // loop, so no partition moves while it is being taken.
 //
 // The pipeline knows nothing of MCP or LLMs: ambiguous events go to a

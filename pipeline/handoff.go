@@ -140,7 +140,7 @@ func (p *Pipeline) handleHandoff(r *kgo.Record, tp TopicPartition) (work, bool) 
 		Fields: fields, Topic: h.Topic, Partition: h.Partition, Offset: h.Offset, Produced: time.UnixMilli(h.ProducedMS),
 	}
 	res := rules.Result{Type: typ.Name, RuleID: h.RuleID, Action: rules.ActionSample, Reason: h.Reason}
-	t.trace = p.trace.event(r, &ev, res, start, decoded, decoded)
+	t.trace = p.trace.event(r, &ev, res, start, decoded)
 	it := Item{Event: ev, Type: typ, Rule: res}
 	if p.stale(it) {
 		p.emitDecision(ev, p.fallback(it, FallbackStale), Verdict{}, t, 0)

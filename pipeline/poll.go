@@ -23,8 +23,6 @@ import (
 type stall struct {
 	head work
 	rest []*kgo.Record
-	// prep is rest's preparation, index for index (see prepare).
-	prep []prepared
 }
 
 // stalledParts are the paused partitions. The poll loop and the rebalance
@@ -110,7 +108,7 @@ func (p *Pipeline) poll(ctx context.Context) {
 				parts = append(parts, fp)
 			}
 		})
-		p.takeAll(parts, p.prepare(fetches))
+		p.takeAll(parts)
 		endFetch()
 		p.client().AllowRebalance()
 		if p.txn == nil && time.Since(lastCheckpoint) >= p.cfg.CommitInterval {
@@ -182,10 +180,9 @@ func (p *Pipeline) wakeOnSpace(ctx context.Context) (pollCtx context.Context, st
 // its audit chain are in order, and nothing orders two partitions. The
 // partitions are handed out one at a time, so that a large one does not
 // hold back a goroutine's share of small ones.
-func (p *Pipeline) takeAll(parts []kgo.FetchTopicPartition, preps map[TopicPartition][]prepared) {
+func (p *Pipeline) takeAll(parts []kgo.FetchTopicPartition) {
 	takeOne := func(fp kgo.FetchTopicPartition) {
-		tp := TopicPartition{fp.Topic, fp.Partition}
-		p.take(tp, fp.Records, preps[tp])
+		p.take(TopicPartition{fp.Topic, fp.Partition}, fp.Records)
 	}
 	workers := min(runtime.GOMAXPROCS(0), len(parts))
 	if workers <= 1 {
@@ -208,20 +205,19 @@ func (p *Pipeline) takeAll(parts []kgo.FetchTopicPartition, preps map[TopicParti
 
 // take handles a partition's polled records in order, stalling the
 // partition at the first ambiguous event that does not fit in the queue.
-func (p *Pipeline) take(tp TopicPartition, recs []*kgo.Record, preps []prepared) {
+func (p *Pipeline) take(tp TopicPartition, recs []*kgo.Record) {
 	p.stalled.mu.Lock()
 	if st := p.stalled.parts[tp]; st != nil {
 		// Records fetched before the pause took effect queue up behind the
 		// stalled event; they are bounded by what one fetch returns.
 		st.rest = append(st.rest, recs...)
-		st.prep = append(st.prep, preps...)
 		p.stalled.mu.Unlock()
 		return
 	}
 	p.stalled.mu.Unlock()
 	// Other partitions' takes run meanwhile; the rebalance callbacks,
 	// which also change the stalls, wait for the poll loop.
-	if st := p.takeFrom(tp, recs, preps); st != nil {
+	if st := p.takeFrom(tp, recs); st != nil {
 		p.stalled.mu.Lock()
 		p.stalled.parts[tp] = st
 		p.stalled.mu.Unlock()
@@ -231,16 +227,16 @@ func (p *Pipeline) take(tp TopicPartition, recs []*kgo.Record, preps []prepared)
 // takeFrom handles recs in order until an ambiguous event does not fit in
 // the queue: it then pauses the partition and returns the stall for the
 // caller to keep.
-func (p *Pipeline) takeFrom(tp TopicPartition, recs []*kgo.Record, preps []prepared) *stall {
+func (p *Pipeline) takeFrom(tp TopicPartition, recs []*kgo.Record) *stall {
 	for i, r := range recs {
-		w, ok := p.handle(r, &preps[i])
+		w, ok := p.handle(r)
 		if !ok || p.enqueue(w) {
 			continue
 		}
 		p.client().PauseFetchPartitions(map[string][]int32{tp.Topic: {tp.Partition}})
 		p.cfg.Metrics.queueFull()
 		p.cfg.Metrics.pausedDelta(1)
-		return &stall{head: w, rest: recs[i+1:], prep: preps[i+1:]}
+		return &stall{head: w, rest: recs[i+1:]}
 	}
 	return nil
 }
@@ -255,7 +251,7 @@ func (p *Pipeline) retryStalled() {
 			continue
 		}
 		delete(p.stalled.parts, tp)
-		if next := p.takeFrom(tp, st.rest, st.prep); next != nil {
+		if next := p.takeFrom(tp, st.rest); next != nil {
 			p.stalled.parts[tp] = next
 		} else {
 			p.client().ResumeFetchPartitions(map[string][]int32{tp.Topic: {tp.Partition}})
@@ -273,10 +269,10 @@ func (p *Pipeline) enqueue(w work) bool {
 	}
 }
 
-// handle takes one record, decoded and evaluated by prepare, through the
-// rest. Decided and invalid records are emitted at once; for an ambiguous
-// event it returns the tracked work to enqueue, and ok.
-func (p *Pipeline) handle(r *kgo.Record, prep *prepared) (w work, ok bool) {
+// handle takes one record through decode and rules. Decided and invalid
+// records are emitted at once; for an ambiguous event it returns the tracked
+// work to enqueue, and ok.
+func (p *Pipeline) handle(r *kgo.Record) (w work, ok bool) {
 	p.cfg.Metrics.consumed(r.Topic)
 	tp := TopicPartition{r.Topic, r.Partition}
 	inherited, below := p.offsets.Decided(tp, r.Offset)
@@ -298,13 +294,19 @@ func (p *Pipeline) handle(r *kgo.Record, prep *prepared) (w work, ok bool) {
 	if p.cfg.Stage == StageSampling {
 		return p.handleHandoff(r, tp)
 	}
-	fields, typ, start, decoded := prep.fields, prep.typ, prep.start, prep.decoded
-	if prep.err != nil {
+	set := p.cfg.Rules.Current()
+	start := p.trace.clock()
+	fields, typ, err := Decode(set, r.Value)
+	if allowed := p.cfg.TopicTypes[r.Topic]; err == nil && len(allowed) > 0 && !slices.Contains(allowed, typ.Name) {
+		err = &DecodeError{ReasonWrongTopic, fmt.Sprintf("type %q is not one the topic carries (%s)", typ.Name, strings.Join(allowed, ", "))}
+	}
+	if err != nil {
 		t := p.offsets.Track(tp, r.Offset, r.LeaderEpoch)
-		t.trace = p.trace.deadLetter(r, prep.err, start)
-		p.emitDLQ(r, prep.err, t)
+		t.trace = p.trace.deadLetter(r, err.(*DecodeError), start)
+		p.emitDLQ(r, err.(*DecodeError), t)
 		return work{}, false
 	}
+	decoded := p.trace.clock()
 	ev := Event{
 		ID:        str(fields["event_id"]),
 		Type:      typ.Name,
@@ -319,7 +321,7 @@ func (p *Pipeline) handle(r *kgo.Record, prep *prepared) (w work, ok bool) {
 	if p.cfg.Observe != nil {
 		p.cfg.Observe(typ, ev)
 	}
-	res := prep.res
+	res := set.Eval(typ.Name, fields)
 	if p.cfg.AllLLM {
 		res = rules.Result{Type: typ.Name, RuleID: AllLLMRuleID, Action: rules.ActionSample, Reason: "every event to the LLM (--all-llm)"}
 	}
@@ -328,7 +330,7 @@ func (p *Pipeline) handle(r *kgo.Record, prep *prepared) (w work, ok bool) {
 		p.log.Warn("rule error; event goes to sampling", "type", typ.Name, "rule", res.RuleID, "event_id", ev.ID, "err", res.Err)
 	}
 	t := p.offsets.Track(tp, r.Offset, r.LeaderEpoch)
-	t.trace = p.trace.event(r, &ev, res, start, decoded, prep.evaluated)
+	t.trace = p.trace.event(r, &ev, res, start, decoded)
 	if res.Action != rules.ActionSample {
 		p.emitDecision(ev, Decision{Outcome: res.Action, Path: PathRule, RuleID: res.RuleID, Reason: res.Reason}, Verdict{}, t, 0)
 		return work{}, false
@@ -338,108 +340,6 @@ func (p *Pipeline) handle(r *kgo.Record, prep *prepared) (w work, ok bool) {
 		return work{}, false
 	}
 	return work{item: Item{Event: ev, Type: typ, Rule: res}, ticket: t}, true
-}
-
-// prepared is a record decoded and evaluated ahead of the polling
-// goroutine taking it in order: the pure part of the rule path, which
-// prepare spreads over the cores. err, when not nil, is why the record is
-// dead-lettered; start and decoded time the steps for tracing.
-type prepared struct {
-	fields                    map[string]any
-	typ                       *rules.Type
-	err                       *DecodeError
-	res                       rules.Result
-	start, decoded, evaluated time.Time
-}
-
-// prepareMin is the fewest records worth a goroutine of their own.
-const prepareMin = 64
-
-// prepare decodes and evaluates the records of fetches, index for index
-// per partition, over up to GOMAXPROCS goroutines. Everything with an order
-// or a side effect (tracking, the history, the audit chain, producing)
-// stays with handle, which takes a partition's records in order (takeAll);
-// decoding and the rules, which are most of a rule-decided event's cost,
-// are pure and run here spread by records, whatever the partitions. The sampling stage reads handoffs, which handle decodes
-// itself.
-func (p *Pipeline) prepare(fetches kgo.Fetches) map[TopicPartition][]prepared {
-	if p.cfg.Stage == StageSampling {
-		preps := map[TopicPartition][]prepared{}
-		fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
-			preps[TopicPartition{fp.Topic, fp.Partition}] = make([]prepared, len(fp.Records))
-		})
-		return preps
-	}
-	set := p.cfg.Rules.Current()
-	type span struct {
-		recs []*kgo.Record
-		out  []prepared
-	}
-	var spans []span
-	total := 0
-	preps := map[TopicPartition][]prepared{}
-	fetches.EachPartition(func(fp kgo.FetchTopicPartition) {
-		out := make([]prepared, len(fp.Records))
-		preps[TopicPartition{fp.Topic, fp.Partition}] = out
-		spans = append(spans, span{fp.Records, out})
-		total += len(fp.Records)
-	})
-	// Cut the records into one contiguous share per goroutine.
-	workers := min(runtime.GOMAXPROCS(0), total/prepareMin)
-	if workers <= 1 {
-		for _, sp := range spans {
-			for i, r := range sp.recs {
-				p.prepareOne(set, r, &sp.out[i])
-			}
-		}
-		return preps
-	}
-	per := (total + workers - 1) / workers
-	var wg sync.WaitGroup
-	var share []span
-	n := 0
-	flush := func() {
-		job := share
-		share, n = nil, 0
-		wg.Go(func() {
-			for _, sp := range job {
-				for i, r := range sp.recs {
-					p.prepareOne(set, r, &sp.out[i])
-				}
-			}
-		})
-	}
-	for _, sp := range spans {
-		for len(sp.recs) > 0 {
-			k := min(len(sp.recs), per-n)
-			share = append(share, span{sp.recs[:k], sp.out[:k]})
-			sp.recs, sp.out, n = sp.recs[k:], sp.out[k:], n+k
-			if n == per {
-				flush()
-			}
-		}
-	}
-	if n > 0 {
-		flush()
-	}
-	wg.Wait()
-	return preps
-}
-
-func (p *Pipeline) prepareOne(set *rules.Set, r *kgo.Record, out *prepared) {
-	out.start = p.trace.clock()
-	fields, typ, err := Decode(set, r.Value)
-	if allowed := p.cfg.TopicTypes[r.Topic]; err == nil && len(allowed) > 0 && !slices.Contains(allowed, typ.Name) {
-		err = &DecodeError{ReasonWrongTopic, fmt.Sprintf("type %q is not one the topic carries (%s)", typ.Name, strings.Join(allowed, ", "))}
-	}
-	if err != nil {
-		out.err = err.(*DecodeError)
-		return
-	}
-	out.decoded = p.trace.clock()
-	out.fields, out.typ = fields, typ
-	out.res = set.Eval(typ.Name, fields)
-	out.evaluated = p.trace.clock()
 }
 
 // Paused returns the partitions whose fetching is paused because the

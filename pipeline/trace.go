@@ -163,9 +163,9 @@ func (x *tracer) root(r *kgo.Record, start time.Time, attrs ...attribute.KeyValu
 }
 
 // event traces a valid event from start; decoded is when decoding ended
-// and the rules began, evaluated when they ended. Called on the goroutine
-// taking the event's partition.
-func (x *tracer) event(r *kgo.Record, ev *Event, res rules.Result, start, decoded, evaluated time.Time) *eventTrace {
+// and the rules began. Called on the goroutine taking the event's
+// partition.
+func (x *tracer) event(r *kgo.Record, ev *Event, res rules.Result, start, decoded time.Time) *eventTrace {
 	if x == nil {
 		return nil
 	}
@@ -187,8 +187,9 @@ func (x *tracer) event(r *kgo.Record, ev *Event, res rules.Result, start, decode
 	if res.Err != nil {
 		rs.SetStatus(codes.Error, res.Err.Error())
 	}
-	rs.End(trace.WithTimestamp(evaluated))
-	et.queued = time.Now()
+	now := time.Now()
+	rs.End(trace.WithTimestamp(now))
+	et.queued = now
 	return et
 }
 

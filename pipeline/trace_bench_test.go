@@ -39,7 +39,7 @@ func BenchmarkTraceRuleEvent(b *testing.B) {
 				start := x.clock()
 				decoded := x.clock()
 				t := &Ticket{}
-				t.trace = x.event(r, &ev, res, start, decoded, x.clock())
+				t.trace = x.event(r, &ev, res, start, decoded)
 				x.emitting(t, &d, 2)
 				x.acked(t, true)
 			}
@@ -57,7 +57,7 @@ func TestTracerOffIsFree(t *testing.T) {
 	allocs := testing.AllocsPerRun(100, func() {
 		start := x.clock()
 		tk := &Ticket{}
-		tk.trace = x.event(r, &ev, rules.Result{}, start, x.clock(), x.clock())
+		tk.trace = x.event(r, &ev, rules.Result{}, start, x.clock())
 		x.emitting(tk, &d, 2)
 		x.acked(tk, true)
 		x.fetch(nil)()
