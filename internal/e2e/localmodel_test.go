@@ -84,6 +84,14 @@ func localModelDecides(t *testing.T, k kafka, consumer *testrun.Proc, mode, mode
 		c, e, err := ikafka.CommittedAndEnd(context.Background(), adm, k.group, k.transactions, k.documents)
 		return err == nil && c == e && e == localModelEvents
 	})
+	// The rule stage has handed every event off by now; the sampling
+	// stage decides them at the model's pace. SIGTERM before that would
+	// leave the drain timeout to a model that takes seconds an answer.
+	testrun.Until(t, "every event to be decided", localModelWait, time.Second, func() bool {
+		consumer.FailIfExited(t)
+		decided, dlq := outputs(t, k)
+		return len(decided)+dlq >= localModelEvents
+	})
 	if err := consumer.Stop(t, syscall.SIGTERM, wait); err != nil {
 		t.Fatalf("consumer after SIGTERM: %v", err)
 	}
