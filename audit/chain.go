@@ -203,6 +203,10 @@ func (r *Record) ComputeHash() string {
 		str(r.SourceAuditID)
 		str(strconv.FormatBool(r.TokensEstimated))
 	}
+	if r.Channel != "" || r.Caller != "" {
+		str(r.Channel)
+		str(r.Caller)
+	}
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
 }

@@ -20,6 +20,9 @@ type Decision struct {
 	// Tier is the risk tier of a sampled, cached or fallback decision, as
 	// the rules file's tiers: name it; empty when the file has none.
 	Tier string `json:"tier,omitempty"`
+	// Score is the model's confidence in a sampled or cached decision's
+	// outcome, 0 to 1, when its answer gave one.
+	Score *float64 `json:"score,omitempty"`
 	// LatencyMS runs from the event's produce timestamp to the decision.
 	LatencyMS float64   `json:"latency_ms"`
 	DecidedAt time.Time `json:"decided_at"`

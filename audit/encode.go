@@ -28,6 +28,9 @@ func (d *Decision) AppendJSON(b []byte) []byte {
 	w.strOmit("reason", d.Reason)
 	w.strOmit("model", d.Model)
 	w.strOmit("tier", d.Tier)
+	if d.Score != nil {
+		w.float("score", *d.Score)
+	}
 	w.float("latency_ms", d.LatencyMS)
 	w.time("decided_at", d.DecidedAt)
 	return append(w.b, '}')
@@ -64,6 +67,8 @@ func (r *Record) AppendJSON(b []byte) []byte {
 		w.name("tokens_estimated")
 		w.b = append(w.b, "true"...)
 	}
+	w.strOmit("channel", r.Channel)
+	w.strOmit("caller", r.Caller)
 	w.float("latency_ms", r.LatencyMS)
 	w.time("at", r.At)
 	w.str("topic", r.Topic)

@@ -25,7 +25,7 @@ const (
 	path, rule_id, outcome, reason, status, mode, sampler_session, model_requested, model_answered,
 	input_tokens, output_tokens, request_summary, response_summary, latency_ms, at_ms,
 	topic, partition, offset, consumer, chain, segment, seq, prev_hash, hash,
-	tier, tool, cache_key, source_audit_id, tokens_estimated)`
+	tier, tool, cache_key, source_audit_id, tokens_estimated, channel, caller)`
 	insertDecisionsSQL = `INSERT INTO decisions (event_id, type, tenant_id, key, outcome, path,
 	rule_id, reason, model, latency_ms, decided_ms, tier)`
 )
@@ -116,7 +116,7 @@ func insertAudit(ctx context.Context, conn driver.Conn, recs []Record) error {
 			r.Path, r.RuleID, r.Outcome, r.Reason, string(r.Status), r.Mode, r.SamplerSession, r.ModelRequested, r.ModelAnswered,
 			r.InputTokens, r.OutputTokens, r.RequestSummary, r.ResponseSummary, r.LatencyMS, r.At.UnixMilli(),
 			r.Topic, r.Partition, r.Offset, r.Consumer, r.Chain, r.Segment, r.Seq, r.PrevHash, r.Hash,
-			r.Tier, r.Tool, r.CacheKey, r.SourceAuditID, boolUInt8(r.TokensEstimated)); err != nil {
+			r.Tier, r.Tool, r.CacheKey, r.SourceAuditID, boolUInt8(r.TokensEstimated), r.Channel, r.Caller); err != nil {
 			_ = b.Abort()
 			return fmt.Errorf("audit: insert audit rows: %w", err)
 		}

@@ -31,6 +31,17 @@ const (
 // offset below the group's committed offset has exactly one.
 func (k Kind) Terminal() bool { return k == KindDecision || k == KindDeadLetter || k == KindHandoff }
 
+// Channels of synchronous decisions (Record.Channel).
+const (
+	ChannelMCP  = "mcp"
+	ChannelHTTP = "http"
+)
+
+// SyncChain names the hash chain of the synchronous decisions one consumer
+// instance makes on a channel, "channel@instance": they have no source
+// partition, and the instance is their only writer.
+func SyncChain(channel, instance string) string { return channel + "@" + instance }
+
 // Status is the result of the audited step.
 type Status string
 
@@ -88,6 +99,12 @@ type Record struct {
 	// TokensEstimated says the token counts are estimated from the text's
 	// length because the sampler reported none.
 	TokensEstimated bool `json:"tokens_estimated,omitempty"`
+	// Channel is how a synchronous decision was asked for: ChannelMCP (the
+	// decide tool) or ChannelHTTP (POST /v1/decide); empty for an event
+	// read from a topic. Caller names who asked: the HTTP token's name, or
+	// the MCP client and session.
+	Channel string `json:"channel,omitempty"`
+	Caller  string `json:"caller,omitempty"`
 
 	LatencyMS float64 `json:"latency_ms"`
 	// At has millisecond precision, which is what storage keeps exactly, so

@@ -23,7 +23,7 @@ const selectAuditColumns = `audit_id, kind, event_id, type, tenant_id, user_id, 
 	path, rule_id, outcome, reason, status, mode, sampler_session, model_requested, model_answered,
 	input_tokens, output_tokens, request_summary, response_summary, latency_ms, at_ms,
 	topic, partition, offset, consumer, chain, segment, seq, prev_hash, hash,
-	tier, tool, cache_key, source_audit_id, tokens_estimated`
+	tier, tool, cache_key, source_audit_id, tokens_estimated, channel, caller`
 
 // VerifyTable recomputes every hash chain stored in the audit table of
 // conn's database, checks the checkpoints' signatures when signer is not
@@ -139,7 +139,7 @@ func scanRecord(rows driver.Rows) (Record, error) {
 		&r.Path, &r.RuleID, &r.Outcome, &r.Reason, &status, &r.Mode, &r.SamplerSession, &r.ModelRequested, &r.ModelAnswered,
 		&r.InputTokens, &r.OutputTokens, &r.RequestSummary, &r.ResponseSummary, &r.LatencyMS, &atMS,
 		&r.Topic, &r.Partition, &r.Offset, &r.Consumer, &r.Chain, &r.Segment, &r.Seq, &r.PrevHash, &r.Hash,
-		&r.Tier, &r.Tool, &r.CacheKey, &r.SourceAuditID, &estimated, &linked)
+		&r.Tier, &r.Tool, &r.CacheKey, &r.SourceAuditID, &estimated, &r.Channel, &r.Caller, &linked)
 	r.Kind, r.Status, r.At = Kind(kind), Status(status), time.UnixMilli(atMS).UTC()
 	r.TokensEstimated = estimated != 0
 	return r, err

@@ -27,6 +27,10 @@ type Item struct {
 	// in front of another (sampling.Guard) already rendered it, so that
 	// the one behind does not render it again; nil means render it.
 	Prompt *rules.Prompt
+	// Caller names who asked for a synchronous decision (see Sync); empty
+	// for an event read from a topic. The guards limit callers as they
+	// limit users.
+	Caller string
 }
 
 // Verdict is a Decider's answer for one item.
@@ -40,6 +44,8 @@ type Verdict struct {
 	// Tier is the risk tier that chose the request's model preferences
 	// (rules.Prompt.Tier); the decision carries it.
 	Tier string
+	// Score is the answer's confidence in Outcome (0 to 1), if it gave one.
+	Score *float64
 	// CacheKey is the result cache's key of a sampled or cached verdict,
 	// and SourceAuditID, on a cached one, the audit_id of the sampled
 	// decision it reuses; the decision's audit record carries both.

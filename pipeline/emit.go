@@ -75,11 +75,11 @@ func (p *Pipeline) decide(w work) {
 	}
 	if p.stale(it) {
 		// It waited its type's max_age out in the queue.
-		p.emitDecision(it.Event, p.fallback(it, FallbackStale), Verdict{}, w.ticket, 0)
+		p.emitDecision(it.Event, fallback(it, FallbackStale), Verdict{}, w.ticket, 0)
 		return
 	}
 	if p.cfg.Decider == nil {
-		p.emitDecision(it.Event, p.fallback(it, FallbackNoSampler), Verdict{}, w.ticket, 0)
+		p.emitDecision(it.Event, fallback(it, FallbackNoSampler), Verdict{}, w.ticket, 0)
 		return
 	}
 	ctx, span := p.trace.deciding(p.workCtx, w.ticket)
@@ -94,22 +94,31 @@ func (p *Pipeline) decide(w work) {
 		p.trace.abandoned(w.ticket, "shutdown: handed back undecided")
 		return
 	}
+	d, v := settle(it, v, err)
+	if d.Path == PathFallback {
+		p.log.Debug("fallback", "event_id", it.Event.ID, "reason", d.Reason, "err", err)
+	}
+	p.emitDecision(it.Event, d, v, w.ticket, took)
+}
+
+// settle turns a Decider's answer for it into its decision: the verdict's,
+// or the type's fallback when the Decider failed or answered an outcome
+// the type does not have. The verdict returned is what the decision's
+// audit trail records: on a fallback, only the attempts made.
+func settle(it Item, v Verdict, err error) (Decision, Verdict) {
 	if err == nil && !slices.Contains(it.Type.Outcomes, v.Outcome) {
 		err = fmt.Errorf("pipeline: decider answered outcome %q, not one of %v: %w", v.Outcome, it.Type.Outcomes, errInvalidOutcome)
 	}
 	if err != nil {
-		d := p.fallback(it, FallbackReason(err))
+		d := fallback(it, FallbackReason(err))
 		d.Tier = v.Tier
-		p.log.Debug("fallback", "event_id", it.Event.ID, "reason", d.Reason, "err", err)
-		p.emitDecision(it.Event, d, Verdict{Attempts: v.Attempts}, w.ticket, took)
-		return
+		return d, Verdict{Attempts: v.Attempts}
 	}
 	path := v.Path
 	if path == "" {
 		path = PathSampled
 	}
-	d := Decision{Outcome: v.Outcome, Path: path, RuleID: it.Rule.RuleID, Reason: v.Reason, Model: v.Model, Tier: v.Tier}
-	p.emitDecision(it.Event, d, v, w.ticket, took)
+	return Decision{Outcome: v.Outcome, Path: path, RuleID: it.Rule.RuleID, Reason: v.Reason, Model: v.Model, Tier: v.Tier, Score: v.Score}, v
 }
 
 var errInvalidOutcome = &reasonError{FallbackInvalid}
@@ -119,7 +128,7 @@ type reasonError struct{ reason string }
 func (e *reasonError) Error() string          { return e.reason }
 func (e *reasonError) FallbackReason() string { return e.reason }
 
-func (p *Pipeline) fallback(it Item, reason string) Decision {
+func fallback(it Item, reason string) Decision {
 	return Decision{Outcome: it.Type.Fallback, Path: PathFallback, RuleID: it.Rule.RuleID, Reason: reason}
 }
 
@@ -128,29 +137,9 @@ func (p *Pipeline) fallback(it Item, reason string) Decision {
 // audit record (with v's cache key and source); the ticket is done when the
 // broker has acknowledged all of them. took is the Decider's time.
 func (p *Pipeline) emitDecision(ev Event, d Decision, v Verdict, t *Ticket, took time.Duration) {
-	attempts := v.Attempts
-	now := time.Now()
-	d.EventID, d.Type, d.TenantID, d.Key = ev.ID, ev.Type, ev.TenantID, ev.Key
-	d.DecidedAt = now.UTC()
-	d.LatencyMS = millis(now.Sub(ev.Produced))
-
-	value := d.AppendJSON(make([]byte, 0, 384))
 	user, _ := ev.Fields["user_id"].(string)
-	trail := make([]*audit.Record, 0, len(attempts)+1)
-	for i := range attempts {
-		a := attempts[i]
-		a.AuditID = audit.ID(ev.TenantID, ev.ID, a.Kind, i)
-		p.fillAudit(&a, ev, user, t)
-		trail = append(trail, &a)
-	}
-	dec := &audit.Record{
-		AuditID: audit.ID(ev.TenantID, ev.ID, audit.KindDecision, 0), Kind: audit.KindDecision,
-		Path: d.Path, RuleID: d.RuleID, Outcome: d.Outcome, Reason: d.Reason, Status: decisionStatus(d),
-		ModelAnswered: d.Model, LatencyMS: d.LatencyMS, At: d.DecidedAt, Tier: d.Tier,
-		CacheKey: v.CacheKey, SourceAuditID: v.SourceAuditID,
-	}
-	p.fillAudit(dec, ev, user, t)
-	trail = append(trail, dec)
+	value, trail := decisionOutputs(ev, &d, v, time.Now(), func(a *audit.Record) { p.fillAudit(a, ev, user, t) })
+	attempts := v.Attempts
 	p.trace.emitting(t, &d, 1+len(trail))
 
 	// The audit records join the hash chain of the partition the member
@@ -168,6 +157,34 @@ func (p *Pipeline) emitDecision(ev Event, d Decision, v Verdict, t *Ticket, took
 			return Result{Topic: ev.Topic, Partition: ev.Partition, Offset: ev.Offset, Decision: &d, AuditRecords: len(trail), SamplingAttempts: len(attempts), DecideTime: took, SharedCache: v.Shared, Trail: trail, Latency: latency}
 		}, ev.Produced, nil)
 	})
+}
+
+// decisionOutputs completes d from ev, decided at now, and builds what an
+// event's decision leaves: the decision record's value and the audit
+// trail, the records of v's sampling attempts and tool calls then the
+// decision's own (with v's cache key and source). fill sets each audit
+// record's event and position fields. Streamed and synchronous decisions
+// share it, so that both leave the same records.
+func decisionOutputs(ev Event, d *Decision, v Verdict, now time.Time, fill func(*audit.Record)) ([]byte, []*audit.Record) {
+	d.EventID, d.Type, d.TenantID, d.Key = ev.ID, ev.Type, ev.TenantID, ev.Key
+	d.DecidedAt = now.UTC()
+	d.LatencyMS = millis(now.Sub(ev.Produced))
+	value := d.AppendJSON(make([]byte, 0, 384))
+	trail := make([]*audit.Record, 0, len(v.Attempts)+1)
+	for i := range v.Attempts {
+		a := v.Attempts[i]
+		a.AuditID = audit.ID(ev.TenantID, ev.ID, a.Kind, i)
+		fill(&a)
+		trail = append(trail, &a)
+	}
+	dec := &audit.Record{
+		AuditID: audit.ID(ev.TenantID, ev.ID, audit.KindDecision, 0), Kind: audit.KindDecision,
+		Path: d.Path, RuleID: d.RuleID, Outcome: d.Outcome, Reason: d.Reason, Status: decisionStatus(*d),
+		ModelAnswered: d.Model, LatencyMS: d.LatencyMS, At: d.DecidedAt, Tier: d.Tier,
+		CacheKey: v.CacheKey, SourceAuditID: v.SourceAuditID,
+	}
+	fill(dec)
+	return value, append(trail, dec)
 }
 
 // decisionStatus is the status of a decision's audit record: ok for a
@@ -270,8 +287,12 @@ func (p *Pipeline) produce(recs []*kgo.Record, t *Ticket, result func(time.Durat
 // so that a chain sits in order in one audit partition. The buffer is
 // sized for the record in one allocation.
 func (p *Pipeline) auditRecord(chain string, a *audit.Record) *kgo.Record {
+	return auditRecord(p.cfg.AuditTopic, chain, a)
+}
+
+func auditRecord(topic, chain string, a *audit.Record) *kgo.Record {
 	v := a.AppendJSON(make([]byte, 0, 768+len(a.RequestSummary)+len(a.ResponseSummary)))
-	return &kgo.Record{Topic: p.cfg.AuditTopic, Key: []byte(chain), Value: v}
+	return &kgo.Record{Topic: topic, Key: []byte(chain), Value: v}
 }
 
 // ack is the promise of one produced record: the last acknowledgement of

@@ -143,7 +143,7 @@ func (p *Pipeline) handleHandoff(r *kgo.Record, tp TopicPartition) (work, bool) 
 	t.trace = p.trace.event(r, &ev, res, start, decoded)
 	it := Item{Event: ev, Type: typ, Rule: res}
 	if p.stale(it) {
-		p.emitDecision(ev, p.fallback(it, FallbackStale), Verdict{}, t, 0)
+		p.emitDecision(ev, fallback(it, FallbackStale), Verdict{}, t, 0)
 		return work{}, false
 	}
 	return work{item: it, ticket: t}, true

@@ -176,8 +176,7 @@ func (c *Config) setDefaults() {
 		c.RevokeTimeout = 20 * time.Second
 	}
 	if c.Instance == "" {
-		host, _ := os.Hostname()
-		c.Instance = fmt.Sprintf("%s-%d", host, os.Getpid())
+		c.Instance = defaultInstance()
 	}
 	if c.Delivery == "" {
 		c.Delivery = DeliveryExactlyOnce
@@ -197,6 +196,12 @@ func (c *Config) setDefaults() {
 	if c.Logger == nil {
 		c.Logger = slog.Default()
 	}
+}
+
+// defaultInstance names this process: host-pid.
+func defaultInstance() string {
+	host, _ := os.Hostname()
+	return fmt.Sprintf("%s-%d", host, os.Getpid())
 }
 
 // Pipeline is one member of the consumer group running the decision loop.

@@ -51,6 +51,12 @@ type Limit struct {
 	// field) within the tenant; 0 means no limit.
 	UserRate  float64
 	UserBurst int
+	// CallerRate and CallerBurst are the same per caller of the
+	// synchronous channels (an HTTP token, an MCP client: pipeline.Item's
+	// Caller) within the tenant; 0 means no limit. Streamed events have
+	// no caller.
+	CallerRate  float64
+	CallerBurst int
 	// Tokens bounds one tenant's tokens (input and output, as samplers
 	// report them) per BudgetWindow; 0 means no bound.
 	Tokens int64
@@ -99,7 +105,7 @@ const (
 var (
 	guardKeys  = []string{"cache", "budget_window", "global_tokens", "limits", "tenants"}
 	cacheKeys  = []string{"ttl", "max_entries", "max_bytes"}
-	limitKeys  = []string{"tenant", "type", "rate", "burst", "user_rate", "user_burst", "tokens"}
+	limitKeys  = []string{"tenant", "type", "rate", "burst", "user_rate", "user_burst", "caller_rate", "caller_burst", "tokens"}
 	tenantKeys = []string{"llm", "regions"}
 )
 
@@ -180,20 +186,25 @@ func (p *parser) limits(s *Set, n *yaml.Node) {
 				if l.Type, _ = p.str(v, w, what); l.Type != "" && s.types[l.Type] == nil {
 					p.fail(v, w, "%s: no type %q", what, l.Type)
 				}
-			case "rate", "user_rate":
+			case "rate", "user_rate", "caller_rate":
 				x, ok := p.number(v, w, what)
 				if ok && x < 0 {
 					p.fail(v, w, "%s: want 0 or more, got %g", what, x)
 				}
-				if key == "rate" {
+				switch key {
+				case "rate":
 					l.Rate = x
-				} else {
+				case "user_rate":
 					l.UserRate = x
+				default:
+					l.CallerRate = x
 				}
 			case "burst":
 				l.Burst = p.count(v, w, what)
 			case "user_burst":
 				l.UserBurst = p.count(v, w, what)
+			case "caller_burst":
+				l.CallerBurst = p.count(v, w, what)
 			case "tokens":
 				l.Tokens = int64(p.count(v, w, what))
 			}
@@ -204,6 +215,9 @@ func (p *parser) limits(s *Set, n *yaml.Node) {
 		}
 		if l.UserRate > 0 && l.UserBurst == 0 {
 			l.UserBurst = max(1, int(l.UserRate))
+		}
+		if l.CallerRate > 0 && l.CallerBurst == 0 {
+			l.CallerBurst = max(1, int(l.CallerRate))
 		}
 		s.guards.Limits = append(s.guards.Limits, l)
 	}

@@ -389,3 +389,77 @@ func quoteCut(s string, n int) string {
 	}
 	return strconv.Quote(cutString(s, n)) + "…"
 }
+
+// JSONSchema describes an event of the type as a JSON Schema object (draft
+// 2020-12): what the synchronous APIs publish as their input (the decide
+// tool's input schema, the OpenAPI document). Validate stays the judge:
+// the schema is its documentation, and patterns are RE2, which JSON Schema
+// readers take as ECMA-262 (the same for the usual expressions).
+func (t *Type) JSONSchema() map[string]any {
+	props := map[string]any{}
+	var required []string
+	for _, f := range t.Fields {
+		props[f.Name] = f.jsonSchema()
+		if f.Required {
+			required = append(required, f.Name)
+		}
+	}
+	props["type"] = map[string]any{"const": t.Name}
+	return map[string]any{"type": "object", "title": t.Name, "properties": props, "required": required}
+}
+
+func (f *Field) jsonSchema() map[string]any {
+	s := map[string]any{}
+	switch f.Type {
+	case FieldString:
+		s["type"] = "string"
+	case FieldNumber:
+		s["type"] = "number"
+	case FieldInteger:
+		s["type"] = "integer"
+	case FieldBool:
+		s["type"] = "boolean"
+	case FieldTimestamp:
+		s["type"], s["format"] = "string", "date-time"
+	case FieldList:
+		s["type"] = "array"
+	case FieldObject:
+		s["type"] = "object"
+	}
+	if f.Min != nil {
+		s["minimum"] = *f.Min
+	}
+	if f.Max != nil {
+		s["maximum"] = *f.Max
+	}
+	switch {
+	case f.Type == FieldList && f.MinLen > 0:
+		s["minItems"] = f.MinLen
+	case f.MinLen > 0:
+		s["minLength"] = f.MinLen
+	}
+	switch {
+	case f.Type == FieldList && f.MaxLen > 0:
+		s["maxItems"] = f.MaxLen
+	case f.MaxLen > 0:
+		s["maxLength"] = f.MaxLen
+	}
+	if f.Pattern != "" {
+		s["pattern"] = f.Pattern
+	}
+	if len(f.Enum) > 0 {
+		s["enum"] = f.Enum
+	}
+	return s
+}
+
+// EventSchema describes an event of any of the set's types: one of the
+// types' schemas (JSONSchema), told apart by their "type" member.
+func (s *Set) EventSchema() map[string]any {
+	var one []any
+	for _, name := range s.Types() {
+		t, _ := s.Type(name)
+		one = append(one, t.JSONSchema())
+	}
+	return map[string]any{"type": "object", "oneOf": one}
+}

@@ -19,6 +19,7 @@ import (
 // attempts, and the audit_id of the decision that paid for it.
 type cached struct {
 	outcome, reason, model, tier string
+	score                        *float64
 	source                       string
 	expires                      time.Time
 	size                         int

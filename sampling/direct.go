@@ -166,7 +166,7 @@ func (d *Direct) decide(ctx context.Context, it pipeline.Item) (pipeline.Verdict
 		a, perr := conv.parse(r)
 		if perr == nil {
 			record(started, audit.StatusOK, &r, "")
-			return pipeline.Verdict{Outcome: a.Outcome, Reason: a.Reason, Model: r.Model, Path: pipeline.PathSampled, Attempts: attempts}, nil
+			return pipeline.Verdict{Outcome: a.Outcome, Reason: a.Reason, Score: a.Score, Model: r.Model, Path: pipeline.PathSampled, Attempts: attempts}, nil
 		}
 		record(started, audit.StatusInvalidAnswer, &r, perr.Error())
 		if conv.corrected {

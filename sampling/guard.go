@@ -142,7 +142,7 @@ func (g *Guard) Decide(ctx context.Context, it pipeline.Item) (pipeline.Verdict,
 		if !slices.ContainsFunc(v.Attempts, func(a audit.Record) bool {
 			return a.Kind == audit.KindToolCall && a.Tool == rules.ToolTransactionHistory
 		}) {
-			cache.add(key, cached{outcome: v.Outcome, reason: v.Reason, model: v.Model, tier: v.Tier,
+			cache.add(key, cached{outcome: v.Outcome, reason: v.Reason, model: v.Model, tier: v.Tier, score: v.Score,
 				source: self, expires: g.opts.Now().Add(ttl)})
 		}
 		return flight{v: v, src: self}, nil
@@ -161,12 +161,12 @@ func (g *Guard) Decide(ctx context.Context, it pipeline.Item) (pipeline.Verdict,
 	if err != nil {
 		return pipeline.Verdict{Tier: f.v.Tier}, err
 	}
-	return pipeline.Verdict{Outcome: f.v.Outcome, Reason: f.v.Reason, Model: f.v.Model, Tier: f.v.Tier,
+	return pipeline.Verdict{Outcome: f.v.Outcome, Reason: f.v.Reason, Model: f.v.Model, Tier: f.v.Tier, Score: f.v.Score,
 		Path: pipeline.PathCache, CacheKey: key, SourceAuditID: f.src, Shared: true}, nil
 }
 
 func cachedVerdict(c cached, key string) pipeline.Verdict {
-	return pipeline.Verdict{Outcome: c.outcome, Reason: c.reason, Model: c.model, Tier: c.tier,
+	return pipeline.Verdict{Outcome: c.outcome, Reason: c.reason, Model: c.model, Tier: c.tier, Score: c.score,
 		Path: pipeline.PathCache, CacheKey: key, SourceAuditID: c.source}
 }
 
@@ -178,7 +178,7 @@ func cachedVerdict(c cached, key string) pipeline.Verdict {
 func (g *Guard) sample(ctx context.Context, it pipeline.Item, gs *rules.Guards, pr *rules.Prompt) (pipeline.Verdict, error) {
 	user, _ := it.Event.Fields["user_id"].(string)
 	lim := gs.Limit(it.Event.TenantID, it.Type.Name)
-	switch g.limits.allow(gs, lim, it.Event.TenantID, user) {
+	switch g.limits.allow(gs, lim, it.Event.TenantID, user, it.Caller) {
 	case FallbackRateLimited:
 		g.opts.Metrics.refused(FallbackRateLimited)
 		return pipeline.Verdict{Tier: it.Type.TierOf(it.Event.Fields)}, ErrRateLimited

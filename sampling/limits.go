@@ -26,8 +26,8 @@ type limiters struct {
 }
 
 type bucketKey struct {
-	line         int
-	tenant, user string
+	line                 int
+	tenant, user, caller string
 }
 
 func newLimiters(now func() time.Time) *limiters {
@@ -38,10 +38,10 @@ func newLimiters(now func() time.Time) *limiters {
 // have not been drawn from lately) are dropped, as a fresh one is full too.
 const maxBuckets = 100_000
 
-// allow takes one request from the tenant's and the user's buckets, and
-// checks the budgets. It returns the fallback reason when a limit refuses
-// the request, or "".
-func (l *limiters) allow(g *rules.Guards, lim *rules.Limit, tenant, user string) string {
+// allow takes one request from the tenant's, the user's and the caller's
+// buckets, and checks the budgets. It returns the fallback reason when a
+// limit refuses the request, or "".
+func (l *limiters) allow(g *rules.Guards, lim *rules.Limit, tenant, user, caller string) string {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.now()
@@ -57,23 +57,27 @@ func (l *limiters) allow(g *rules.Guards, lim *rules.Limit, tenant, user string)
 	if lim == nil {
 		return ""
 	}
-	var tb, ub *rate.Limiter
+	var tb, ub, cb *rate.Limiter
 	if lim.Rate > 0 {
 		tb = l.bucketLocked(bucketKey{line: lim.Line, tenant: tenant}, lim.Rate, lim.Burst, now)
 	}
 	if lim.UserRate > 0 && user != "" {
 		ub = l.bucketLocked(bucketKey{line: lim.Line, tenant: tenant, user: user}, lim.UserRate, lim.UserBurst, now)
 	}
-	// Reserve from both or neither: a user refused must not drain the
+	if lim.CallerRate > 0 && caller != "" {
+		cb = l.bucketLocked(bucketKey{line: lim.Line, tenant: tenant, caller: caller}, lim.CallerRate, lim.CallerBurst, now)
+	}
+	// Reserve from all or none: a user refused must not drain the
 	// tenant's bucket, nor the other way round.
-	if tb != nil && tb.TokensAt(now) < 1 || ub != nil && ub.TokensAt(now) < 1 {
-		return FallbackRateLimited
+	for _, b := range []*rate.Limiter{tb, ub, cb} {
+		if b != nil && b.TokensAt(now) < 1 {
+			return FallbackRateLimited
+		}
 	}
-	if tb != nil {
-		tb.AllowN(now, 1)
-	}
-	if ub != nil {
-		ub.AllowN(now, 1)
+	for _, b := range []*rate.Limiter{tb, ub, cb} {
+		if b != nil {
+			b.AllowN(now, 1)
+		}
 	}
 	return ""
 }

@@ -529,7 +529,7 @@ func (p *Pool) answer(token string, r llm.Response) (next mcp.InputRequest, res 
 	}
 	p.attemptLocked(l, audit.StatusOK, &r, "")
 	p.endLeaseLocked(l, leaseAnswered)
-	p.finishLocked(j, pipeline.Verdict{Outcome: a.Outcome, Reason: a.Reason, Model: r.Model, Path: pipeline.PathSampled}, nil)
+	p.finishLocked(j, pipeline.Verdict{Outcome: a.Outcome, Reason: a.Reason, Score: a.Score, Model: r.Model, Path: pipeline.PathSampled}, nil)
 	res.Status, res.Outcome, res.Reason = work.StatusDecided, a.Outcome, a.Reason
 	return nil, res
 }
