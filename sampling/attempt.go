@@ -13,6 +13,9 @@ const (
 	ModePull   = "pull"   // a sampler pulled the item through the work tool
 	ModePush   = "push"   // the pool sent sampling/createMessage to a legacy host
 	ModeDirect = "direct" // the consumer called the provider API itself
+	// ModeCaller: the client that called the decide tool answered its own
+	// item's request (sampling back to the caller).
+	ModeCaller = "caller"
 )
 
 // attemptRecord is the audit record of one sampling attempt; the pipeline

@@ -137,6 +137,7 @@ type Pool struct {
 	breakers map[string]*breaker             // by session name (quarantine.go)
 	active   map[string]int                  // takes in progress and leases out, by session name
 	seen     map[string]*SamplerInfo         // samplers that asked for work lately (samplers.go)
+	calls    map[string]*decideCall          // decide tool calls waiting on their caller's answer, by lease token (decide.go)
 	swept    time.Time                       // when breakers were last swept
 
 	// ctx ends when the pool closes. It is cancelled with mu held, so that
@@ -210,7 +211,7 @@ func NewPool(opts Options) *Pool {
 	p := &Pool{
 		opts: opts, log: opts.Logger,
 		notify: make(chan struct{}), leases: map[string]*lease{},
-		sessions: map[*mcp.ServerSession]*session{}, regions: map[string]string{}, seen: map[string]*SamplerInfo{}, breakers: map[string]*breaker{}, active: map[string]int{},
+		sessions: map[*mcp.ServerSession]*session{}, regions: map[string]string{}, seen: map[string]*SamplerInfo{}, calls: map[string]*decideCall{}, breakers: map[string]*breaker{}, active: map[string]int{},
 		ctx: ctx, cancel: cancel, trace: newTracer(opts.TracerProvider),
 	}
 	p.server = p.newServer()
@@ -238,7 +239,9 @@ func (p *Pool) Close() error {
 }
 
 // Decide implements pipeline.Decider: it queues the item and waits until a
-// sampler's answer decides it, or the item ends in a fallback error.
+// sampler's answer decides it, or the item ends in a fallback error. An
+// item of the decide tool whose calling client samples (see decide.go) is
+// leased to that client instead of queued.
 func (p *Pool) Decide(ctx context.Context, it pipeline.Item) (pipeline.Verdict, error) {
 	pr, err := promptOf(it)
 	if err != nil {
@@ -246,12 +249,22 @@ func (p *Pool) Decide(ctx context.Context, it pipeline.Item) (pipeline.Verdict, 
 	}
 	j := &job{conv: newConversation(it, pr, p.opts.History), done: make(chan struct{}),
 		regions: it.Type.Guards().Tenant(it.Event.TenantID).Regions, tctx: p.trace.parent(ctx)}
+	c := callerOf(ctx)
+	if c != nil && len(j.regions) > 0 && !slices.Contains(j.regions, c.region) {
+		c = nil // the tenant's data may not go to the caller's region: the pool's samplers of its regions take it
+	}
 	p.mu.Lock()
 	if p.ctx.Err() != nil {
 		p.mu.Unlock()
 		return pipeline.Verdict{}, ErrClosed
 	}
-	p.enqueueLocked(j, false)
+	if c != nil {
+		l := p.leaseLocked(j, ModeCaller, c.session, func(leaseEnd) {})
+		l.tools = c.tools
+		c.offer <- offer{token: l.token, params: p.requestLocked(l)} // buffered: the one request a caller is offered
+	} else {
+		p.enqueueLocked(j, false)
+	}
 	p.mu.Unlock()
 	p.opts.Metrics.queued(1)
 
@@ -412,7 +425,9 @@ func (p *Pool) pickLocked(session, region string) (int, time.Duration) {
 }
 
 func (p *Pool) leaseLocked(j *job, mode, session string, done func(leaseEnd)) *lease {
-	j.queueTimer.Stop()
+	if j.queueTimer != nil {
+		j.queueTimer.Stop()
+	}
 	j.state = leased
 	j.leases++
 	var b [16]byte

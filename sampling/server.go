@@ -86,29 +86,36 @@ func (p *Pool) next(ctx context.Context, req *mcp.CallToolRequest, args work.Arg
 }
 
 func (p *Pool) complete(ctx context.Context, req *mcp.CallToolRequest, token string) (*mcp.CallToolResult, work.Result, error) {
+	next, res := p.advance(ctx, req, token)
+	return next, res, nil
+}
+
+// advance completes the lease named token with the answer in req's input
+// responses. When the answer leads to another request (a tool round, the
+// corrective round), next asks for it on 2026-07-28; for an older client,
+// whose handler the SDK's server-side middleware re-invokes only once, the
+// rest of the exchange is asked directly, bounded by the lease as a push
+// is. Otherwise next is nil and res is the work tool's final result.
+func (p *Pool) advance(ctx context.Context, req *mcp.CallToolRequest, token string) (next *mcp.CallToolResult, res work.Result) {
 	answer := req.Params.InputResponses[work.InputKey]
 	if msg, failed := work.AnswerError(answer); failed {
-		return nil, p.failLease(token, &samplerError{msg}), nil
+		return nil, p.failLease(token, &samplerError{msg})
 	}
 	r, ok := work.ResponseFromMCP(answer)
 	if !ok {
-		return nil, p.failLease(token, errors.New("sampler sent no sampling result")), nil
+		return nil, p.failLease(token, errors.New("sampler sent no sampling result"))
 	}
-	next, res := p.answer(token, r)
-	if next == nil {
-		return nil, res, nil
+	params, res := p.answer(token, r)
+	if params == nil {
+		return nil, res
 	}
 	if supportsMRTR(req.Session) {
 		return &mcp.CallToolResult{
-			InputRequests: mcp.InputRequestMap{work.InputKey: next},
+			InputRequests: mcp.InputRequestMap{work.InputKey: params},
 			RequestState:  token,
-		}, work.Result{}, nil
+		}, work.Result{}
 	}
-	// The SDK's server-side middleware re-invokes the handler only once for
-	// an older client, so the rest of the exchange (tool rounds, the
-	// corrective round) is asked directly, bounded by the lease as a push
-	// is.
-	return nil, p.converse(ctx, req.Session, token, next), nil
+	return nil, p.converse(ctx, req.Session, token, params)
 }
 
 // samplerError is a sampler's own account of why it could not answer.

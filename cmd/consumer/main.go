@@ -159,6 +159,10 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		return err
 	}
 	p := pipes[0] // the rule stage (or the only one): what the status page and the demo follow
+	syncAPI, err := newSyncAPI(cfg, pcfg, stage, reg, log)
+	if err != nil {
+		return err
+	}
 
 	// The pipeline stops when the process is told to, when the demo is
 	// done, or when any other part of the group fails. The LLM stage (MCP
@@ -188,6 +192,8 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 	}
 	go func() {
 		running.Wait()
+		// Synchronous decisions in flight finish before the samplers go.
+		syncAPI.close()
 		stopStage()
 	}()
 	g.Go(func() error {
@@ -200,7 +206,7 @@ func serve(ctx context.Context, cfg config.Config, log *slog.Logger) error {
 		parts = append(parts, part{name: "sink", status: ch.status})
 	}
 	if cfg.HTTPListen != "" {
-		ops := statusHandler(opsHandler(reg, parts...), agg, p.p, stage, log)
+		ops := syncAPI.routes(statusHandler(opsHandler(reg, parts...), agg, p.p, stage, log))
 		if err := serveHTTP(g, pctx, cfg.HTTPListen, ops, log); err != nil {
 			cancelPipeline()
 			_ = g.Wait()

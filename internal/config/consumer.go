@@ -58,6 +58,20 @@ type Config struct {
 	// MCPTokensFile names a file of region-bound sampler tokens, one
 	// "region token" pair a line (see sampling.Token).
 	MCPTokensFile string
+	// APIToken is the bearer token of POST /v1/decide (its caller is
+	// named "api"); APITokensFile names a file of named tokens, one "name
+	// token [tenant,...]" a line (see internal/httpapi). Without either,
+	// the endpoint is off.
+	APIToken      string
+	APITokensFile string
+	// DecideSampling is where the sampling requests of synchronous
+	// decisions go: "caller" (back to an MCP caller that declared
+	// sampling, else the pool) or "pool".
+	DecideSampling string
+	// DecideBatch bounds the events of one POST /v1/decide; DecideWindow
+	// is how long a synchronous decision answers retries of its request.
+	DecideBatch  int
+	DecideWindow time.Duration
 	// Region is where this consumer runs: the region of its builtin
 	// sampler and of --llm direct's provider, for tenants restricted to
 	// regions.
@@ -131,6 +145,9 @@ func Default() Config {
 		SinkDLQTopic:    "audit.dlq",
 		Stage:           "all",
 		GOGC:            400,
+		DecideSampling:  "caller",
+		DecideBatch:     100,
+		DecideWindow:    10 * time.Minute,
 		SamplingTopic:   "sampling.requests",
 		Workers:         64,
 		DrainTimeout:    30 * time.Second,
@@ -206,6 +223,10 @@ func (c Config) validate() error {
 		return errors.New("config: --commit-interval and --transaction-timeout must not be negative")
 	case c.topicTypesErr() != nil:
 		return c.topicTypesErr()
+	case c.DecideSampling != "caller" && c.DecideSampling != "pool":
+		return fmt.Errorf("config: --decide-sampling %q: want caller or pool", c.DecideSampling)
+	case c.DecideBatch < 1 || c.DecideWindow <= 0:
+		return fmt.Errorf("config: --decide-batch %d (want 1 or more) and --decide-window %s (want more than 0)", c.DecideBatch, c.DecideWindow)
 	case c.MaskKey != "" && c.MaskKeyFile != "":
 		return errors.New("config: --mask-key and --mask-key-file are both set: give the key one way")
 	}
@@ -240,6 +261,11 @@ func bind(fs *flag.FlagSet, c *Config) {
 	fs.StringVar(&c.MCPListen, "mcp-listen", c.MCPListen, "address of the MCP server (Streamable HTTP at /mcp) that samplers connect to (empty: off)")
 	fs.StringVar(&c.MCPToken, "mcp-token", c.MCPToken, "bearer token remote samplers must send on /mcp (empty: none; set one beyond loopback)")
 	fs.StringVar(&c.MCPTokensFile, "mcp-tokens-file", c.MCPTokensFile, `file of region-bound sampler tokens, one "region token" pair a line (# comments): a sampler's region is its token's, for tenants the rules restrict to regions; works beside --mcp-token, whose samplers have no region`)
+	fs.StringVar(&c.APIToken, "api-token", c.APIToken, "bearer token of POST /v1/decide on --http-listen, whose caller is named api (empty, and no --api-tokens-file: the endpoint is off); ps shows flags: prefer TRIAGE_API_TOKEN")
+	fs.StringVar(&c.APITokensFile, "api-tokens-file", c.APITokensFile, `file of POST /v1/decide tokens, one "name token [tenant,...]" a line (# comments): the name is the caller in audit records and rate limits; with tenants, the token decides only for them`)
+	fs.StringVar(&c.DecideSampling, "decide-sampling", c.DecideSampling, "where synchronous decisions' sampling requests go: caller (back to the MCP client calling the decide tool, when it declared sampling; else the samplers) or pool (always the samplers)")
+	fs.IntVar(&c.DecideBatch, "decide-batch", c.DecideBatch, "most events in one POST /v1/decide")
+	fs.DurationVar(&c.DecideWindow, "decide-window", c.DecideWindow, "how long a synchronous decision answers a retry of its request (same tenant, event id and event) instead of deciding again")
 	fs.StringVar(&c.Region, "region", c.Region, "region this consumer runs in: the region of its builtin sampler and of --llm direct's provider, for tenants the rules restrict to regions")
 	fs.StringVar(&c.Sampler, "sampler", c.Sampler, "builtin: an in-process MCP sampler with the --provider; none: wait for remote samplers (empty: builtin with --embedded, else none)")
 	fs.StringVar(&c.LLM, "llm", c.LLM, "mcp: reach the LLM through MCP sampling; direct: call the --provider API from the consumer")
