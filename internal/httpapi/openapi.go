@@ -70,8 +70,8 @@ func Document(eventSchema map[string]any, version string) (map[string]any, error
 					"responses": map[string]any{
 						"200": map[string]any{
 							"description": "the decision, or for a batch each event's decision or problem in request order",
-							"headers": map[string]any{ReplayedHeader: map[string]any{"description": "true when the decision was made for an earlier request", "schema": map[string]any{"type": "string"}}},
-							"content": map[string]any{"application/json": map[string]any{"schema": map[string]any{"oneOf": []any{ref("Decision"), ref("BatchAnswer")}}}},
+							"headers":     map[string]any{ReplayedHeader: map[string]any{"description": "true when the decision was made for an earlier request", "schema": map[string]any{"type": "string"}}},
+							"content":     map[string]any{"application/json": map[string]any{"schema": map[string]any{"oneOf": []any{ref("Decision"), ref("BatchAnswer")}}}},
 						},
 						"400": problemResponse("the request is not {\"event\": ...} or {\"events\": [...]}, or a parameter is invalid"),
 						"401": problemResponse("no valid bearer token"),
