@@ -126,4 +126,35 @@
 // non-transactional path for brokers without transactions: offsets are
 // committed after the outputs are acknowledged, and a crash repeats the
 // outputs of events decided after the last commit.
+//
+// # Synchronous decisions
+//
+// A caller without a Kafka topic (a checkout service, an agent in an MCP
+// host) asks for one decision and waits for it: [Sync] runs the same
+// decoding and validation, rules, Decider (guards, sampling) and
+// decision records as a streamed event, and answers once the decision and
+// its audit records are acknowledged by the broker.
+//
+// What differs from the stream, and why:
+//
+//   - Chains. A synchronous decision has no source partition. Its audit
+//     records join the chain of the channel it came on in this instance,
+//     audit.SyncChain(channel, instance), "http@host-123": the instance is
+//     the chain's only writer, and each start of it (a Sync) begins a new
+//     segment, as a new owner of a partition does. With a signer,
+//     checkpoints close those chains every second.
+//   - Delivery. The records are produced by an idempotent producer, not in
+//     a transaction: there is no input offset to commit with them, and the
+//     caller must not wait a commit interval. They are visible to every
+//     reader at once.
+//   - Exactly one decision per (tenant, event id) holds within the
+//     idempotency window of one instance: a retried request (the same
+//     event) gets the first decision, marked replayed, and leaves no second
+//     record; a request that reuses an event id for a different event is
+//     refused. A retry that reaches another instance, or this one after a
+//     restart or past the window, is decided again: its records join the
+//     chain as new rows, with the same audit ids, so that reports counting
+//     distinct audit ids count the event once.
+//   - Bad input is the caller's error, named by field; it is not
+//     dead-lettered, since the caller holds the bytes and is told.
 package pipeline

@@ -44,20 +44,7 @@ func BenchmarkPool(b *testing.B) {
 			typ := paymentType(b)
 			pool := sampling.NewPool(sampling.Options{PushInFlight: inFlight, PushGrace: time.Millisecond, Logger: testLogger()})
 			defer pool.Close()
-			answer := outcomeAnswer("allow")
-			if bc.latency > 0 {
-				instant := answer
-				answer = func(ctx context.Context, p *mcp.CreateMessageParams) (*mcp.CreateMessageResult, error) {
-					t := time.NewTimer(bc.latency) // stands in for the model's latency
-					defer t.Stop()
-					select {
-					case <-t.C:
-					case <-ctx.Done():
-						return nil, ctx.Err()
-					}
-					return instant(ctx, p)
-				}
-			}
+			answer := slowAnswer(outcomeAnswer("allow"), bc.latency)
 			version := ""
 			if bc.push {
 				version = legacy
@@ -109,5 +96,23 @@ func BenchmarkPool(b *testing.B) {
 			b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50_ms")
 			b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99_ms")
 		})
+	}
+}
+
+// slowAnswer answers as answer does after latency, which stands in for the
+// model's (none when latency is 0).
+func slowAnswer(answer answerFunc, latency time.Duration) answerFunc {
+	if latency <= 0 {
+		return answer
+	}
+	return func(ctx context.Context, p *mcp.CreateMessageParams) (*mcp.CreateMessageResult, error) {
+		t := time.NewTimer(latency)
+		defer t.Stop()
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		return answer(ctx, p)
 	}
 }
