@@ -20,7 +20,8 @@ const sessionIdle = 5 * time.Minute
 
 func (p *Pool) newServer() *mcp.Server {
 	s := mcp.NewServer(&mcp.Implementation{Name: p.opts.Name, Version: p.opts.Version}, &mcp.ServerOptions{
-		Instructions:       "Call " + work.ToolName + " repeatedly to receive triage decisions to make; each comes as a sampling request.",
+		Instructions: "Samplers: call " + work.ToolName + " repeatedly to receive triage decisions to make; each comes as a sampling request. " +
+			"Callers: call " + DecideToolName + " with an event for its decision (when offered).",
 		InitializedHandler: p.onInitialized,
 		Logger:             p.log,
 	})
