@@ -222,6 +222,32 @@ func TestUserRateLimit(t *testing.T) {
 	}
 }
 
+// TestCallerRateLimit: a caller of the synchronous channels has a bucket
+// of its own; streamed events have no caller and no such bucket.
+func TestCallerRateLimit(t *testing.T) {
+	typ := guardedType(t)
+	g, _, _ := guarded(t, outcomeAnswer("allow"))
+	from := func(caller, id string, amount int) pipeline.Item {
+		it := payment(typ, "callers", id, amount, "")
+		it.Caller = caller
+		return it
+	}
+	if _, err := decide(t, g, from("checkout", "c1", 1)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := decide(t, g, from("checkout", "c2", 2)); !errors.Is(err, sampling.ErrRateLimited) {
+		t.Errorf("checkout's second request: %v, want rate limited", err)
+	}
+	if _, err := decide(t, g, from("agent", "c3", 3)); err != nil {
+		t.Errorf("agent's first request: %v", err)
+	}
+	for i := range 3 {
+		if _, err := decide(t, g, from("", fmt.Sprint("s", i), 10+i)); err != nil {
+			t.Errorf("streamed event %d: %v, want no caller limit", i, err)
+		}
+	}
+}
+
 func TestBudgetRunsOutAndResetsWithTheWindow(t *testing.T) {
 	typ := guardedType(t)
 	g, _, clk := guarded(t, outcomeAnswer("allow")) // 12 + 7 tokens an answer
