@@ -80,7 +80,8 @@ type SyncResponse struct {
 	// Replayed says the decision was made for an earlier request with the
 	// same event: this request changed nothing.
 	Replayed bool
-	// Trail is the audit records as written. Treat it as read-only.
+	// Trail is the audit records as written (nil on a replay). Treat it as
+	// read-only.
 	Trail []*audit.Record
 }
 
@@ -413,6 +414,9 @@ func (r *remembered) claim(key string, sum [sha256.Size]byte, now time.Time) (*s
 // settle records e's outcome. A failed decision is forgotten at once, so
 // that a retry makes it.
 func (r *remembered) settle(e *syncEntry, resp SyncResponse, err error) {
+	// A replay needs the decision, not its trail (request and response
+	// summaries, kilobytes a sampled decision): the window holds many.
+	resp.Trail = nil
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	e.resp, e.err = resp, err
