@@ -63,30 +63,46 @@ type DecideArgs struct {
 }
 
 // AddDecideTool offers the decide tool on the pool's MCP server, deciding
-// with s. Its input schema describes the event types of set.
-func (p *Pool) AddDecideTool(s Synchronous, set *rules.Set, opts DecideOptions) error {
+// with s. Its input schema describes the event types of the live rules,
+// and is offered anew after each reload (clients that listen are told the
+// tool list changed), until the pool closes.
+func (p *Pool) AddDecideTool(s Synchronous, live *rules.Live, opts DecideOptions) error {
 	out, err := jsonschema.For[pipeline.SyncAnswer](nil)
 	if err != nil {
 		return fmt.Errorf("sampling: decide tool output schema: %w", err)
 	}
-	in := map[string]any{
-		"type": "object",
-		"properties": map[string]any{
-			"event":      set.EventSchema(),
-			"timeout_ms": map[string]any{"type": "integer", "minimum": 1, "description": "bound on the LLM stage in milliseconds; past it, the type's fallback"},
-		},
-		"required": []string{"event"},
-	}
-	p.server.AddTool(&mcp.Tool{
-		Name: DecideToolName,
-		Description: "Decide one event (types: " + strings.Join(set.Types(), ", ") + ") with triage's rules, and the LLM only when they cannot: " +
-			"your own sampling if you declared it, otherwise triage's samplers. Every decision is recorded and audited; " +
-			"a retry with the same event returns the first decision.",
-		InputSchema:  in,
-		OutputSchema: out,
-	}, func(ctx context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
+	handler := func(ctx context.Context, req *mcp.CallToolRequest) (*mcp.CallToolResult, error) {
 		return p.decideTool(ctx, req, s, opts), nil
-	})
+	}
+	add := func(set *rules.Set) {
+		p.server.AddTool(&mcp.Tool{
+			Name: DecideToolName,
+			Description: "Decide one event (types: " + strings.Join(set.Types(), ", ") + ") with triage's rules, and the LLM only when they cannot: " +
+				"your own sampling if you declared it, otherwise triage's samplers. Every decision is recorded and audited; " +
+				"a retry with the same event returns the first decision.",
+			InputSchema: map[string]any{
+				"type": "object",
+				"properties": map[string]any{
+					"event":      set.EventSchema(),
+					"timeout_ms": map[string]any{"type": "integer", "minimum": 1, "description": "bound on the LLM stage in milliseconds; past it, the type's fallback"},
+				},
+				"required": []string{"event"},
+			},
+			OutputSchema: out,
+		}, handler)
+	}
+	add(live.Current())
+	go func() {
+		for {
+			changed := live.Changed()
+			select {
+			case <-p.ctx.Done():
+				return
+			case <-changed:
+				add(live.Current())
+			}
+		}
+	}()
 	return nil
 }
 

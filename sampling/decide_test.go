@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +16,7 @@ import (
 	"github.com/triage-dev/triage/audit"
 	"github.com/triage-dev/triage/internal/embedded"
 	"github.com/triage-dev/triage/internal/kafkatest"
+	"github.com/triage-dev/triage/internal/testrun"
 	"github.com/triage-dev/triage/pipeline"
 	"github.com/triage-dev/triage/rules"
 	"github.com/triage-dev/triage/sampling"
@@ -42,7 +45,7 @@ func newDecideServer(t *testing.T, opts sampling.DecideOptions) *decideServer {
 		t.Fatal(err)
 	}
 	t.Cleanup(s.Close) // before the pool closes: cleanups run last in, first out
-	if err := pool.AddDecideTool(s, set, opts); err != nil {
+	if err := pool.AddDecideTool(s, rules.Static(set), opts); err != nil {
 		t.Fatal(err)
 	}
 	srv := httptest.NewServer(pool.Handler(""))
@@ -278,4 +281,64 @@ func TestDecideToolCorrectiveRound(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestDecideToolSchemaFollowsReload: the tool's input schema describes
+// the event types of the rules in force, after a reload too.
+func TestDecideToolSchemaFollowsReload(t *testing.T) {
+	src, err := os.ReadFile("testdata/rules.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "rules.yaml")
+	if err := os.WriteFile(path, src, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	live, err := rules.Watch(ctx, path, testLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pool := sampling.NewPool(sampling.Options{Logger: testLogger()})
+	t.Cleanup(func() { _ = pool.Close() })
+	s, err := pipeline.NewSync(pipeline.SyncConfig{Brokers: kafkatest.Embedded(t), Rules: live, Logger: testLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	if err := pool.AddDecideTool(s, live, sampling.DecideOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	c := connectMemory(t, pool, "2025-11-25", outcomeAnswer("allow"))
+	schema := func() string {
+		res, err := c.cs.ListTools(context.Background(), nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tool := range res.Tools {
+			if tool.Name == sampling.DecideToolName {
+				b, _ := json.Marshal(tool.InputSchema)
+				return string(b)
+			}
+		}
+		t.Fatal("no decide tool listed")
+		return ""
+	}
+	if got := schema(); !strings.Contains(got, `"const":"payment"`) || strings.Contains(got, `"const":"refund"`) {
+		t.Fatalf("schema before the reload: %s", got)
+	}
+	refund := strings.Replace(string(src), "types:\n  payment:", "types:\n  refund:", 1)
+	refund = string(src) + strings.TrimPrefix(refund[strings.Index(refund, "types:\n"):], "types:\n")
+	if err := os.WriteFile(path, []byte(refund), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	changed := live.Changed()
+	if err := live.Reload(); err != nil {
+		t.Fatalf("reload: %v\n%s", err, refund)
+	}
+	<-changed
+	testrun.Until(t, "the refund type in the decide tool's schema", waitTimeout, 20*time.Millisecond, func() bool {
+		return strings.Contains(schema(), `"const":"refund"`)
+	})
 }

@@ -47,7 +47,7 @@ func newSyncAPI(cfg config.Config, base pipeline.Config, stage *llmStage, reg pr
 	}
 	a := &syncAPI{sync: s}
 	if tool {
-		if err := stage.pool.AddDecideTool(s, base.Rules.Current(), sampling.DecideOptions{PoolOnly: cfg.DecideSampling == "pool"}); err != nil {
+		if err := stage.pool.AddDecideTool(s, base.Rules, sampling.DecideOptions{PoolOnly: cfg.DecideSampling == "pool"}); err != nil {
 			s.Close()
 			return nil, err
 		}

@@ -45,7 +45,7 @@ func BenchmarkDecide(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Cleanup(s.Close)
-	if err := pool.AddDecideTool(s, set, sampling.DecideOptions{}); err != nil {
+	if err := pool.AddDecideTool(s, live, sampling.DecideOptions{}); err != nil {
 		b.Fatal(err)
 	}
 	api := httptest.NewServer(httpapi.Handler(s, httpapi.Options{Rules: live, Tokens: []httpapi.Token{{Name: "bench", Secret: "t"}}}))
