@@ -47,6 +47,9 @@ type SyncConfig struct {
 	Remember int
 	// MaxWait bounds a decision whose request set no timeout. Default 30 s.
 	MaxWait time.Duration
+	// MaxInFlight bounds the requests decided at once; more are refused
+	// with ErrSyncBusy rather than queued without bound. Default 1,024.
+	MaxInFlight int
 	// ClientOpts are appended to the producer's options (TLS, SASL).
 	ClientOpts []kgo.Opt
 	// Logger defaults to slog.Default().
@@ -126,6 +129,8 @@ var (
 	ErrTenantNotAllowed = errors.New("pipeline: the caller may not ask for this tenant")
 	// ErrSyncClosed: the Sync is closing.
 	ErrSyncClosed = errors.New("pipeline: synchronous decisions are shutting down")
+	// ErrSyncBusy: MaxInFlight requests are being decided; retry later.
+	ErrSyncBusy = errors.New("pipeline: too many synchronous decisions in flight")
 )
 
 // Sync makes synchronous decisions. It is safe for concurrent use.
@@ -136,11 +141,12 @@ type Sync struct {
 	chains *audit.Chains
 	seen   *remembered
 
-	mu      sync.Mutex // guards closing against new requests
-	closing bool
-	wg      sync.WaitGroup // requests in flight
-	stop    context.CancelFunc
-	stopped chan struct{}
+	mu       sync.Mutex // guards closing and inFlight against new requests
+	closing  bool
+	inFlight int
+	wg       sync.WaitGroup // requests in flight
+	stop     context.CancelFunc
+	stopped  chan struct{}
 }
 
 // NewSync creates the producer and starts the checkpoints.
@@ -168,6 +174,9 @@ func NewSync(cfg SyncConfig) (*Sync, error) {
 	}
 	if cfg.MaxWait <= 0 {
 		cfg.MaxWait = 30 * time.Second
+	}
+	if cfg.MaxInFlight <= 0 {
+		cfg.MaxInFlight = 1024
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
@@ -221,13 +230,24 @@ func (s *Sync) Close() {
 // wait for an identical request in flight.
 func (s *Sync) Decide(ctx context.Context, req SyncRequest) (SyncResponse, error) {
 	s.mu.Lock()
-	if s.closing {
+	switch {
+	case s.closing:
 		s.mu.Unlock()
 		return SyncResponse{}, ErrSyncClosed
+	case s.inFlight >= s.cfg.MaxInFlight:
+		s.mu.Unlock()
+		s.cfg.Metrics.observe(req.Channel, SyncResponse{}, ErrSyncBusy, 0)
+		return SyncResponse{}, ErrSyncBusy
 	}
+	s.inFlight++
 	s.wg.Add(1)
 	s.mu.Unlock()
-	defer s.wg.Done()
+	defer func() {
+		s.mu.Lock()
+		s.inFlight--
+		s.mu.Unlock()
+		s.wg.Done()
+	}()
 
 	received := time.Now()
 	resp, err := s.decide(ctx, req, received)
@@ -476,7 +496,7 @@ func NewSyncMetrics(reg prometheus.Registerer) (*SyncMetrics, error) {
 	m := &SyncMetrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "triage_sync_requests_total",
-			Help: "Synchronous decision requests, by channel and result: the decision's path, replayed (a retry answered with the first decision), invalid, refused (tenant, reused event id) or error.",
+			Help: "Synchronous decision requests, by channel and result: the decision's path, replayed (a retry answered with the first decision), invalid, refused (tenant, reused event id), busy (too many in flight) or error.",
 		}, []string{"channel", "result"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name:    "triage_sync_request_seconds",
@@ -503,6 +523,8 @@ func (m *SyncMetrics) observe(channel string, resp SyncResponse, err error, took
 		result = "invalid"
 	case errors.Is(err, ErrTenantNotAllowed), errors.Is(err, ErrEventIDReused):
 		result = "refused"
+	case errors.Is(err, ErrSyncBusy):
+		result = "busy"
 	case err != nil:
 		result = "error"
 	case resp.Replayed:

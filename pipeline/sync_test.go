@@ -1,8 +1,10 @@
 package pipeline_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"sync"
@@ -13,6 +15,7 @@ import (
 	"github.com/triage-dev/triage/internal/kafkatest"
 	"github.com/triage-dev/triage/internal/testrun"
 	"github.com/triage-dev/triage/pipeline"
+	"github.com/triage-dev/triage/sampling"
 )
 
 func syncEvent(id string) []byte {
@@ -159,5 +162,41 @@ func TestSyncCheckpointsSigned(t *testing.T) {
 		if b := audit.Verify(rows, signer); len(b) > 0 {
 			t.Fatalf("chain %s breaks: %+v", ch, b)
 		}
+	}
+}
+
+// TestSyncBusy: past MaxInFlight requests are refused, not queued; the
+// one in flight is decided (here, by its timeout's fallback: no sampler
+// serves the pool).
+func TestSyncBusy(t *testing.T) {
+	brokers := startBroker(t)
+	pool := sampling.NewPool(sampling.Options{QueueWait: time.Minute, Logger: testLogger(t)})
+	t.Cleanup(func() { _ = pool.Close() })
+	s := newSync(t, brokers, pipeline.SyncConfig{Decider: pool, MaxInFlight: 1})
+	ambiguous := bytes.Replace(syncEvent("busy-1"), []byte(`"amount":12.5,"currency":"EUR","country":"DE"`), []byte(`"amount":9000,"currency":"EUR","country":"NG"`), 1)
+	first := make(chan error, 1)
+	var resp pipeline.SyncResponse
+	go func() {
+		var err error
+		for { // the probes below may hold the one slot for a moment
+			resp, err = s.Decide(context.Background(), pipeline.SyncRequest{Channel: audit.ChannelHTTP, Event: ambiguous, Timeout: 2 * time.Second})
+			if !errors.Is(err, pipeline.ErrSyncBusy) {
+				break
+			}
+		}
+		first <- err
+	}()
+	testrun.Until(t, "the first request with the pool", waitTimeout, 5*time.Millisecond, func() bool {
+		_, err := s.Decide(context.Background(), pipeline.SyncRequest{Channel: audit.ChannelHTTP, Event: syncEvent("busy-2")})
+		return errors.Is(err, pipeline.ErrSyncBusy)
+	})
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	if resp.Decision.Path != pipeline.PathFallback || resp.Decision.Reason != pipeline.FallbackTimeout {
+		t.Fatalf("the first request: %+v, want the timeout fallback", resp.Decision)
+	}
+	if _, err := s.Decide(context.Background(), pipeline.SyncRequest{Channel: audit.ChannelHTTP, Event: syncEvent("busy-2")}); err != nil {
+		t.Fatalf("after the first is done: %v", err)
 	}
 }

@@ -295,6 +295,8 @@ func (a *api) problemOf(err error) *Problem {
 		return problem(http.StatusForbidden, "tenant_not_allowed", err.Error())
 	case errors.Is(err, pipeline.ErrEventIDReused):
 		return problem(http.StatusConflict, "event_id_reused", "the event id was decided for a different event of the tenant; use a new event id")
+	case errors.Is(err, pipeline.ErrSyncBusy):
+		return problem(http.StatusServiceUnavailable, "unavailable", "too many decisions in flight; retry")
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return problem(http.StatusServiceUnavailable, "unavailable", "the request ended before its decision; retry it for the decision")
 	}
