@@ -82,12 +82,8 @@ func benchRawInsert(b *testing.B, n int) {
 	conn, _ := migratedDB(b)
 	recs, _ := benchRecords(b, n)
 	rows := make([][]any, len(recs))
-	for i, r := range recs {
-		rows[i] = []any{r.AuditID, string(r.Kind), r.EventID, r.Type, r.TenantID, r.UserID, r.Key,
-			r.Path, r.RuleID, r.Outcome, r.Reason, string(r.Status), r.Mode, r.SamplerSession, r.ModelRequested, r.ModelAnswered,
-			r.InputTokens, r.OutputTokens, r.RequestSummary, r.ResponseSummary, r.LatencyMS, r.At.UnixMilli(),
-			r.Topic, r.Partition, r.Offset, r.Consumer, r.Chain, r.Segment, r.Seq, r.PrevHash, r.Hash,
-			r.Tier, r.Tool, r.CacheKey, r.SourceAuditID, boolUInt8(r.TokensEstimated)}
+	for i := range recs {
+		rows[i] = auditRow(&recs[i])
 	}
 	ctx := b.Context()
 	start := time.Now()

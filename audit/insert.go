@@ -101,6 +101,15 @@ type rows struct {
 
 func (r *rows) len() int { return len(r.audit) + len(r.decisions) }
 
+// auditRow is r's values in insertAuditSQL's column order.
+func auditRow(r *Record) []any {
+	return []any{r.AuditID, string(r.Kind), r.EventID, r.Type, r.TenantID, r.UserID, r.Key,
+		r.Path, r.RuleID, r.Outcome, r.Reason, string(r.Status), r.Mode, r.SamplerSession, r.ModelRequested, r.ModelAnswered,
+		r.InputTokens, r.OutputTokens, r.RequestSummary, r.ResponseSummary, r.LatencyMS, r.At.UnixMilli(),
+		r.Topic, r.Partition, r.Offset, r.Consumer, r.Chain, r.Segment, r.Seq, r.PrevHash, r.Hash,
+		r.Tier, r.Tool, r.CacheKey, r.SourceAuditID, boolUInt8(r.TokensEstimated), r.Channel, r.Caller}
+}
+
 // insertAudit writes recs to the audit table in one batch.
 func insertAudit(ctx context.Context, conn driver.Conn, recs []Record) error {
 	if len(recs) == 0 {
@@ -111,12 +120,7 @@ func insertAudit(ctx context.Context, conn driver.Conn, recs []Record) error {
 		return fmt.Errorf("audit: insert audit rows: %w", err)
 	}
 	for i := range recs {
-		r := &recs[i]
-		if err := b.Append(r.AuditID, string(r.Kind), r.EventID, r.Type, r.TenantID, r.UserID, r.Key,
-			r.Path, r.RuleID, r.Outcome, r.Reason, string(r.Status), r.Mode, r.SamplerSession, r.ModelRequested, r.ModelAnswered,
-			r.InputTokens, r.OutputTokens, r.RequestSummary, r.ResponseSummary, r.LatencyMS, r.At.UnixMilli(),
-			r.Topic, r.Partition, r.Offset, r.Consumer, r.Chain, r.Segment, r.Seq, r.PrevHash, r.Hash,
-			r.Tier, r.Tool, r.CacheKey, r.SourceAuditID, boolUInt8(r.TokensEstimated), r.Channel, r.Caller); err != nil {
+		if err := b.Append(auditRow(&recs[i])...); err != nil {
 			_ = b.Abort()
 			return fmt.Errorf("audit: insert audit rows: %w", err)
 		}

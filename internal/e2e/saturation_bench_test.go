@@ -58,7 +58,7 @@ func BenchmarkSaturation(b *testing.B) {
 	if apache.Name == "" {
 		b.Fatal("no Apache Kafka broker among kafkatest.Brokers")
 	}
-	for _, sampler := range []time.Duration{0, 2 * time.Second} {
+	for _, sampler := range []time.Duration{0, time.Second, 2 * time.Second} {
 		b.Run("sampler="+sampler.String(), func(b *testing.B) { saturation(b, bin, apache, sampler) })
 	}
 }
