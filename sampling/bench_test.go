@@ -26,18 +26,21 @@ func BenchmarkPool(b *testing.B) {
 		http     bool
 		latency  time.Duration
 		inFlight int
+		items    int // a pull call's items (work.Args Items); 0: 1
 	}{
-		{"pull/memory/instant", false, false, 0, 64},
-		{"pull/http/instant", false, true, 0, 64},
-		{"push/memory/instant", true, false, 0, 64},
-		{"push/http/instant", true, true, 0, 64},
-		{"pull/memory/100ms", false, false, 100 * time.Millisecond, 64},
-		{"pull/http/100ms", false, true, 100 * time.Millisecond, 64},
-		{"push/http/100ms", true, true, 100 * time.Millisecond, 64},
-		{"pull/memory/instant/1", false, false, 0, 1},
-		{"pull/http/instant/1", false, true, 0, 1},
-		{"push/memory/instant/1", true, false, 0, 1},
-		{"push/http/instant/1", true, true, 0, 1},
+		{"pull/memory/instant", false, false, 0, 64, 0},
+		{"pull/http/instant", false, true, 0, 64, 0},
+		{"pull/memory/instant/8-items", false, false, 0, 64, 8},
+		{"pull/http/instant/8-items", false, true, 0, 64, 8},
+		{"push/memory/instant", true, false, 0, 64, 0},
+		{"push/http/instant", true, true, 0, 64, 0},
+		{"pull/memory/100ms", false, false, 100 * time.Millisecond, 64, 0},
+		{"pull/http/100ms", false, true, 100 * time.Millisecond, 64, 0},
+		{"push/http/100ms", true, true, 100 * time.Millisecond, 64, 0},
+		{"pull/memory/instant/1", false, false, 0, 1, 0},
+		{"pull/http/instant/1", false, true, 0, 1, 0},
+		{"push/memory/instant/1", true, false, 0, 1, 0},
+		{"push/http/instant/1", true, true, 0, 1, 0},
 	} {
 		inFlight := bc.inFlight
 		b.Run(bc.name, func(b *testing.B) {
@@ -58,7 +61,10 @@ func BenchmarkPool(b *testing.B) {
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			if !bc.push {
-				c.pull(ctx, b, inFlight)
+				// Calls of several items each: as many calls as it
+				// takes to carry the items in flight.
+				items := max(bc.items, 1)
+				c.pullItems(ctx, b, (inFlight+items-1)/items, items)
 			}
 			items := make(chan int)
 			lat := make([]time.Duration, 0, b.N)

@@ -156,20 +156,35 @@ func connectURL(t testing.TB, url, token, version string, f answerFunc) *client 
 
 // pull runs n concurrent work-tool loops until ctx ends.
 func (c *client) pull(ctx context.Context, t testing.TB, n int) *sync.WaitGroup {
+	return c.pullItems(ctx, t, n, 1)
+}
+
+// pullItems is pull with calls that take up to items items each; every
+// item's status counts.
+func (c *client) pullItems(ctx context.Context, t testing.TB, n, items int) *sync.WaitGroup {
 	var wg sync.WaitGroup
 	for range n {
 		wg.Go(func() {
 			for ctx.Err() == nil {
-				res, err := c.cs.CallTool(ctx, &mcp.CallToolParams{Name: work.ToolName, Arguments: map[string]any{"wait_ms": 200}})
-				status := work.Status("error")
+				res, err := c.cs.CallTool(ctx, &mcp.CallToolParams{Name: work.ToolName, Arguments: map[string]any{"wait_ms": 200, "items": items}})
+				statuses := []work.Status{"error"}
 				if err == nil {
 					var nr work.Result
 					b, _ := json.Marshal(res.StructuredContent)
 					_ = json.Unmarshal(b, &nr)
-					status = nr.Status
+					statuses = []work.Status{nr.Status}
+					if len(nr.Items) > 0 {
+						statuses = statuses[:0]
+						for _, it := range nr.Items {
+							statuses = append(statuses, it.Status)
+						}
+					}
 				}
 				c.mu.Lock()
-				c.stats[string(status)]++
+				c.stats["calls"]++
+				for _, s := range statuses {
+					c.stats[string(s)]++
+				}
 				c.mu.Unlock()
 			}
 		})

@@ -367,18 +367,10 @@ func (p *Pool) take(ctx context.Context, wait time.Duration, mode, session, regi
 	}()
 	for {
 		p.mu.Lock()
-		i, retry := p.pickLocked(session, region)
-		if i >= 0 {
-			done, held, ok := p.allowLocked(session)
-			if ok {
-				j := p.queue[i]
-				p.queue = slices.Delete(p.queue, i, i+1)
-				l := p.leaseLocked(j, mode, session, done)
-				l.tools = tools
-				p.mu.Unlock()
-				return l
-			}
-			retry = held
+		l, retry := p.tryTakeLocked(mode, session, region, tools)
+		if l != nil {
+			p.mu.Unlock()
+			return l
 		}
 		ch := p.notify
 		p.mu.Unlock()
@@ -397,6 +389,24 @@ func (p *Pool) take(ctx context.Context, wait time.Duration, mode, session, regi
 			return nil
 		}
 	}
+}
+
+// tryTakeLocked leases the first queued item session may take now, or
+// returns nil and, when one is held back from it, how soon to look again.
+func (p *Pool) tryTakeLocked(mode, session, region string, tools bool) (*lease, time.Duration) {
+	i, retry := p.pickLocked(session, region)
+	if i < 0 {
+		return nil, retry
+	}
+	done, held, ok := p.allowLocked(session)
+	if !ok {
+		return nil, held
+	}
+	j := p.queue[i]
+	p.queue = slices.Delete(p.queue, i, i+1)
+	l := p.leaseLocked(j, mode, session, done)
+	l.tools = tools
+	return l, 0
 }
 
 // pickLocked returns the index of the first queued job session, a sampler

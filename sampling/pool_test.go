@@ -3,6 +3,7 @@ package sampling_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -283,4 +284,76 @@ func TestPushTimeoutCancelsClient(t *testing.T) {
 		n := received.Load()
 		return n > 0 && cancelled.Load() == n
 	})
+}
+
+// TestPullSeveralItems: a sampler whose calls take up to 8 items each
+// answers queued items several to a call, on both protocol generations and
+// transports, with corrective rounds on some of them inside the same call,
+// and reads every item's result.
+func TestPullSeveralItems(t *testing.T) {
+	typ := paymentType(t)
+	for _, tc := range []struct {
+		name, version string
+		http          bool
+	}{
+		{"memory/2026-07-28", "", false},
+		{"memory/2025-11-25", legacy, false},
+		{"http/2026-07-28", "", true},
+		{"http/2025-11-25", legacy, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pool := newPool(t, sampling.Options{})
+			// Every third item's first answer does not fit the schema.
+			answer := func(ctx context.Context, p *mcp.CreateMessageParams) (*mcp.CreateMessageResult, error) {
+				md, _ := p.Metadata.(map[string]any)
+				id, _ := md["event_id"].(string)
+				var n int
+				fmt.Sscanf(id, "ev-%d", &n)
+				if n%3 == 0 && len(p.Messages) == 1 {
+					return &mcp.CreateMessageResult{Model: "fake-model", Content: &mcp.TextContent{Text: "not sure"}}, nil
+				}
+				return outcomeAnswer("block")(ctx, p)
+			}
+			var c *client
+			if tc.http {
+				c = connectHTTP(t, pool, "", tc.version, answer)
+			} else {
+				c = connectMemory(t, pool, tc.version, answer)
+			}
+			const n = 20
+			type out struct {
+				v   pipeline.Verdict
+				err error
+			}
+			results := make(chan out, n)
+			for i := range n {
+				go func() {
+					v, err := pool.Decide(context.Background(), item(t, typ, i))
+					results <- out{v, err}
+				}()
+			}
+			waitUntil(t, "the items queued", func() bool { return pool.Items() == n })
+			ctx, cancel := context.WithCancel(context.Background())
+			wg := c.pullItems(ctx, t, 1, 8)
+			corrected := 0
+			for range n {
+				r := <-results
+				if r.err != nil || r.v.Outcome != "block" {
+					t.Fatalf("%+v %v", r.v, r.err)
+				}
+				if len(r.v.Attempts) == 2 && r.v.Attempts[0].Status == audit.StatusInvalidAnswer {
+					corrected++
+				}
+			}
+			if corrected != 7 {
+				t.Fatalf("%d items decided after a corrective round, want 7 (every third)", corrected)
+			}
+			waitUntil(t, "the sampler to read 20 decided results", func() bool { return c.count("decided") == n })
+			cancel()
+			wg.Wait()
+			if calls := c.count("calls"); calls > 10 {
+				t.Fatalf("%d calls for %d items queued at once, 8 a call at most: want 3 or 4 (plus the idle ones)", calls, n)
+			}
+		})
+	}
 }

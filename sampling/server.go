@@ -3,10 +3,13 @@ package sampling
 import (
 	"context"
 	"crypto/subtle"
+	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/modelcontextprotocol/go-sdk/auth"
@@ -77,18 +80,93 @@ func (p *Pool) next(ctx context.Context, req *mcp.CallToolRequest, args work.Arg
 		p.giveBack(l)
 		return nil, idle, nil
 	}
+	// More items, if the sampler takes several a call and they are
+	// queued now: one call's round trips then carry them all.
+	call := callState{tokens: []string{l.token}}
+	reqs := mcp.InputRequestMap{}
 	p.mu.Lock()
-	params := p.requestLocked(l)
+	reqs[work.InputKey] = p.requestLocked(l)
+	for len(call.tokens) < min(args.Items, work.MaxItems) {
+		more, _ := p.tryTakeLocked(ModePull, session, region, tools)
+		if more == nil {
+			break
+		}
+		reqs[work.InputKeyOf(len(call.tokens))] = p.requestLocked(more)
+		call.tokens = append(call.tokens, more.token)
+	}
 	p.mu.Unlock()
-	return &mcp.CallToolResult{
-		InputRequests: mcp.InputRequestMap{work.InputKey: params},
-		RequestState:  l.token,
-	}, work.Result{}, nil
+	return &mcp.CallToolResult{InputRequests: reqs, RequestState: call.encode()}, work.Result{}, nil
 }
 
-func (p *Pool) complete(ctx context.Context, req *mcp.CallToolRequest, token string) (*mcp.CallToolResult, work.Result, error) {
-	next, res := p.advance(ctx, req, token)
-	return next, res, nil
+// complete takes the answers of a work call's retry. A call of one item
+// goes on as advance says; a call of several answers each, asks again for
+// those whose answer leads to another request (together, on
+// 2026-07-28), and ends with every item's result.
+func (p *Pool) complete(ctx context.Context, req *mcp.CallToolRequest, state string) (*mcp.CallToolResult, work.Result, error) {
+	call, ok := decodeCallState(state)
+	if !ok {
+		return nil, work.Result{Status: work.StatusExpired, Reason: reasonExpired}, nil
+	}
+	if len(call.tokens) == 1 && len(call.done) == 0 {
+		next, res := p.advance(ctx, req, call.tokens[0])
+		return next, res, nil
+	}
+	again := callState{done: call.done}
+	reqs := mcp.InputRequestMap{}
+	for i, token := range call.tokens {
+		params, res := p.answerInput(token, req.Params.InputResponses[work.InputKeyOf(i)])
+		switch {
+		case params == nil:
+			again.done = append(again.done, res.Item())
+		case supportsMRTR(req.Session):
+			reqs[work.InputKeyOf(len(again.tokens))] = params
+			again.tokens = append(again.tokens, token)
+		default:
+			again.done = append(again.done, p.converse(ctx, req.Session, token, params).Item())
+		}
+	}
+	if len(again.tokens) > 0 {
+		return &mcp.CallToolResult{InputRequests: reqs, RequestState: again.encode()}, work.Result{}, nil
+	}
+	res := work.Result{Status: again.done[0].Status, EventID: again.done[0].EventID, TenantID: again.done[0].TenantID,
+		Outcome: again.done[0].Outcome, Reason: again.done[0].Reason, Items: again.done}
+	return nil, res, nil
+}
+
+// callState is a work call's RequestState: the leases of the items whose
+// requests are out, in input key order, and the results of the call's
+// items already done (a call whose items need rounds of their own carries
+// them to its final result). A single lease is its bare token, as before
+// calls took several items. The tokens are what the pool trusts, and
+// only ever as names of its own leases; the results are the sampler's own
+// account, told back to it.
+type callState struct {
+	tokens []string
+	done   []work.ItemResult
+}
+
+func (c callState) encode() string {
+	s := strings.Join(c.tokens, ",")
+	if len(c.done) == 0 {
+		return s
+	}
+	b, _ := json.Marshal(c.done) // plain strings: cannot fail
+	return s + "|" + base64.RawURLEncoding.EncodeToString(b)
+}
+
+func decodeCallState(s string) (callState, bool) {
+	tokens, done, _ := strings.Cut(s, "|")
+	c := callState{tokens: strings.Split(tokens, ",")}
+	if len(c.tokens) > work.MaxItems {
+		return callState{}, false
+	}
+	if done != "" {
+		b, err := base64.RawURLEncoding.DecodeString(done)
+		if err != nil || json.Unmarshal(b, &c.done) != nil || len(c.done) > work.MaxItems {
+			return callState{}, false
+		}
+	}
+	return c, true
 }
 
 // advance completes the lease named token with the answer in req's input
@@ -98,15 +176,7 @@ func (p *Pool) complete(ctx context.Context, req *mcp.CallToolRequest, token str
 // rest of the exchange is asked directly, bounded by the lease as a push
 // is. Otherwise next is nil and res is the work tool's final result.
 func (p *Pool) advance(ctx context.Context, req *mcp.CallToolRequest, token string) (next *mcp.CallToolResult, res work.Result) {
-	answer := req.Params.InputResponses[work.InputKey]
-	if msg, failed := work.AnswerError(answer); failed {
-		return nil, p.failLease(token, &samplerError{msg})
-	}
-	r, ok := work.ResponseFromMCP(answer)
-	if !ok {
-		return nil, p.failLease(token, errors.New("sampler sent no sampling result"))
-	}
-	params, res := p.answer(token, r)
+	params, res := p.answerInput(token, req.Params.InputResponses[work.InputKey])
 	if params == nil {
 		return nil, res
 	}
@@ -117,6 +187,19 @@ func (p *Pool) advance(ctx context.Context, req *mcp.CallToolRequest, token stri
 		}, work.Result{}
 	}
 	return nil, p.converse(ctx, req.Session, token, params)
+}
+
+// answerInput completes the lease named token with answer, an input
+// response: see answer.
+func (p *Pool) answerInput(token string, answer any) (mcp.InputRequest, work.Result) {
+	if msg, failed := work.AnswerError(answer); failed {
+		return nil, p.failLease(token, &samplerError{msg})
+	}
+	r, ok := work.ResponseFromMCP(answer)
+	if !ok {
+		return nil, p.failLease(token, errors.New("sampler sent no sampling result"))
+	}
+	return p.answer(token, r)
 }
 
 // samplerError is a sampler's own account of why it could not answer.

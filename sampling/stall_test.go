@@ -208,3 +208,41 @@ func transitions(reg *prometheus.Registry, to string) float64 {
 	}
 	return n
 }
+
+// TestSamplerTakesSeveralItems: the real client with Items 8 decides every
+// item, and its stats count each item of a call, on both protocol
+// generations.
+func TestSamplerTakesSeveralItems(t *testing.T) {
+	for _, version := range []string{"", legacy} {
+		t.Run("version="+version, func(t *testing.T) {
+			typ, offline := paymentType(t), offlineProvider(t)
+			pool := newPool(t, sampling.Options{})
+			cfg := sampler.Config{Provider: offline, Concurrency: 2, Items: 8, ProtocolVersion: version,
+				Servers: []string{"mem"}, Logger: testLogger()}
+			cfg.Transport = func(string) (mcp.Transport, error) {
+				st, ct := mcp.NewInMemoryTransports()
+				if _, err := pool.Server().Connect(context.Background(), st, nil); err != nil {
+					return nil, err
+				}
+				return ct, nil
+			}
+			s, err := sampler.New(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			stop := testrun.Background(t, "sampler", time.Minute, s.Run)
+			t.Cleanup(func() { _ = stop() })
+			const n = 40
+			vs, errs := decideAll(t, pool, typ, n)
+			for i := range vs {
+				if errs[i] != nil || vs[i].Path != pipeline.PathSampled {
+					t.Fatalf("item %d: %+v %v", i, vs[i], errs[i])
+				}
+			}
+			st, err := s.Await(t.Context(), func(st sampler.Stats) bool { return st.Decided == n })
+			if err != nil {
+				t.Fatalf("sampler stats %+v: %v", st, err)
+			}
+		})
+	}
+}

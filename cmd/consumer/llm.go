@@ -96,8 +96,13 @@ func newLLMStage(cfg config.Config, log *slog.Logger, reg prometheus.Registerer,
 			Servers:     []string{"in-memory"},
 			Provider:    prov,
 			Concurrency: calls,
-			Name:        "triage-builtin-sampler",
-			Logger:      log,
+			// Several items a call when they queue up: the pool's work
+			// is bounded by the pipeline's workers whatever the calls
+			// take, and one call's round trips then carry several
+			// decisions (pull as fast as push, BenchmarkPool).
+			Items:  builtinItems,
+			Name:   "triage-builtin-sampler",
+			Logger: log,
 			// The builtin sampler's provider calls join the events' traces
 			// through the requests' _meta, as a remote sampler's do.
 			TracerProvider: tp,
@@ -116,6 +121,9 @@ func newLLMStage(cfg config.Config, log *slog.Logger, reg prometheus.Registerer,
 	}
 	return st, nil
 }
+
+// builtinItems is how many items a call of the builtin sampler may take.
+const builtinItems = 8
 
 // samplerTokens are the tokens samplers may authenticate with on /mcp:
 // --mcp-token's, bound to no region, and --mcp-tokens-file's.

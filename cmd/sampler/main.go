@@ -59,6 +59,7 @@ type options struct {
 	servers         []string
 	token           string
 	concurrency     int
+	items           int
 	waitMS          int
 	provider        string
 	model           string
@@ -84,6 +85,7 @@ func parse(args []string, stderr io.Writer) (options, error) {
 	fs.Var(config.NewList(&o.servers), "server", "consumer MCP endpoint, e.g. http://127.0.0.1:8080/mcp (repeatable or comma-separated); dns+http://NAME:PORT/mcp connects to every address NAME resolves to (every consumer behind a headless Service), followed as it changes")
 	fs.StringVar(&o.token, "token", "", "bearer token for the consumers' /mcp (empty: $"+deprecatedTokenEnv+", deprecated)")
 	fs.IntVar(&o.concurrency, "concurrency", client.DefaultConcurrency, "work calls in flight per server: items answered at once")
+	fs.IntVar(&o.items, "items", 0, "items one work call may take when several are queued, 0..16 (0: one): fewer MCP round trips a decision, up to --concurrency × --items provider requests at once")
 	fs.IntVar(&o.waitMS, "wait-ms", 0, "long-poll wait per call in ms, 1..30000 (0: the server's default)")
 	fs.StringVar(&o.provider, "provider", "offline", "anthropic, openai (any OpenAI-compatible server) or offline (a deterministic scorer, not an LLM)")
 	fs.StringVar(&o.model, "model", "", "fixed model, overriding the provider's hint-to-model table")
@@ -148,6 +150,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 		Token:           o.token,
 		Provider:        prov,
 		Concurrency:     o.concurrency,
+		Items:           o.items,
 		WaitMS:          o.waitMS,
 		ProtocolVersion: o.protocolVersion,
 		PushOnly:        o.pushOnly,
@@ -160,7 +163,7 @@ func run(ctx context.Context, args []string, stderr io.Writer) int {
 		return 2
 	}
 	log.Info("sampler starting", "servers", o.servers, "provider", prov.Name(), "model", o.model,
-		"concurrency", o.concurrency, "push_only", o.pushOnly, "tools", o.tools, "token", o.token != "")
+		"concurrency", o.concurrency, "items", max(o.items, 1), "push_only", o.pushOnly, "tools", o.tools, "token", o.token != "")
 	if err := s.Run(ctx); err != nil {
 		log.Error("sampler stopped", "err", err)
 		return 1

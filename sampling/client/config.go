@@ -64,6 +64,13 @@ type Config struct {
 	// an item holds a provider request for as long as the model takes.
 	Concurrency int
 
+	// Items is how many items one call may take (work.Args Items, at most
+	// work.MaxItems): the first when one is queued, more if they are
+	// queued then, answered concurrently. Fewer MCP round trips a
+	// decision, but up to Concurrency × Items provider requests at once.
+	// Default 1.
+	Items int
+
 	// WaitMS is the long-poll wait asked of the server per call, in
 	// milliseconds (1..30000). Zero omits it and the server's default
 	// (20000) applies. Short waits cost more round trips while idle.
@@ -169,6 +176,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Concurrency < 0 {
 		errs = append(errs, fmt.Errorf("concurrency %d is negative", c.Concurrency))
+	}
+	if c.Items < 0 || c.Items > work.MaxItems {
+		errs = append(errs, fmt.Errorf("items %d is outside 0..%d", c.Items, work.MaxItems))
 	}
 	if c.WaitMS < 0 || c.WaitMS > work.MaxWaitMS {
 		errs = append(errs, fmt.Errorf("wait_ms %d is outside 0..%d", c.WaitMS, work.MaxWaitMS))

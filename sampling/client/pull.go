@@ -75,17 +75,23 @@ func (s *Sampler) next(ctx context.Context, server string, cs *mcp.ClientSession
 		return "", fmt.Errorf("sampler: %s on %s: %w", work.ToolName, server, err)
 	}
 	r, err := resultOf(res)
+	items := r.Items
+	if len(items) == 0 {
+		items = []work.ItemResult{r.Item()}
+	}
 	s.stats.add(func(st *Stats) {
 		st.Calls++
-		switch r.Status {
-		case work.StatusIdle:
-			st.Idle++
-		case work.StatusDecided:
-			st.Decided++
-		case work.StatusFallback:
-			st.Fallback++
-		case work.StatusExpired:
-			st.Expired++
+		for _, it := range items {
+			switch it.Status {
+			case work.StatusIdle:
+				st.Idle++
+			case work.StatusDecided:
+				st.Decided++
+			case work.StatusFallback:
+				st.Fallback++
+			case work.StatusExpired:
+				st.Expired++
+			}
 		}
 	})
 	if err != nil {

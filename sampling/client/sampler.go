@@ -52,7 +52,7 @@ func New(cfg Config) (*Sampler, error) {
 		// re-queued item from the sampler that failed it for a moment;
 		// stateless (2026-07-28) sessions carry no client info or id of
 		// their own, so the name gets a suffix of this process's own.
-		args:  work.Args{WaitMS: cfg.WaitMS, Sampler: cfg.Name + "/" + rand.Text()[:8]},
+		args:  work.Args{WaitMS: cfg.WaitMS, Sampler: cfg.Name + "/" + rand.Text()[:8], Items: cfg.Items},
 		stats: newCounters(),
 	}
 	s.http = cfg.HTTPClient

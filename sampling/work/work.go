@@ -3,6 +3,7 @@ package work
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/google/jsonschema-go/jsonschema"
@@ -123,6 +124,35 @@ type Args struct {
 	// client capabilities, so a sampler says it here; without it the
 	// requests offer no tools.
 	Tools bool `json:"tools,omitempty" jsonschema:"the sampler can answer sampling requests that offer tools (tool_use / tool_result)"`
+	// Items, when more than 1, lets the call take up to that many items
+	// (at most MaxItems): the first as soon as one is queued, the others
+	// if they are queued at that moment. Their requests are the input
+	// requests InputKeyOf(0), InputKeyOf(1), ..., answered together in one
+	// retry (which a go-sdk client's middleware does, concurrently), and
+	// the final result lists each item's in Items. One call then carries
+	// the MCP round trips of several items: fewer messages per decision.
+	Items int `json:"items,omitempty" jsonschema:"most items to take in one call (default 1, max 16)"`
+}
+
+// MaxItems bounds Args.Items.
+const MaxItems = 16
+
+// InputKeyOf names the input request of a call's i-th item: InputKey for
+// the first, InputKey.i for the others.
+func InputKeyOf(i int) string {
+	if i == 0 {
+		return InputKey
+	}
+	return InputKey + "." + strconv.Itoa(i)
+}
+
+// ItemResult is one item's result in Result.Items.
+type ItemResult struct {
+	Status   Status `json:"status" jsonschema:"decided, fallback or expired"`
+	EventID  string `json:"event_id,omitempty" jsonschema:"the item's event"`
+	TenantID string `json:"tenant_id,omitempty" jsonschema:"the tenant of the item's event"`
+	Outcome  string `json:"outcome,omitempty" jsonschema:"the outcome decided (status decided only)"`
+	Reason   string `json:"reason,omitempty" jsonschema:"decided: the model's reason; fallback, expired: what went wrong"`
 }
 
 // Status is the outcome of one work tool call.
@@ -162,6 +192,14 @@ type Result struct {
 	// Reason is the model's stated reason when decided, and what went wrong
 	// on fallback or expired.
 	Reason string `json:"reason,omitempty" jsonschema:"decided: the model's reason; fallback, expired: what went wrong"`
+	// Items is each item's result when the call took several (Args.Items);
+	// the fields above are then the first item's.
+	Items []ItemResult `json:"items,omitempty" jsonschema:"each item's result, when the call took several"`
+}
+
+// Item is r as an ItemResult.
+func (r Result) Item() ItemResult {
+	return ItemResult{Status: r.Status, EventID: r.EventID, TenantID: r.TenantID, Outcome: r.Outcome, Reason: r.Reason}
 }
 
 // ResultSchema is the work tool's output schema: Result's inferred schema
