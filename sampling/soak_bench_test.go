@@ -15,6 +15,7 @@ import (
 
 	"github.com/triage-dev/triage/rules"
 	"github.com/triage-dev/triage/sampling"
+	"github.com/triage-dev/triage/sampling/work"
 )
 
 // BenchmarkPoolSoak asks whether sampled throughput decays within a run,
@@ -24,7 +25,8 @@ import (
 // default, or http: Streamable HTTP on loopback), with a sampler that
 // takes $TRIAGE_SOAK_LATENCY per answer (default 0, instant) and a lease
 // of $TRIAGE_SOAK_TIMEOUT (the attempt timeout; default the test policy's
-// 300 ms). Every 10 s it prints decisions/s, their ratio to workers ÷
+// 300 ms); with $TRIAGE_SOAK_ITEMS (default 1) items a call (work.Args
+// Items), in as many pulls as carry the workers' items. Every 10 s it prints decisions/s, their ratio to workers ÷
 // latency (Little's law: the most the workers can answer with that
 // latency), the decisions that failed (not in the rates; their errors are
 // printed at the end), the CPU the process used (cores, and per decision:
@@ -39,6 +41,7 @@ func BenchmarkPoolSoak(b *testing.B) {
 	dur := soakEnv(b, "TRIAGE_SOAK", 2*time.Minute, time.ParseDuration)
 	latency := soakEnv(b, "TRIAGE_SOAK_LATENCY", 0, time.ParseDuration)
 	inFlight := soakEnv(b, "TRIAGE_SOAK_WORKERS", 64, strconv.Atoi)
+	items := soakEnv(b, "TRIAGE_SOAK_ITEMS", 1, strconv.Atoi)
 	transport := soakEnv(b, "TRIAGE_SOAK_TRANSPORT", "memory", func(s string) (string, error) {
 		if s != "memory" && s != "http" {
 			return "", fmt.Errorf("%q is neither memory nor http", s)
@@ -67,7 +70,8 @@ func BenchmarkPoolSoak(b *testing.B) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	c.pull(ctx, b, inFlight)
+	items = min(max(items, 1), work.MaxItems)
+	c.pullItems(ctx, b, (inFlight+items-1)/items, items)
 
 	var done, failed atomic.Int64
 	var errMu sync.Mutex
