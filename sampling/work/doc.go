@@ -67,6 +67,21 @@
 // The server audits it as an error with that text and re-queues the item
 // (once) or falls back at once, instead of waiting for the lease to expire.
 //
+// # Several items a call
+//
+// A sampler may take up to [MaxItems] items in one call with the argument
+// "items": n. The call waits for the first item as above and takes more
+// only if they are queued at that moment. Its input requests are then
+// [InputKeyOf](0), [InputKeyOf](1), ... ("decision", "decision.1", ...),
+// one per item, and the retry answers them all at once (a go-sdk client's
+// middleware fulfils them concurrently). Items whose answer leads to
+// another request (a tool round, the corrective round) come back as a new
+// set of input requests, numbered from 0 again, under a new requestState;
+// the final result holds every item's result in "items", its top-level
+// fields being the first's. One call's messages then carry several
+// decisions: fewer round trips, and less of the MCP SDK's per-message cost,
+// for each.
+//
 // An answer that does not fit gets one corrective round: the retry returns
 // a second input request (the conversation so far plus a follow-up) under
 // the same requestState; answer it the same way. An unanswered lease
