@@ -36,6 +36,7 @@ func BenchmarkPool(b *testing.B) {
 		{"push/http/instant", true, true, 0, 64, 0},
 		{"pull/memory/100ms", false, false, 100 * time.Millisecond, 64, 0},
 		{"pull/http/100ms", false, true, 100 * time.Millisecond, 64, 0},
+		{"pull/http/100ms/8-items", false, true, 100 * time.Millisecond, 64, 8},
 		{"push/http/100ms", true, true, 100 * time.Millisecond, 64, 0},
 		{"pull/memory/instant/1", false, false, 0, 1, 0},
 		{"pull/http/instant/1", false, true, 0, 1, 0},
