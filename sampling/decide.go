@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/jsonschema-go/jsonschema"
@@ -112,7 +113,8 @@ type caller struct {
 	session string
 	region  string
 	tools   bool
-	offer   chan offer // the item's first request, on its lease
+	offer   chan offer  // the item's first request, on its lease
+	offered atomic.Bool // the one offer was made
 }
 
 type offer struct {

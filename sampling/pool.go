@@ -250,8 +250,12 @@ func (p *Pool) Decide(ctx context.Context, it pipeline.Item) (pipeline.Verdict, 
 	j := &job{conv: newConversation(it, pr, p.opts.History), done: make(chan struct{}),
 		regions: it.Type.Guards().Tenant(it.Event.TenantID).Regions, tctx: p.trace.parent(ctx)}
 	c := callerOf(ctx)
-	if c != nil && len(j.regions) > 0 && !slices.Contains(j.regions, c.region) {
+	switch {
+	case c == nil:
+	case len(j.regions) > 0 && !slices.Contains(j.regions, c.region):
 		c = nil // the tenant's data may not go to the caller's region: the pool's samplers of its regions take it
+	case !c.offered.CompareAndSwap(false, true):
+		c = nil // a caller answers one item: its call's
 	}
 	p.mu.Lock()
 	if p.ctx.Err() != nil {
@@ -261,7 +265,7 @@ func (p *Pool) Decide(ctx context.Context, it pipeline.Item) (pipeline.Verdict, 
 	if c != nil {
 		l := p.leaseLocked(j, ModeCaller, c.session, func(leaseEnd) {})
 		l.tools = c.tools
-		c.offer <- offer{token: l.token, params: p.requestLocked(l)} // buffered: the one request a caller is offered
+		c.offer <- offer{token: l.token, params: p.requestLocked(l)} // buffered for the one offer: never blocks
 	} else {
 		p.enqueueLocked(j, false)
 	}
