@@ -33,17 +33,21 @@ func newPool(t *testing.T, opts sampling.Options) *sampling.Pool {
 
 // TestPull: samplers on both protocol generations, in memory and over
 // Streamable HTTP, pull items and decide them.
+// transports are the pull tests' cases: both protocol generations, in
+// memory and over Streamable HTTP.
+var transports = []struct {
+	name, version string
+	http          bool
+}{
+	{"memory/2026-07-28", "", false},
+	{"memory/2025-11-25", legacy, false},
+	{"http/2026-07-28", "", true},
+	{"http/2025-11-25", legacy, true},
+}
+
 func TestPull(t *testing.T) {
 	typ := paymentType(t)
-	for _, tc := range []struct {
-		name, version string
-		http          bool
-	}{
-		{"memory/2026-07-28", "", false},
-		{"memory/2025-11-25", legacy, false},
-		{"http/2026-07-28", "", true},
-		{"http/2025-11-25", legacy, true},
-	} {
+	for _, tc := range transports {
 		t.Run(tc.name, func(t *testing.T) {
 			pool := newPool(t, sampling.Options{})
 			var c *client
@@ -292,15 +296,7 @@ func TestPushTimeoutCancelsClient(t *testing.T) {
 // and reads every item's result.
 func TestPullSeveralItems(t *testing.T) {
 	typ := paymentType(t)
-	for _, tc := range []struct {
-		name, version string
-		http          bool
-	}{
-		{"memory/2026-07-28", "", false},
-		{"memory/2025-11-25", legacy, false},
-		{"http/2026-07-28", "", true},
-		{"http/2025-11-25", legacy, true},
-	} {
+	for _, tc := range transports {
 		t.Run(tc.name, func(t *testing.T) {
 			pool := newPool(t, sampling.Options{})
 			// Every third item's first answer does not fit the schema.

@@ -70,7 +70,7 @@ func sampledOf(t *testing.T, pool *sampling.Pool, typ *rules.Type, n int) int {
 
 // runSampler runs the real sampler with cfg against pool's MCP server in
 // memory until the test ends.
-func runSampler(t *testing.T, pool *sampling.Pool, cfg sampler.Config) {
+func runSampler(t *testing.T, pool *sampling.Pool, cfg sampler.Config) *sampler.Sampler {
 	t.Helper()
 	cfg.Servers, cfg.Logger = []string{"mem"}, testLogger()
 	cfg.Transport = func(string) (mcp.Transport, error) {
@@ -86,6 +86,7 @@ func runSampler(t *testing.T, pool *sampling.Pool, cfg sampler.Config) {
 	}
 	stop := testrun.Background(t, "sampler", time.Minute, s.Run)
 	t.Cleanup(func() { _ = stop() })
+	return s
 }
 
 // TestHangingSamplerCannotStallThePool: a sampler (the real client, 8
@@ -217,21 +218,7 @@ func TestSamplerTakesSeveralItems(t *testing.T) {
 		t.Run("version="+version, func(t *testing.T) {
 			typ, offline := paymentType(t), offlineProvider(t)
 			pool := newPool(t, sampling.Options{})
-			cfg := sampler.Config{Provider: offline, Concurrency: 2, Items: 8, ProtocolVersion: version,
-				Servers: []string{"mem"}, Logger: testLogger()}
-			cfg.Transport = func(string) (mcp.Transport, error) {
-				st, ct := mcp.NewInMemoryTransports()
-				if _, err := pool.Server().Connect(context.Background(), st, nil); err != nil {
-					return nil, err
-				}
-				return ct, nil
-			}
-			s, err := sampler.New(cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			stop := testrun.Background(t, "sampler", time.Minute, s.Run)
-			t.Cleanup(func() { _ = stop() })
+			s := runSampler(t, pool, sampler.Config{Provider: offline, Concurrency: 2, Items: 8, ProtocolVersion: version})
 			const n = 40
 			vs, errs := decideAll(t, pool, typ, n)
 			for i := range vs {
