@@ -3,6 +3,7 @@ package pipeline_test
 import (
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -71,4 +72,29 @@ func FuzzDecode(f *testing.F) {
 			t.Fatalf("error %v is not a *DecodeError", err)
 		}
 	})
+}
+
+// TestDecodeEscapedNames: a member name spelled with escapes is the name
+// it spells, whether or not the rules declare it: the same field, and a
+// repeat of one written plainly.
+func TestDecodeEscapedNames(t *testing.T) {
+	set := defaultRules(t).Current()
+	v, _ := json.Marshal(txn("esc-1", 120.5, "DE", "DE"))
+	escaped := []byte(strings.Replace(string(v), `"amount":`, `"\u0061mount":`, 1))
+	fields, _, err := pipeline.Decode(set, escaped)
+	if err != nil {
+		t.Fatalf("escaped name of a declared field: %v", err)
+	}
+	if fields["amount"] != 120.5 {
+		t.Fatalf("amount = %v, want 120.5", fields["amount"])
+	}
+	extra := []byte(strings.Replace(string(v), `{`, `{"n\u00f6te":"x",`, 1))
+	if fields, _, err = pipeline.Decode(set, extra); err != nil || fields["nöte"] != "x" {
+		t.Fatalf("escaped undeclared name: %v, %v", fields["nöte"], err)
+	}
+	twice := []byte(strings.Replace(string(v), `{`, `{"\u0061mount":1,`, 1))
+	var de *pipeline.DecodeError
+	if _, _, err := pipeline.Decode(set, twice); !errors.As(err, &de) || de.Reason != pipeline.ReasonDuplicateKey {
+		t.Fatalf("a name written plainly and escaped: %v, want %s", err, pipeline.ReasonDuplicateKey)
+	}
 }

@@ -75,7 +75,7 @@ func Decode(set *rules.Set, value []byte) (map[string]any, *rules.Type, error) {
 	if !utf8.Valid(value) {
 		return nil, nil, &DecodeError{ReasonInvalidUTF8, "the value is not valid UTF-8"}
 	}
-	obj, derr := decodeObject(value)
+	obj, derr := decodeObject(set, value)
 	if derr != nil {
 		return nil, nil, derr
 	}
@@ -117,7 +117,7 @@ func Decode(set *rules.Set, value []byte) (map[string]any, *rules.Type, error) {
 // reflection) from a pooled decoder over the value itself (a bytes.Buffer
 // is parsed in place, not copied), and builds error strings only for
 // records that fail.
-func decodeObject(value []byte) (map[string]any, *DecodeError) {
+func decodeObject(set *rules.Set, value []byte) (map[string]any, *DecodeError) {
 	d := objectDecoders.Get().(*objectDecoder)
 	defer d.release()
 	d.buf = *bytes.NewBuffer(value)
@@ -132,11 +132,10 @@ func decodeObject(value []byte) (map[string]any, *DecodeError) {
 	obj := make(map[string]any, 16)
 	dup := ""
 	for d.dec.PeekKind() != '}' {
-		tok, err := d.dec.ReadToken()
+		key, err := readName(set, &d.dec)
 		if err != nil {
 			return nil, &DecodeError{ReasonInvalidJSON, err.Error()}
 		}
-		key := tok.String()
 		v, err := readAny(&d.dec)
 		if err != nil {
 			return nil, &DecodeError{ReasonInvalidJSON, err.Error()}
@@ -156,6 +155,24 @@ func decodeObject(value []byte) (map[string]any, *DecodeError) {
 		return nil, &DecodeError{ReasonDuplicateKey, fmt.Sprintf("member %q appears more than once", dup)}
 	}
 	return obj, nil
+}
+
+// readName reads a member's name: a field the rules declare, spelled
+// without escapes, is the set's own string (no allocation); any other
+// name is read as a token.
+func readName(set *rules.Set, dec *jsontext.Decoder) (string, error) {
+	raw, err := dec.ReadValue()
+	if err != nil {
+		return "", err
+	}
+	if unquoted := raw[1 : len(raw)-1]; bytes.IndexByte(unquoted, '\\') < 0 {
+		if name, ok := set.FieldName(unquoted); ok {
+			return name, nil
+		}
+		return string(unquoted), nil
+	}
+	var s string
+	return s, json.Unmarshal(raw, &s)
 }
 
 // decodeOptions: Decode checks UTF-8 before parsing, and finds repeated

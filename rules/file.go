@@ -166,6 +166,12 @@ func (p *parser) set(doc *yaml.Node) *Set {
 		p.fail(typesNode, where{}, "no types")
 	}
 	slices.Sort(s.names)
+	s.fieldNames = map[string]string{}
+	for _, t := range s.types {
+		for _, f := range t.Fields {
+			s.fieldNames[f.Name] = f.Name
+		}
+	}
 	if guardsNode != nil {
 		p.guards(s, guardsNode)
 	}

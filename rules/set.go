@@ -24,6 +24,18 @@ type Set struct {
 	types  map[string]*Type
 	names  []string // sorted
 	guards Guards
+	// fieldNames holds every field name of every type, each once, so
+	// that a decoder can take a member's name from here rather than
+	// allocate it (FieldName).
+	fieldNames map[string]string
+}
+
+// FieldName returns the field name spelled by b when some type of the set
+// declares it (the envelope's included): the set's own string, shared, so
+// that decoding an event allocates none for its members' names.
+func (s *Set) FieldName(b []byte) (string, bool) {
+	n, ok := s.fieldNames[string(b)]
+	return n, ok
 }
 
 // Type is one event type's section of the rules file. Its exported fields
