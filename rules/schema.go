@@ -111,6 +111,7 @@ func envelope(typ string) []Field {
 //
 // The error, if any, is a *FieldError for the first field found wrong.
 func (t *Type) Validate(ev map[string]any) error {
+	present := 0 // declared fields in ev after the first pass
 	for i := range t.Fields {
 		f := &t.Fields[i]
 		v, ok := ev[f.Name]
@@ -127,7 +128,13 @@ func (t *Type) Validate(ev map[string]any) error {
 		if err != nil {
 			return err
 		}
-		ev[f.Name] = nv
+		if f.Type != FieldString && f.Type != FieldBool {
+			ev[f.Name] = nv // strings and bools stay as decoded
+		}
+		present++
+	}
+	if len(ev) == present {
+		return nil // no member the schema does not declare
 	}
 	for name, v := range ev {
 		if _, declared := t.fieldIndex[name]; declared {
@@ -150,7 +157,8 @@ func (f *Field) check(v any) (any, error) {
 		if !ok {
 			return nil, f.wrongType(v)
 		}
-		return s, f.checkString(s)
+		// v itself, not s: boxing s again would allocate.
+		return v, f.checkString(s)
 	case FieldNumber:
 		x, err := toFloat(f.Name, v)
 		if err != nil {
