@@ -102,9 +102,26 @@ func (w *jsonObject) name(n string) {
 
 func (w *jsonObject) str(n, v string) {
 	w.name(n)
+	if plain(v) {
+		// Most values (ids, hashes, names, codes) are printable ASCII
+		// without quotes or backslashes: nothing to escape or check.
+		w.b = append(append(append(w.b, '"'), v...), '"')
+		return
+	}
 	// Invalid UTF-8 becomes U+FFFD, as encoding/json writes it; the error
 	// only reports that it happened.
 	w.b, _ = jsontext.AppendQuote(w.b, v)
+}
+
+// plain reports whether s is printable ASCII without '"' or '\\': a JSON
+// string as it is.
+func plain(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '\\' {
+			return false
+		}
+	}
+	return true
 }
 
 func (w *jsonObject) strOmit(n, v string) {

@@ -19,7 +19,7 @@ import (
 // numbers.
 func TestAppendJSONAsMarshal(t *testing.T) {
 	strs := []string{"", "a", "events.documents/3", `quote " and \ backslash`, "<html> & co", "tab\tnew\nline\x00\x1f",
-		"résumé ✓ 😀", strings.Repeat("x", 5000), "bad \xff utf8", "line\u2028sep\u2029"}
+		"résumé ✓ 😀", strings.Repeat("x", 5000), "bad \xff utf8", "line\u2028sep\u2029", "del \x7f", "~ }"}
 	floats := []float64{0, 1, -1, 12.345, 0.000001, 0.0000001234, 1e20, 1e21, 123456789.125, math.SmallestNonzeroFloat64, -3.5e-9}
 	times := []time.Time{{}, time.UnixMilli(1700000000123).UTC(), time.Date(2026, 12, 2, 10, 0, 0, 123456789, time.FixedZone("x", 3600))}
 	rng := rand.New(rand.NewPCG(1, 2))
@@ -29,7 +29,7 @@ func TestAppendJSONAsMarshal(t *testing.T) {
 		r := Record{AuditID: s(), Kind: Kind(s()), EventID: s(), Type: s(), TenantID: s(), UserID: s(), Key: s(),
 			Path: s(), RuleID: s(), Outcome: s(), Reason: s(), Status: Status(s()), Mode: s(), SamplerSession: s(),
 			ModelRequested: s(), ModelAnswered: s(), InputTokens: n(), OutputTokens: n(), RequestSummary: s(), ResponseSummary: s(),
-			Tier: s(), Tool: s(), CacheKey: s(), SourceAuditID: s(), TokensEstimated: rng.IntN(2) == 0,
+			Tier: s(), Tool: s(), CacheKey: s(), SourceAuditID: s(), TokensEstimated: rng.IntN(2) == 0, Channel: s(), Caller: s(),
 			LatencyMS: floats[rng.IntN(len(floats))], At: times[rng.IntN(len(times))], Topic: s(), Partition: int32(n()), Offset: n(),
 			Consumer: s(), Chain: s(), Segment: s(), Seq: n(), PrevHash: s(), Hash: s()}
 		if i == 0 {
@@ -37,6 +37,10 @@ func TestAppendJSONAsMarshal(t *testing.T) {
 		}
 		d := Decision{EventID: r.EventID, Type: r.Type, TenantID: r.TenantID, Key: r.Key, Outcome: r.Outcome, Path: r.Path,
 			RuleID: r.RuleID, Reason: r.Reason, Model: r.ModelAnswered, Tier: r.Tier, LatencyMS: r.LatencyMS, DecidedAt: r.At}
+		if i%3 == 1 {
+			score := floats[rng.IntN(len(floats))]
+			d.Score = &score
+		}
 		sameAsMarshal(t, &r, r.AppendJSON([]byte("prefix"))[len("prefix"):])
 		sameAsMarshal(t, &d, d.AppendJSON(nil))
 	}
