@@ -135,9 +135,10 @@ func callerOf(ctx context.Context) *caller {
 
 // decideCall is a decide tool call in progress.
 type decideCall struct {
-	done chan struct{}
-	resp pipeline.SyncResponse
-	err  error
+	done  chan struct{}
+	resp  pipeline.SyncResponse
+	err   error
+	token string // its lease in Pool.calls, while the caller answers; guarded by Pool.mu
 }
 
 func (p *Pool) decideTool(ctx context.Context, req *mcp.CallToolRequest, s Synchronous, opts DecideOptions) *mcp.CallToolResult {
@@ -163,13 +164,9 @@ func (p *Pool) decideTool(ctx context.Context, req *mcp.CallToolRequest, s Synch
 	call := &decideCall{done: make(chan struct{})}
 	go func() {
 		call.resp, call.err = s.Decide(dctx, sreq)
-		close(call.done)
 		p.mu.Lock()
-		for token, other := range p.calls {
-			if other == call {
-				delete(p.calls, token)
-			}
-		}
+		close(call.done)
+		delete(p.calls, call.token)
 		p.mu.Unlock()
 	}()
 	var offered <-chan offer
@@ -182,6 +179,7 @@ func (p *Pool) decideTool(ctx context.Context, req *mcp.CallToolRequest, s Synch
 		select {
 		case <-call.done: // decided already (the lease ended at once): nothing to wait for
 		default:
+			call.token = o.token
 			p.calls[o.token] = call
 		}
 		p.mu.Unlock()
@@ -189,10 +187,14 @@ func (p *Pool) decideTool(ctx context.Context, req *mcp.CallToolRequest, s Synch
 	case <-call.done:
 		return decideResult(call)
 	case <-ctx.Done():
-		// The decision goes on and is recorded; a retry of the call
-		// finds it.
-		return decideError("the call ended before the decision: " + ctx.Err().Error() + "; call again with the same event for the decision")
+		return callEnded(ctx)
 	}
+}
+
+// callEnded is the answer of a call whose context ended first: the
+// decision goes on and is recorded, and a retry of the call finds it.
+func callEnded(ctx context.Context) *mcp.CallToolResult {
+	return decideError("the call ended before the decision: " + ctx.Err().Error() + "; call again with the same event for the decision")
 }
 
 // decideAnswered takes the caller's answer on the lease named token, and
@@ -204,14 +206,14 @@ func (p *Pool) decideAnswered(ctx context.Context, req *mcp.CallToolRequest, tok
 	if call == nil {
 		return decideError("unknown or finished requestState: call again with the same event for its decision")
 	}
-	if next, _ := p.advance(ctx, req, token); next != nil {
-		return next
+	if next, _ := p.advance(ctx, req, token, work.InputKey); next != nil {
+		return &mcp.CallToolResult{InputRequests: mcp.InputRequestMap{work.InputKey: next}, RequestState: token}
 	}
 	select {
 	case <-call.done:
 		return decideResult(call)
 	case <-ctx.Done():
-		return decideError("the call ended before the decision: " + ctx.Err().Error() + "; call again with the same event for the decision")
+		return callEnded(ctx)
 	}
 }
 

@@ -98,38 +98,33 @@ func (p *Pool) next(ctx context.Context, req *mcp.CallToolRequest, args work.Arg
 	return &mcp.CallToolResult{InputRequests: reqs, RequestState: call.encode()}, work.Result{}, nil
 }
 
-// complete takes the answers of a work call's retry. A call of one item
-// goes on as advance says; a call of several answers each, asks again for
-// those whose answer leads to another request (together, on
-// 2026-07-28), and ends with every item's result.
+// complete takes the answers of a work call's retry: it asks again for
+// the items whose answer leads to another request (together, on
+// 2026-07-28), and ends with every item's result once none does.
 func (p *Pool) complete(ctx context.Context, req *mcp.CallToolRequest, state string) (*mcp.CallToolResult, work.Result, error) {
 	call, ok := decodeCallState(state)
 	if !ok {
 		return nil, work.Result{Status: work.StatusExpired, Reason: reasonExpired}, nil
 	}
-	if len(call.tokens) == 1 && len(call.done) == 0 {
-		next, res := p.advance(ctx, req, call.tokens[0])
-		return next, res, nil
-	}
 	again := callState{done: call.done}
 	reqs := mcp.InputRequestMap{}
 	for i, token := range call.tokens {
-		params, res := p.answerInput(token, req.Params.InputResponses[work.InputKeyOf(i)])
-		switch {
-		case params == nil:
+		params, res := p.advance(ctx, req, token, work.InputKeyOf(i))
+		if params == nil {
 			again.done = append(again.done, res.Item())
-		case supportsMRTR(req.Session):
-			reqs[work.InputKeyOf(len(again.tokens))] = params
-			again.tokens = append(again.tokens, token)
-		default:
-			again.done = append(again.done, p.converse(ctx, req.Session, token, params).Item())
+			continue
 		}
+		reqs[work.InputKeyOf(len(again.tokens))] = params
+		again.tokens = append(again.tokens, token)
 	}
 	if len(again.tokens) > 0 {
 		return &mcp.CallToolResult{InputRequests: reqs, RequestState: again.encode()}, work.Result{}, nil
 	}
-	res := work.Result{Status: again.done[0].Status, EventID: again.done[0].EventID, TenantID: again.done[0].TenantID,
-		Outcome: again.done[0].Outcome, Reason: again.done[0].Reason, Items: again.done}
+	first := again.done[0]
+	res := work.Result{Status: first.Status, EventID: first.EventID, TenantID: first.TenantID, Outcome: first.Outcome, Reason: first.Reason}
+	if len(again.done) > 1 {
+		res.Items = again.done
+	}
 	return nil, res, nil
 }
 
@@ -169,29 +164,15 @@ func decodeCallState(s string) (callState, bool) {
 	return c, true
 }
 
-// advance completes the lease named token with the answer in req's input
-// responses. When the answer leads to another request (a tool round, the
-// corrective round), next asks for it on 2026-07-28; for an older client,
-// whose handler the SDK's server-side middleware re-invokes only once, the
-// rest of the exchange is asked directly, bounded by the lease as a push
-// is. Otherwise next is nil and res is the work tool's final result.
-func (p *Pool) advance(ctx context.Context, req *mcp.CallToolRequest, token string) (next *mcp.CallToolResult, res work.Result) {
-	params, res := p.answerInput(token, req.Params.InputResponses[work.InputKey])
-	if params == nil {
-		return nil, res
-	}
-	if supportsMRTR(req.Session) {
-		return &mcp.CallToolResult{
-			InputRequests: mcp.InputRequestMap{work.InputKey: params},
-			RequestState:  token,
-		}, work.Result{}
-	}
-	return nil, p.converse(ctx, req.Session, token, params)
-}
-
-// answerInput completes the lease named token with answer, an input
-// response: see answer.
-func (p *Pool) answerInput(token string, answer any) (mcp.InputRequest, work.Result) {
+// advance completes the lease named token with req's input response
+// under key. When the answer leads to another request (a tool round, the
+// corrective round), next is that request, to ask for on 2026-07-28; for
+// an older client, whose handler the SDK's server-side middleware
+// re-invokes only once, the rest of the exchange is asked directly,
+// bounded by the lease as a push is. Otherwise next is nil and res is the
+// item's final result.
+func (p *Pool) advance(ctx context.Context, req *mcp.CallToolRequest, token, key string) (next mcp.InputRequest, res work.Result) {
+	answer := req.Params.InputResponses[key]
 	if msg, failed := work.AnswerError(answer); failed {
 		return nil, p.failLease(token, &samplerError{msg})
 	}
@@ -199,7 +180,11 @@ func (p *Pool) answerInput(token string, answer any) (mcp.InputRequest, work.Res
 	if !ok {
 		return nil, p.failLease(token, errors.New("sampler sent no sampling result"))
 	}
-	return p.answer(token, r)
+	next, res = p.answer(token, r)
+	if next == nil || supportsMRTR(req.Session) {
+		return next, res
+	}
+	return nil, p.converse(ctx, req.Session, token, next)
 }
 
 // samplerError is a sampler's own account of why it could not answer.
