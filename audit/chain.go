@@ -73,6 +73,17 @@ func (c *Chains) Unsigned() []string {
 	return out
 }
 
+// CheckpointUnsigned closes every chain that had records linked since its
+// last checkpoint (Unsigned) with a checkpoint written by consumer, and
+// calls send with each while holding its chain, so that the checkpoint
+// leaves in chain order.
+func (c *Chains) CheckpointUnsigned(consumer string, send func(chain string, cp *Record)) {
+	for _, chain := range c.Unsigned() {
+		cp := Checkpoint(consumer, time.Now())
+		c.Link(chain, []*Record{cp}, func() { send(chain, cp) })
+	}
+}
+
 // Link fills Chain, Segment, Seq, PrevHash and Hash of recs, in order, as
 // the next records of the named chain, then calls emit while still holding
 // the chain so that records leave in chain order.

@@ -2,7 +2,6 @@ package pipeline
 
 import (
 	"fmt"
-	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
@@ -16,14 +15,11 @@ import (
 // with a signature; with at-least-once, on the commit interval. The caller
 // holds the gate, shared or exclusive.
 func (p *Pipeline) checkpoint() {
-	for _, chain := range p.chains.Unsigned() {
-		cp := audit.Checkpoint(p.cfg.Instance, time.Now())
-		p.chains.Link(chain, []*audit.Record{cp}, func() {
-			p.client().Produce(p.workCtx, p.auditRecord(chain, cp), func(_ *kgo.Record, err error) {
-				if err != nil && p.workCtx.Err() == nil {
-					p.fail(fmt.Errorf("pipeline: produce checkpoint of %s: %w", chain, err))
-				}
-			})
+	p.chains.CheckpointUnsigned(p.cfg.Instance, func(chain string, cp *audit.Record) {
+		p.client().Produce(p.workCtx, p.auditRecord(chain, cp), func(_ *kgo.Record, err error) {
+			if err != nil && p.workCtx.Err() == nil {
+				p.fail(fmt.Errorf("pipeline: produce checkpoint of %s: %w", chain, err))
+			}
 		})
-	}
+	})
 }

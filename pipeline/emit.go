@@ -12,6 +12,7 @@ import (
 
 	"github.com/triage-dev/triage/audit"
 	"github.com/triage-dev/triage/internal/deadletter"
+	"github.com/triage-dev/triage/rules"
 )
 
 // DLQ record headers (see internal/deadletter). The value is the original
@@ -101,6 +102,11 @@ func (p *Pipeline) decide(w work) {
 	p.emitDecision(it.Event, d, v, w.ticket, took)
 }
 
+// ruleDecision is the decision of an event the rules decided.
+func ruleDecision(res rules.Result) Decision {
+	return Decision{Outcome: res.Action, Path: PathRule, RuleID: res.RuleID, Reason: res.Reason}
+}
+
 // settle turns a Decider's answer for it into its decision: the verdict's,
 // or the type's fallback when the Decider failed or answered an outcome
 // the type does not have. The verdict returned is what the decision's
@@ -137,8 +143,7 @@ func fallback(it Item, reason string) Decision {
 // audit record (with v's cache key and source); the ticket is done when the
 // broker has acknowledged all of them. took is the Decider's time.
 func (p *Pipeline) emitDecision(ev Event, d Decision, v Verdict, t *Ticket, took time.Duration) {
-	user, _ := ev.Fields["user_id"].(string)
-	value, trail := decisionOutputs(ev, &d, v, time.Now(), func(a *audit.Record) { p.fillAudit(a, ev, user, t) })
+	value, trail := decisionOutputs(ev, &d, v, time.Now(), func(a *audit.Record) { p.fillPosition(a, t) })
 	attempts := v.Attempts
 	p.trace.emitting(t, &d, 1+len(trail))
 
@@ -162,10 +167,11 @@ func (p *Pipeline) emitDecision(ev Event, d Decision, v Verdict, t *Ticket, took
 // decisionOutputs completes d from ev, decided at now, and builds what an
 // event's decision leaves: the decision record's value and the audit
 // trail, the records of v's sampling attempts and tool calls then the
-// decision's own (with v's cache key and source). fill sets each audit
-// record's event and position fields. Streamed and synchronous decisions
+// decision's own (with v's cache key and source), each with ev's fields;
+// fill sets where each was read from. Streamed and synchronous decisions
 // share it, so that both leave the same records.
 func decisionOutputs(ev Event, d *Decision, v Verdict, now time.Time, fill func(*audit.Record)) ([]byte, []*audit.Record) {
+	user, _ := ev.Fields["user_id"].(string)
 	d.EventID, d.Type, d.TenantID, d.Key = ev.ID, ev.Type, ev.TenantID, ev.Key
 	d.DecidedAt = now.UTC()
 	d.LatencyMS = millis(now.Sub(ev.Produced))
@@ -174,6 +180,7 @@ func decisionOutputs(ev Event, d *Decision, v Verdict, now time.Time, fill func(
 	for i := range v.Attempts {
 		a := v.Attempts[i]
 		a.AuditID = audit.ID(ev.TenantID, ev.ID, a.Kind, i)
+		fillEvent(&a, ev, user)
 		fill(&a)
 		trail = append(trail, &a)
 	}
@@ -183,6 +190,7 @@ func decisionOutputs(ev Event, d *Decision, v Verdict, now time.Time, fill func(
 		ModelAnswered: d.Model, LatencyMS: d.LatencyMS, At: d.DecidedAt, Tier: d.Tier,
 		CacheKey: v.CacheKey, SourceAuditID: v.SourceAuditID,
 	}
+	fillEvent(dec, ev, user)
 	fill(dec)
 	return value, append(trail, dec)
 }
@@ -214,7 +222,17 @@ func decisionStatus(d Decision) audit.Status {
 // stage, the handoff's offset in the sampling topic, which the handoff
 // record on the source's chain links to the source by event id).
 func (p *Pipeline) fillAudit(a *audit.Record, ev Event, user string, t *Ticket) {
+	fillEvent(a, ev, user)
+	p.fillPosition(a, t)
+}
+
+// fillEvent fills a's fields of the event it is about.
+func fillEvent(a *audit.Record, ev Event, user string) {
 	a.EventID, a.Type, a.TenantID, a.Key, a.UserID = ev.ID, ev.Type, ev.TenantID, ev.Key, user
+}
+
+// fillPosition fills a's position: see fillAudit.
+func (p *Pipeline) fillPosition(a *audit.Record, t *Ticket) {
 	a.Topic, a.Partition, a.Offset, a.Consumer = t.tp.Topic, t.tp.Partition, t.offset, p.cfg.Instance
 }
 

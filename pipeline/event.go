@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"sync"
 	"time"
 	"unicode/utf8"
@@ -30,6 +31,23 @@ type Event struct {
 	Offset    int64
 	// Produced is the record's timestamp: when the upstream producer wrote it.
 	Produced time.Time
+}
+
+// newEvent is the event of a record that Decode found valid as typ,
+// produced at produced; the caller sets where it was read from.
+func newEvent(typ *rules.Type, fields map[string]any, produced time.Time) Event {
+	return Event{ID: str(fields["event_id"]), Type: typ.Name, TenantID: str(fields["tenant_id"]),
+		Key: typ.KeyOf(fields), Fields: fields, Produced: produced}
+}
+
+// evaluate runs the rules on ev. A rule that fails to evaluate sends the
+// event to sampling (rules.Set.Eval); that is logged here.
+func evaluate(set *rules.Set, typ *rules.Type, ev Event, log *slog.Logger) rules.Result {
+	res := set.Eval(typ.Name, ev.Fields)
+	if res.Err != nil {
+		log.Warn("rule error; event goes to sampling", "type", typ.Name, "rule", res.RuleID, "event_id", ev.ID, "err", res.Err)
+	}
+	return res
 }
 
 // DLQ reasons for records that are not valid events. Field-level reasons

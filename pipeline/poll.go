@@ -307,32 +307,20 @@ func (p *Pipeline) handle(r *kgo.Record) (w work, ok bool) {
 		return work{}, false
 	}
 	decoded := p.trace.clock()
-	ev := Event{
-		ID:        str(fields["event_id"]),
-		Type:      typ.Name,
-		TenantID:  str(fields["tenant_id"]),
-		Key:       typ.KeyOf(fields),
-		Fields:    fields,
-		Topic:     r.Topic,
-		Partition: r.Partition,
-		Offset:    r.Offset,
-		Produced:  r.Timestamp,
-	}
+	ev := newEvent(typ, fields, r.Timestamp)
+	ev.Topic, ev.Partition, ev.Offset = r.Topic, r.Partition, r.Offset
 	if p.cfg.Observe != nil {
 		p.cfg.Observe(typ, ev)
 	}
-	res := set.Eval(typ.Name, fields)
+	res := evaluate(set, typ, ev, p.log)
 	if p.cfg.AllLLM {
 		res = rules.Result{Type: typ.Name, RuleID: AllLLMRuleID, Action: rules.ActionSample, Reason: "every event to the LLM (--all-llm)"}
 	}
 	p.cfg.Metrics.ruleHit(res)
-	if res.Err != nil {
-		p.log.Warn("rule error; event goes to sampling", "type", typ.Name, "rule", res.RuleID, "event_id", ev.ID, "err", res.Err)
-	}
 	t := p.offsets.Track(tp, r.Offset, r.LeaderEpoch)
 	t.trace = p.trace.event(r, &ev, res, start, decoded)
 	if res.Action != rules.ActionSample {
-		p.emitDecision(ev, Decision{Outcome: res.Action, Path: PathRule, RuleID: res.RuleID, Reason: res.Reason}, Verdict{}, t, 0)
+		p.emitDecision(ev, ruleDecision(res), Verdict{}, t, 0)
 		return work{}, false
 	}
 	if p.cfg.Stage == StageRules {

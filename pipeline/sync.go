@@ -261,10 +261,8 @@ func (s *Sync) decide(ctx context.Context, req SyncRequest, received time.Time) 
 	if err != nil {
 		return SyncResponse{}, err
 	}
-	ev := Event{
-		ID: str(fields["event_id"]), Type: typ.Name, TenantID: str(fields["tenant_id"]),
-		Key: typ.KeyOf(fields), Fields: fields, Partition: -1, Offset: -1, Produced: received,
-	}
+	ev := newEvent(typ, fields, received)
+	ev.Partition, ev.Offset = -1, -1 // no source record
 	if len(req.Tenants) > 0 && !slices.Contains(req.Tenants, ev.TenantID) {
 		return SyncResponse{}, fmt.Errorf("%w: %q", ErrTenantNotAllowed, ev.TenantID)
 	}
@@ -284,11 +282,8 @@ func (s *Sync) make(ctx context.Context, req SyncRequest, set *rules.Set, typ *r
 	if s.cfg.Observe != nil {
 		s.cfg.Observe(typ, ev)
 	}
-	res := set.Eval(typ.Name, ev.Fields)
-	if res.Err != nil {
-		s.log.Warn("rule error; event goes to sampling", "type", typ.Name, "rule", res.RuleID, "event_id", ev.ID, "err", res.Err)
-	}
-	d := Decision{Outcome: res.Action, Path: PathRule, RuleID: res.RuleID, Reason: res.Reason}
+	res := evaluate(set, typ, ev, s.log)
+	d := ruleDecision(res)
 	var v Verdict
 	if res.Action == rules.ActionSample {
 		it := Item{Event: ev, Type: typ, Rule: res, Caller: req.Caller}
@@ -299,8 +294,6 @@ func (s *Sync) make(ctx context.Context, req SyncRequest, set *rules.Set, typ *r
 		d, v = s.ask(context.WithoutCancel(ctx), it, wait)
 	}
 	value, trail := decisionOutputs(ev, &d, v, time.Now(), func(a *audit.Record) {
-		a.EventID, a.Type, a.TenantID, a.Key = ev.ID, ev.Type, ev.TenantID, ev.Key
-		a.UserID, _ = ev.Fields["user_id"].(string)
 		a.Partition, a.Offset, a.Consumer = -1, -1, s.cfg.Instance
 		a.Channel, a.Caller = req.Channel, req.Caller
 	})
@@ -374,16 +367,13 @@ func (s *Sync) checkpoints(ctx context.Context) {
 }
 
 func (s *Sync) checkpoint(ctx context.Context) {
-	for _, chain := range s.chains.Unsigned() {
-		cp := audit.Checkpoint(s.cfg.Instance, time.Now())
-		s.chains.Link(chain, []*audit.Record{cp}, func() {
-			s.cl.Produce(context.WithoutCancel(ctx), auditRecord(s.cfg.AuditTopic, chain, cp), func(_ *kgo.Record, err error) {
-				if err != nil {
-					s.log.Warn("sync: produce checkpoint", "chain", chain, "err", err)
-				}
-			})
+	s.chains.CheckpointUnsigned(s.cfg.Instance, func(chain string, cp *audit.Record) {
+		s.cl.Produce(context.WithoutCancel(ctx), auditRecord(s.cfg.AuditTopic, chain, cp), func(_ *kgo.Record, err error) {
+			if err != nil {
+				s.log.Warn("sync: produce checkpoint", "chain", chain, "err", err)
+			}
 		})
-	}
+	})
 }
 
 // remembered holds the decisions of the idempotency window, oldest first,
