@@ -3,7 +3,6 @@ package pipeline_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -37,15 +36,7 @@ func newSync(t *testing.T, brokers []string, cfg pipeline.SyncConfig) *pipeline.
 
 func auditRecords(t *testing.T, brokers []string) []audit.Record {
 	t.Helper()
-	var out []audit.Record
-	for _, r := range kafkatest.ReadTopic(t, brokers, "audit") {
-		var a audit.Record
-		if err := json.Unmarshal(r.Value, &a); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, a)
-	}
-	return out
+	return kafkatest.ReadJSON[audit.Record](t, brokers, "audit")
 }
 
 // TestSyncConcurrentRetriesDecideOnce: requests for one event that arrive

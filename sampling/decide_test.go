@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -92,17 +93,7 @@ func text(res *mcp.CallToolResult) string {
 // auditOf reads the audit records of event id from the audit topic.
 func auditOf(t *testing.T, brokers []string, id string) []audit.Record {
 	t.Helper()
-	var out []audit.Record
-	for _, r := range kafkatest.ReadTopic(t, brokers, "audit") {
-		var a audit.Record
-		if err := json.Unmarshal(r.Value, &a); err != nil {
-			t.Fatal(err)
-		}
-		if a.EventID == id {
-			out = append(out, a)
-		}
-	}
-	return out
+	return slices.DeleteFunc(kafkatest.ReadJSON[audit.Record](t, brokers, "audit"), func(a audit.Record) bool { return a.EventID != id })
 }
 
 // TestDecideToolSamplesBackToCaller: the rules leave the event to the LLM

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"slices"
@@ -17,11 +16,7 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
-	"github.com/triage-dev/triage/internal/embedded"
 	"github.com/triage-dev/triage/internal/httpapi"
-	"github.com/triage-dev/triage/internal/kafkatest"
-	"github.com/triage-dev/triage/pipeline"
-	"github.com/triage-dev/triage/rules"
 	"github.com/triage-dev/triage/sampling"
 )
 
@@ -32,19 +27,8 @@ import (
 // Each decision is recorded to an in-process broker, as in production.
 // Compare the rows' decisions/s and latencies as ratios of one run.
 func BenchmarkDecide(b *testing.B) {
-	set, err := rules.Parse("default.yaml", rules.Default, rules.WithMaskKey(rules.RandomMaskKey()))
-	if err != nil {
-		b.Fatal(err)
-	}
-	live := rules.Static(set)
-	brokers := kafkatest.EmbeddedWith(b, embedded.Config{Topics: []string{"decisions", "audit"}, Partitions: 6})
-	pool := sampling.NewPool(sampling.Options{Logger: slog.New(slog.DiscardHandler)})
-	b.Cleanup(func() { _ = pool.Close() })
-	s, err := pipeline.NewSync(pipeline.SyncConfig{Brokers: brokers, Rules: live, Decider: pool, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(s.Close)
+	d := newDecider(b, 6)
+	s, pool, live := d.sync, d.pool, d.rules
 	if err := pool.AddDecideTool(s, live, sampling.DecideOptions{}); err != nil {
 		b.Fatal(err)
 	}

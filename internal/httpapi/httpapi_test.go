@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -30,21 +32,40 @@ type api struct {
 	brokers []string
 }
 
-func newAPI(t *testing.T) *api {
-	t.Helper()
+// decider is a pipeline.Sync with the built-in rules, recording to an
+// embedded broker with partitions per topic, in front of the guards and a
+// sampling pool that no sampler serves until the test connects one.
+type decider struct {
+	sync    *pipeline.Sync
+	pool    *sampling.Pool
+	rules   *rules.Live
+	brokers []string
+}
+
+func newDecider(tb testing.TB, partitions int32) decider {
+	tb.Helper()
 	set, err := rules.Parse("default.yaml", rules.Default, rules.WithMaskKey(rules.RandomMaskKey()))
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	live := rules.Static(set)
-	brokers := kafkatest.EmbeddedWith(t, embedded.Config{Topics: []string{"decisions", "audit"}, Partitions: 1})
-	pool := sampling.NewPool(sampling.Options{QueueWait: time.Minute})
-	t.Cleanup(func() { _ = pool.Close() })
-	s, err := pipeline.NewSync(pipeline.SyncConfig{Brokers: brokers, Rules: live, Decider: sampling.NewGuard(pool, sampling.GuardOptions{})})
+	d := decider{rules: rules.Static(set),
+		brokers: kafkatest.EmbeddedWith(tb, embedded.Config{Topics: []string{"decisions", "audit"}, Partitions: partitions})}
+	quiet := slog.New(slog.DiscardHandler)
+	d.pool = sampling.NewPool(sampling.Options{QueueWait: time.Minute, Logger: quiet})
+	tb.Cleanup(func() { _ = d.pool.Close() })
+	d.sync, err = pipeline.NewSync(pipeline.SyncConfig{Brokers: d.brokers, Rules: d.rules,
+		Decider: sampling.NewGuard(d.pool, sampling.GuardOptions{Logger: quiet}), Logger: quiet})
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
-	t.Cleanup(s.Close)
+	tb.Cleanup(d.sync.Close) // before the pool closes: cleanups run last in, first out
+	return d
+}
+
+func newAPI(t *testing.T) *api {
+	t.Helper()
+	d := newDecider(t, 1)
+	s, live, brokers := d.sync, d.rules, d.brokers
 	h := httpapi.Handler(s, httpapi.Options{Rules: live, MaxBatch: 3, Tokens: []httpapi.Token{
 		{Name: "checkout", Secret: "secret-1"},
 		{Name: "tenant-bound", Secret: "secret-2", Tenants: []string{"t2"}},
@@ -107,17 +128,7 @@ func decode[T any](t *testing.T, b []byte) T {
 // records reads topic's records whose JSON event_id is id.
 func records(t *testing.T, brokers []string, topic, id string) []map[string]any {
 	t.Helper()
-	var out []map[string]any
-	for _, r := range kafkatest.ReadTopic(t, brokers, topic) {
-		var m map[string]any
-		if err := json.Unmarshal(r.Value, &m); err != nil {
-			t.Fatal(err)
-		}
-		if m["event_id"] == id {
-			out = append(out, m)
-		}
-	}
-	return out
+	return slices.DeleteFunc(kafkatest.ReadJSON[map[string]any](t, brokers, topic), func(m map[string]any) bool { return m["event_id"] != id })
 }
 
 func TestDecideValidAndRetried(t *testing.T) {

@@ -7,6 +7,7 @@ package kafkatest
 
 import (
 	"context"
+	"encoding/json"
 	"testing"
 	"time"
 
@@ -73,6 +74,20 @@ func ReadTopic(t testing.TB, brokers []string, topic string) []*kgo.Record {
 	})
 	if err != nil {
 		t.Fatalf("reading %s: %v", topic, err)
+	}
+	return out
+}
+
+// ReadJSON reads a whole topic as ReadTopic does and decodes each
+// record's value as a T, failing the test on a value that is not one.
+func ReadJSON[T any](t testing.TB, brokers []string, topic string) []T {
+	t.Helper()
+	recs := ReadTopic(t, brokers, topic)
+	out := make([]T, len(recs))
+	for i, r := range recs {
+		if err := json.Unmarshal(r.Value, &out[i]); err != nil {
+			t.Fatalf("%s offset %d: %v", topic, r.Offset, err)
+		}
 	}
 	return out
 }
