@@ -69,7 +69,8 @@ type Token struct {
 }
 
 // LoadTokens reads a tokens file: one "name token [tenant,tenant]" a line;
-// blank lines and lines starting with # are skipped.
+// blank lines and lines starting with # are skipped. A token given twice
+// is refused: it would name two callers.
 func LoadTokens(path string) ([]Token, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -77,6 +78,7 @@ func LoadTokens(path string) ([]Token, error) {
 	}
 	defer f.Close()
 	var out []Token
+	seen := map[string]int{}
 	sc := bufio.NewScanner(f)
 	for n := 1; sc.Scan(); n++ {
 		line := strings.TrimSpace(sc.Text())
@@ -87,6 +89,10 @@ func LoadTokens(path string) ([]Token, error) {
 		if len(f) < 2 || len(f) > 3 {
 			return nil, fmt.Errorf("httpapi: tokens %s:%d: want \"name token [tenant,...]\"", path, n)
 		}
+		if first, dup := seen[f[1]]; dup {
+			return nil, fmt.Errorf("httpapi: tokens %s:%d: the token of line %d again: a token names one caller", path, n, first)
+		}
+		seen[f[1]] = n
 		t := Token{Name: f[0], Secret: f[1]}
 		if len(f) == 3 {
 			t.Tenants = strings.Split(f[2], ",")

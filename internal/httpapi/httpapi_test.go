@@ -8,6 +8,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -343,4 +345,24 @@ func must(b []byte, err error) []byte {
 		panic(fmt.Sprint("marshal: ", err))
 	}
 	return b
+}
+
+func TestLoadTokens(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "tokens")
+	write := func(s string) {
+		if err := os.WriteFile(path, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("# callers\ncheckout s1\n\nagent s2 t1,t2\n")
+	got, err := httpapi.LoadTokens(path)
+	if err != nil || len(got) != 2 || got[0].Name != "checkout" || got[1].Secret != "s2" || len(got[1].Tenants) != 2 {
+		t.Fatalf("tokens %+v, %v", got, err)
+	}
+	for _, bad := range []string{"lonely\n", "a s1 t1 extra\n", "a s1\nb s1\n"} {
+		write(bad)
+		if _, err := httpapi.LoadTokens(path); err == nil || strings.Contains(err.Error(), "s1") {
+			t.Errorf("%q: error %v, want one that names no token", bad, err)
+		}
+	}
 }
