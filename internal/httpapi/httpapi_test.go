@@ -359,9 +359,9 @@ func TestLoadTokens(t *testing.T) {
 	if err != nil || len(got) != 2 || got[0].Name != "checkout" || got[1].Secret != "s2" || len(got[1].Tenants) != 2 {
 		t.Fatalf("tokens %+v, %v", got, err)
 	}
-	for _, bad := range []string{"lonely\n", "a s1 t1 extra\n", "a s1\nb s1\n"} {
+	for _, bad := range []string{"lonely\n", "a zz-secret t1 extra\n", "a zz-secret\nb zz-secret\n"} {
 		write(bad)
-		if _, err := httpapi.LoadTokens(path); err == nil || strings.Contains(err.Error(), "s1") {
+		if _, err := httpapi.LoadTokens(path); err == nil || strings.Contains(err.Error(), "zz-secret") {
 			t.Errorf("%q: error %v, want one that names no token", bad, err)
 		}
 	}
