@@ -11,6 +11,7 @@ import (
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
 	"github.com/triage-dev/triage/sampling"
+	"github.com/triage-dev/triage/sampling/work"
 )
 
 // BenchmarkPool measures decisions/s and per-decision latency through the
@@ -27,21 +28,27 @@ func BenchmarkPool(b *testing.B) {
 		latency  time.Duration
 		inFlight int
 		items    int // a pull call's items (work.Args Items); 0: 1
+		rounds   int // a pull call's rounds (work.Args Rounds)
 	}{
-		{"pull/memory/instant", false, false, 0, 64, 0},
-		{"pull/http/instant", false, true, 0, 64, 0},
-		{"pull/memory/instant/8-items", false, false, 0, 64, 8},
-		{"pull/http/instant/8-items", false, true, 0, 64, 8},
-		{"push/memory/instant", true, false, 0, 64, 0},
-		{"push/http/instant", true, true, 0, 64, 0},
-		{"pull/memory/100ms", false, false, 100 * time.Millisecond, 64, 0},
-		{"pull/http/100ms", false, true, 100 * time.Millisecond, 64, 0},
-		{"pull/http/100ms/8-items", false, true, 100 * time.Millisecond, 64, 8},
-		{"push/http/100ms", true, true, 100 * time.Millisecond, 64, 0},
-		{"pull/memory/instant/1", false, false, 0, 1, 0},
-		{"pull/http/instant/1", false, true, 0, 1, 0},
-		{"push/memory/instant/1", true, false, 0, 1, 0},
-		{"push/http/instant/1", true, true, 0, 1, 0},
+		{"pull/memory/instant", false, false, 0, 64, 0, 0},
+		{"pull/http/instant", false, true, 0, 64, 0, 0},
+		{"pull/memory/instant/8-items", false, false, 0, 64, 8, 0},
+		{"pull/http/instant/8-items", false, true, 0, 64, 8, 0},
+		{"pull/memory/instant/8-items/rounds", false, false, 0, 64, 8, work.GoSDKRounds},
+		{"pull/http/instant/8-items/rounds", false, true, 0, 64, 8, work.GoSDKRounds},
+		{"push/memory/instant", true, false, 0, 64, 0, 0},
+		{"push/http/instant", true, true, 0, 64, 0, 0},
+		{"pull/memory/100ms", false, false, 100 * time.Millisecond, 64, 0, 0},
+		{"pull/http/100ms", false, true, 100 * time.Millisecond, 64, 0, 0},
+		{"pull/http/100ms/8-items", false, true, 100 * time.Millisecond, 64, 8, 0},
+		{"pull/http/100ms/8-items/rounds", false, true, 100 * time.Millisecond, 64, 8, work.GoSDKRounds},
+		{"push/http/100ms", true, true, 100 * time.Millisecond, 64, 0, 0},
+		{"pull/memory/instant/1", false, false, 0, 1, 0, 0},
+		{"pull/http/instant/1", false, true, 0, 1, 0, 0},
+		{"pull/memory/instant/1/rounds", false, false, 0, 1, 0, work.GoSDKRounds},
+		{"pull/http/instant/1/rounds", false, true, 0, 1, 0, work.GoSDKRounds},
+		{"push/memory/instant/1", true, false, 0, 1, 0, 0},
+		{"push/http/instant/1", true, true, 0, 1, 0, 0},
 	} {
 		inFlight := bc.inFlight
 		b.Run(bc.name, func(b *testing.B) {
@@ -65,7 +72,7 @@ func BenchmarkPool(b *testing.B) {
 				// Calls of several items each: as many calls as it
 				// takes to carry the items in flight.
 				items := max(bc.items, 1)
-				c.pullItems(ctx, b, (inFlight+items-1)/items, items)
+				c.pullArgs(ctx, b, (inFlight+items-1)/items, map[string]any{"wait_ms": 200, "items": items, "rounds": bc.rounds})
 			}
 			items := make(chan int)
 			lat := make([]time.Duration, 0, b.N)

@@ -162,11 +162,16 @@ func (c *client) pull(ctx context.Context, t testing.TB, n int) *sync.WaitGroup 
 // pullItems is pull with calls that take up to items items each; every
 // item's status counts.
 func (c *client) pullItems(ctx context.Context, t testing.TB, n, items int) *sync.WaitGroup {
+	return c.pullArgs(ctx, t, n, map[string]any{"wait_ms": 200, "items": items})
+}
+
+// pullArgs is pull with calls of the work tool's arguments args.
+func (c *client) pullArgs(ctx context.Context, t testing.TB, n int, args map[string]any) *sync.WaitGroup {
 	var wg sync.WaitGroup
 	for range n {
 		wg.Go(func() {
 			for ctx.Err() == nil {
-				res, err := c.cs.CallTool(ctx, &mcp.CallToolParams{Name: work.ToolName, Arguments: map[string]any{"wait_ms": 200, "items": items}})
+				res, err := c.cs.CallTool(ctx, &mcp.CallToolParams{Name: work.ToolName, Arguments: args})
 				statuses := []work.Status{"error"}
 				if err == nil {
 					var nr work.Result

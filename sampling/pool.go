@@ -488,6 +488,12 @@ func (p *Pool) leaseContext(ctx context.Context, token string) (context.Context,
 func (p *Pool) giveBack(l *lease) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.giveBackLocked(l)
+}
+
+// giveBackLocked is giveBack with p.mu held; it also returns an item a
+// call took but has no room for.
+func (p *Pool) giveBackLocked(l *lease) {
 	if p.leases[l.token] != l {
 		return
 	}

@@ -2,11 +2,14 @@ package sampling_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -17,6 +20,7 @@ import (
 	"github.com/triage-dev/triage/internal/testrun"
 	"github.com/triage-dev/triage/pipeline"
 	"github.com/triage-dev/triage/sampling"
+	"github.com/triage-dev/triage/sampling/work"
 )
 
 const legacy = "2025-11-25" // a protocol version without multi round-trip requests
@@ -299,22 +303,11 @@ func TestPullSeveralItems(t *testing.T) {
 	for _, tc := range transports {
 		t.Run(tc.name, func(t *testing.T) {
 			pool := newPool(t, sampling.Options{})
-			// Every third item's first answer does not fit the schema.
-			answer := func(ctx context.Context, p *mcp.CreateMessageParams) (*mcp.CreateMessageResult, error) {
-				md, _ := p.Metadata.(map[string]any)
-				id, _ := md["event_id"].(string)
-				var n int
-				fmt.Sscanf(id, "ev-%d", &n)
-				if n%3 == 0 && len(p.Messages) == 1 {
-					return &mcp.CreateMessageResult{Model: "fake-model", Content: &mcp.TextContent{Text: "not sure"}}, nil
-				}
-				return outcomeAnswer("block")(ctx, p)
-			}
 			var c *client
 			if tc.http {
-				c = connectHTTP(t, pool, "", tc.version, answer)
+				c = connectHTTP(t, pool, "", tc.version, blockEveryThirdCorrected)
 			} else {
-				c = connectMemory(t, pool, tc.version, answer)
+				c = connectMemory(t, pool, tc.version, blockEveryThirdCorrected)
 			}
 			const n = 20
 			type out struct {
@@ -351,5 +344,106 @@ func TestPullSeveralItems(t *testing.T) {
 				t.Fatalf("%d calls for %d items queued at once, 8 a call at most: want 3 or 4 (plus the idle ones)", calls, n)
 			}
 		})
+	}
+}
+
+// TestPullRounds: a sampler whose client takes 9 input rounds a call
+// (work.Args Rounds) gets the next item's request in the answer to its
+// retry while the call has rounds left, corrective rounds included; an
+// older session, whose calls the SDK's middleware completes, still takes
+// one item a call. Items arrive one at a time, each after the previous
+// one's decision, as with one item in flight.
+func TestPullRounds(t *testing.T) {
+	typ := paymentType(t)
+	for _, tc := range transports {
+		t.Run(tc.name, func(t *testing.T) {
+			pool := newPool(t, sampling.Options{})
+			var c *client
+			if tc.http {
+				c = connectHTTP(t, pool, "", tc.version, blockEveryThirdCorrected)
+			} else {
+				c = connectMemory(t, pool, tc.version, blockEveryThirdCorrected)
+			}
+			calls := pullCalls(t, c.cs, map[string]any{"wait_ms": 2000, "rounds": work.GoSDKRounds})
+			const n = 20
+			for i := range n {
+				v, err := pool.Decide(t.Context(), item(t, typ, i))
+				if err != nil || v.Outcome != "block" {
+					t.Fatalf("item %d: %+v %v", i, v, err)
+				}
+			}
+			// Every round's item is decided before the call's final result
+			// is sent: wait for the last one.
+			var perCall []int // the items of each call that took any
+			waitUntil(t, "every item in a call's result", func() bool {
+				perCall = calls()
+				sum := 0
+				for _, k := range perCall {
+					sum += k
+				}
+				return sum == n
+			})
+			if tc.version == legacy {
+				if len(perCall) != n {
+					t.Fatalf("items per call %v, want one each on %s", perCall, legacy)
+				}
+				return
+			}
+			// 9 rounds: an item is added while two rounds are left (its
+			// request and a corrective one), so up to 8 a call, one fewer
+			// for each corrective round in it: items 0, 3, 6, ... have one.
+			// The last call ends when its wait does, with what it took.
+			if want := []int{6, 6, 6, 2}; !slices.Equal(perCall, want) {
+				t.Fatalf("items per call %v, want %v", perCall, want)
+			}
+		})
+	}
+}
+
+// blockEveryThirdCorrected blocks every item, but the first answer for
+// every third (ev-0000, ev-0003, ...) does not fit the schema.
+func blockEveryThirdCorrected(ctx context.Context, p *mcp.CreateMessageParams) (*mcp.CreateMessageResult, error) {
+	md, _ := p.Metadata.(map[string]any)
+	id, _ := md["event_id"].(string)
+	var n int
+	fmt.Sscanf(id, "ev-%d", &n)
+	if n%3 == 0 && len(p.Messages) == 1 {
+		return &mcp.CreateMessageResult{Model: "fake-model", Content: &mcp.TextContent{Text: "not sure"}}, nil
+	}
+	return outcomeAnswer("block")(ctx, p)
+}
+
+// pullCalls runs a work-tool loop with args on cs until the test ends;
+// calls returns how many items each of its calls that took any carried,
+// in order.
+func pullCalls(t *testing.T, cs *mcp.ClientSession, args map[string]any) (calls func() []int) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	var mu sync.Mutex
+	var perCall []int
+	wg.Go(func() {
+		for ctx.Err() == nil {
+			res, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: work.ToolName, Arguments: args})
+			if err != nil {
+				if ctx.Err() == nil {
+					t.Errorf("call: %v", err)
+				}
+				return
+			}
+			var r work.Result
+			b, _ := json.Marshal(res.StructuredContent)
+			if err := json.Unmarshal(b, &r); err != nil || r.Status == work.StatusIdle {
+				continue
+			}
+			mu.Lock()
+			perCall = append(perCall, max(len(r.Items), 1))
+			mu.Unlock()
+		}
+	})
+	return func() []int {
+		mu.Lock()
+		defer mu.Unlock()
+		return slices.Clone(perCall)
 	}
 }

@@ -54,14 +54,9 @@ func (p *Pool) Server() *mcp.Server { return p.server }
 func (p *Pool) next(ctx context.Context, req *mcp.CallToolRequest, args work.Args) (*mcp.CallToolResult, work.Result, error) {
 	session := sessionName(req.Session, args.Sampler)
 	if token := req.Params.RequestState; token != "" {
-		return p.complete(ctx, req, token)
+		return p.complete(ctx, req, args, token)
 	}
 	p.markPuller(req.Session, session)
-	wait := time.Duration(work.DefaultWaitMS) * time.Millisecond
-	if args.WaitMS > 0 {
-		wait = time.Duration(min(args.WaitMS, work.MaxWaitMS)) * time.Millisecond
-	}
-	idle := work.Result{Status: work.StatusIdle}
 	// A 2026-07-28 call carries no client capabilities: the sampler says
 	// in its arguments that it runs tool loops. An older session said so
 	// when it initialized, and the SDK's middleware then sends the input
@@ -72,41 +67,62 @@ func (p *Pool) next(ctx context.Context, req *mcp.CallToolRequest, args work.Arg
 	}
 	region := p.region(req.Extra)
 	p.saw(session, protocolOf(req.Session), ModePull, region, tools)
-	l := p.take(ctx, wait, ModePull, session, region, tools)
-	if l == nil {
-		return nil, idle, nil
+	began := time.Now()
+	l := p.take(ctx, waitOf(args), ModePull, session, region, tools)
+	if l == nil || ctx.Err() != nil {
+		if l != nil {
+			p.giveBack(l)
+		}
+		return nil, work.Result{Status: work.StatusIdle}, nil
 	}
-	if ctx.Err() != nil {
-		p.giveBack(l)
-		return nil, idle, nil
+	call := callState{round: 1}
+	if args.Rounds > 0 {
+		call.began = began.UnixMilli()
 	}
-	// More items, if the sampler takes several a call and they are
-	// queued now: one call's round trips then carry them all.
-	call := callState{tokens: []string{l.token}}
 	reqs := mcp.InputRequestMap{}
 	p.mu.Lock()
-	reqs[work.InputKey] = p.requestLocked(l)
-	for len(call.tokens) < min(args.Items, work.MaxItems) {
-		more, _ := p.tryTakeLocked(ModePull, session, region, tools)
-		if more == nil {
-			break
-		}
-		reqs[work.InputKeyOf(len(call.tokens))] = p.requestLocked(more)
-		call.tokens = append(call.tokens, more.token)
-	}
+	call.add(l, reqs, p.requestLocked(l))
+	p.takeMoreLocked(&call, reqs, args, session, region, tools)
 	p.mu.Unlock()
 	return &mcp.CallToolResult{InputRequests: reqs, RequestState: call.encode()}, work.Result{}, nil
 }
 
+// waitOf is the long-poll wait a call asks for.
+func waitOf(args work.Args) time.Duration {
+	if args.WaitMS > 0 {
+		return time.Duration(min(args.WaitMS, work.MaxWaitMS)) * time.Millisecond
+	}
+	return time.Duration(work.DefaultWaitMS) * time.Millisecond
+}
+
+// takeMoreLocked adds to call the items queued now that a sampler taking
+// args.Items a call may take besides those it has out (one call's round
+// trips then carry them all), as far as the call's rounds allow.
+func (p *Pool) takeMoreLocked(call *callState, reqs mcp.InputRequestMap, args work.Args, session, region string, tools bool) {
+	for len(call.tokens) < min(args.Items, work.MaxItems) && call.room(args) {
+		l, _ := p.tryTakeLocked(ModePull, session, region, tools)
+		if l == nil {
+			return
+		}
+		if !call.fits(l, args) {
+			p.giveBackLocked(l)
+			return
+		}
+		call.add(l, reqs, p.requestLocked(l))
+	}
+}
+
 // complete takes the answers of a work call's retry: it asks again for
 // the items whose answer leads to another request (together, on
-// 2026-07-28), and ends with every item's result once none does.
-func (p *Pool) complete(ctx context.Context, req *mcp.CallToolRequest, state string) (*mcp.CallToolResult, work.Result, error) {
+// 2026-07-28), adds queued items when the sampler allows more rounds
+// (work.Args Rounds), and ends with every item's result once no item is
+// out.
+func (p *Pool) complete(ctx context.Context, req *mcp.CallToolRequest, args work.Args, state string) (*mcp.CallToolResult, work.Result, error) {
 	call, ok := decodeCallState(state)
 	if !ok {
 		return nil, work.Result{Status: work.StatusExpired, Reason: reasonExpired}, nil
 	}
-	again := callState{done: call.done}
+	again := callState{done: call.done, round: call.round + 1, began: call.began}
 	reqs := mcp.InputRequestMap{}
 	for i, token := range call.tokens {
 		params, res := p.advance(ctx, req, token, work.InputKeyOf(i))
@@ -114,8 +130,11 @@ func (p *Pool) complete(ctx context.Context, req *mcp.CallToolRequest, state str
 			again.done = append(again.done, res.Item())
 			continue
 		}
-		reqs[work.InputKeyOf(len(again.tokens))] = params
 		again.tokens = append(again.tokens, token)
+		reqs[work.InputKeyOf(len(again.tokens)-1)] = params
+	}
+	if args.Rounds > 0 && call.began > 0 && supportsMRTR(req.Session) {
+		p.chain(ctx, req, args, &again, reqs)
 	}
 	if len(again.tokens) > 0 {
 		return &mcp.CallToolResult{InputRequests: reqs, RequestState: again.encode()}, work.Result{}, nil
@@ -128,38 +147,124 @@ func (p *Pool) complete(ctx context.Context, req *mcp.CallToolRequest, state str
 	return nil, res, nil
 }
 
+// chain adds further items to a 2026-07-28 call whose client takes more
+// rounds: those queued now, or, when none of its items is out any more,
+// the first to arrive within what is left of the call's first wait. A
+// call therefore lasts its wait and the exchange of the items it took
+// last, as one without rounds does, and its retry carries the next
+// item's request instead of a final result the sampler would have to
+// answer with a new call.
+func (p *Pool) chain(ctx context.Context, req *mcp.CallToolRequest, args work.Args, call *callState, reqs mcp.InputRequestMap) {
+	left := waitOf(args) - time.Since(time.UnixMilli(call.began))
+	if left <= 0 || !call.room(args) {
+		return
+	}
+	session, region := sessionName(req.Session, args.Sampler), p.region(req.Extra)
+	if len(call.tokens) == 0 {
+		l := p.take(ctx, left, ModePull, session, region, args.Tools)
+		if l == nil {
+			return
+		}
+		p.mu.Lock()
+		defer p.mu.Unlock()
+		if ctx.Err() != nil || !call.fits(l, args) {
+			p.giveBackLocked(l)
+			return
+		}
+		call.add(l, reqs, p.requestLocked(l))
+	} else {
+		p.mu.Lock()
+		defer p.mu.Unlock()
+	}
+	p.takeMoreLocked(call, reqs, args, session, region, args.Tools)
+}
+
 // callState is a work call's RequestState: the leases of the items whose
-// requests are out, in input key order, and the results of the call's
-// items already done (a call whose items need rounds of their own carries
-// them to its final result). A single lease is its bare token, as before
-// calls took several items. The tokens are what the pool trusts, and
-// only ever as names of its own leases; the results are the sampler's own
-// account, told back to it.
+// requests are out, in input key order, the results of the call's items
+// already done (a call whose items need rounds of their own carries them
+// to its final result), how many input rounds the call has had and when
+// it began. A bare token, as calls had before they took several items, is
+// still read as a call's first round. The tokens are what the pool
+// trusts, and only ever as names of its own leases; the rest is the
+// sampler's own account, told back to it: a sampler that alters it only
+// mistimes its own calls.
 type callState struct {
 	tokens []string
 	done   []work.ItemResult
+	round  int   // the input rounds the call has had, this one included
+	began  int64 // Unix milliseconds; 0 for a call without Args.Rounds
+}
+
+// add makes l one of the call's items, whose request is params.
+func (c *callState) add(l *lease, reqs mcp.InputRequestMap, params mcp.InputRequest) {
+	reqs[work.InputKeyOf(len(c.tokens))] = params
+	c.tokens = append(c.tokens, l.token)
+}
+
+// room reports whether the call may take one more item: within MaxItems
+// in all, and, when args.Rounds bounds the rounds, with the two rounds an
+// item needs at least (its request and the corrective one) left.
+func (c *callState) room(args work.Args) bool {
+	if len(c.tokens)+len(c.done) >= work.MaxItems {
+		return false
+	}
+	return args.Rounds <= 0 || c.round+1 <= args.Rounds
+}
+
+// fits reports whether l's longest exchange, its request, every tool round
+// its type allows when the request offers tools, and the corrective round,
+// ends within the rounds args allows the call.
+func (c *callState) fits(l *lease, args work.Args) bool {
+	if args.Rounds <= 0 {
+		return true
+	}
+	longest := 2
+	if l.tools && l.job.conv.tools != nil {
+		longest += l.job.conv.prompt.MaxToolRounds
+	}
+	return c.round+longest-1 <= args.Rounds
 }
 
 func (c callState) encode() string {
 	s := strings.Join(c.tokens, ",")
-	if len(c.done) == 0 {
-		return s
+	var done string
+	if len(c.done) > 0 {
+		b, _ := json.Marshal(c.done) // plain strings: cannot fail
+		done = base64.RawURLEncoding.EncodeToString(b)
 	}
-	b, _ := json.Marshal(c.done) // plain strings: cannot fail
-	return s + "|" + base64.RawURLEncoding.EncodeToString(b)
+	switch {
+	case c.began > 0:
+		return s + "|" + done + "|" + strconv.Itoa(c.round) + "|" + strconv.FormatInt(c.began, 10)
+	case done != "":
+		return s + "|" + done
+	}
+	return s
 }
 
+// decodeCallState reads a RequestState: "tokens", "tokens|done", or, for a
+// call that takes further rounds, "tokens|done|round|began".
 func decodeCallState(s string) (callState, bool) {
-	tokens, done, _ := strings.Cut(s, "|")
-	c := callState{tokens: strings.Split(tokens, ",")}
-	if len(c.tokens) > work.MaxItems {
+	f := strings.Split(s, "|")
+	c := callState{tokens: strings.Split(f[0], ","), round: 1}
+	if len(f) != 1 && len(f) != 2 && len(f) != 4 {
 		return callState{}, false
 	}
-	if done != "" {
-		b, err := base64.RawURLEncoding.DecodeString(done)
-		if err != nil || json.Unmarshal(b, &c.done) != nil || len(c.done) > work.MaxItems {
+	if len(f) > 1 && f[1] != "" {
+		b, err := base64.RawURLEncoding.DecodeString(f[1])
+		if err != nil || json.Unmarshal(b, &c.done) != nil {
 			return callState{}, false
 		}
+	}
+	if len(f) == 4 {
+		var err1, err2 error
+		c.round, err1 = strconv.Atoi(f[2])
+		c.began, err2 = strconv.ParseInt(f[3], 10, 64)
+		if err1 != nil || err2 != nil || c.round < 1 || c.began <= 0 {
+			return callState{}, false
+		}
+	}
+	if len(c.tokens)+len(c.done) > work.MaxItems {
+		return callState{}, false
 	}
 	return c, true
 }

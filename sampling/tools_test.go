@@ -636,3 +636,81 @@ func TestHistoryAnswersAreNotCached(t *testing.T) {
 		t.Errorf("answers without tools: %v, want sampled then cache", got)
 	}
 }
+
+// TestPullRoundsFitToolLoops: a call takes a further item only when the
+// item's longest exchange (max_tool_rounds 2, the answer and the
+// corrective round: 4 requests) fits in the rounds its client takes (9):
+// the go-sdk client gives up on a call past them, which would leave its
+// items to expire. An item taken when it no longer fits goes back to the
+// queue, for the sampler's next call.
+func TestPullRoundsFitToolLoops(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		script  func(*mcp.CreateMessageWithToolsParams) *mcp.CreateMessageWithToolsResult
+		outcome string
+		want    []int // items per call
+	}{
+		// Two requests an item: at rounds 1, 3 and 5; at 7 one would need
+		// up to 10.
+		{"one tool round", oneToolRoundThenAnswer, "review", []int{3, 3}},
+		// Four requests an item, as many as may be: at rounds 1 and 5.
+		{"tools until refused", alwaysTools, "", []int{2, 2, 2}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h, it := toolSetup(t)
+			pool := newPool(t, sampling.Options{History: h, Requeues: -1})
+			s := &toolSampler{script: tc.script}
+			cl := s.client()
+			ct, st := mcp.NewInMemoryTransports()
+			ctx, cancel := context.WithCancel(context.Background())
+			ss, err := pool.Server().Connect(ctx, st, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cs, err := cl.Connect(ctx, ct, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() {
+				cancel()
+				_ = cs.Close()
+				_ = ss.Close()
+			})
+			calls := pullCalls(t, cs, map[string]any{"wait_ms": 2000, "tools": true, "rounds": work.GoSDKRounds})
+			n := 0
+			for _, k := range tc.want {
+				n += k
+			}
+			for i := range n {
+				next := it
+				next.Event.ID = fmt.Sprintf("ev-now-%d", i)
+				v, err := decideOne(t, pool, next)
+				if tc.outcome == "" {
+					if !errors.Is(err, sampling.ErrInvalidAnswer) {
+						t.Fatalf("item %d: %v, want ErrInvalidAnswer", i, err)
+					}
+				} else if err != nil || v.Outcome != tc.outcome {
+					t.Fatalf("item %d: %+v %v", i, v, err)
+				}
+			}
+			var perCall []int
+			waitUntil(t, "every item in a call's result", func() bool {
+				perCall = calls()
+				return len(perCall) == len(tc.want)
+			})
+			if !slices.Equal(perCall, tc.want) {
+				t.Fatalf("items per call %v, want %v", perCall, tc.want)
+			}
+		})
+	}
+}
+
+// oneToolRoundThenAnswer calls the history tool once, then decides review.
+func oneToolRoundThenAnswer(p *mcp.CreateMessageWithToolsParams) *mcp.CreateMessageWithToolsResult {
+	if len(p.Tools) > 0 && !hasToolResults(p) {
+		return &mcp.CreateMessageWithToolsResult{Role: "assistant", Model: "fake-model", StopReason: "toolUse", Content: []mcp.Content{
+			&mcp.ToolUseContent{ID: "c", Name: rules.ToolTransactionHistory, Input: map[string]any{}},
+		}}
+	}
+	return textResult(`{"outcome":"review","reason":"in line with its history","score":0.4}`)
+}

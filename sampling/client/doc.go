@@ -24,6 +24,10 @@
 //     sampling/createMessage to the client instead, which the same handler
 //     answers.
 //
+// On 2026-07-28 the calls say "rounds": [work.GoSDKRounds], the go-sdk
+// client's limit, so that the server may hand a retry the next item's
+// request at once: one round trip a decision while items keep coming.
+//
 // Either way the loop's CallTool returns the final result, whose structured
 // content says {"status":"decided"|"fallback"|"expired", ...}; [Stats]
 // counts them. The handler also answers sampling requests a legacy server

@@ -52,7 +52,10 @@ func New(cfg Config) (*Sampler, error) {
 		// re-queued item from the sampler that failed it for a moment;
 		// stateless (2026-07-28) sessions carry no client info or id of
 		// their own, so the name gets a suffix of this process's own.
-		args:  work.Args{WaitMS: cfg.WaitMS, Sampler: cfg.Name + "/" + rand.Text()[:8], Items: cfg.Items},
+		// Rounds is the go-sdk client's own limit: the server may then
+		// give a retry the next item's request at once.
+		args: work.Args{WaitMS: cfg.WaitMS, Sampler: cfg.Name + "/" + rand.Text()[:8], Items: cfg.Items,
+			Rounds: work.GoSDKRounds},
 		stats: newCounters(),
 	}
 	s.http = cfg.HTTPClient

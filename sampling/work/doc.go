@@ -82,6 +82,22 @@
 // decisions: fewer round trips, and less of the MCP SDK's per-message cost,
 // for each.
 //
+// # Further items in later rounds
+//
+// On 2026-07-28 a sampler may also say how many input rounds its client
+// takes in one call, "rounds": n ([GoSDKRounds] for a go-sdk client, whose
+// middleware gives up on the 10th). A retry whose answers leave fewer
+// items out than "items" then takes further items into its next round:
+// those queued at that moment, or, when none of the call's items is out
+// any more, the first to arrive within what is left of the call's wait.
+// The answer to one item's retry is thus the next item's request, and a
+// decision costs one round trip where a call per item costs two. An item
+// is added only while its longest exchange (its request, the type's tool
+// rounds when its request offers tools, and the corrective round) ends
+// within n rounds, and while the call carries fewer than [MaxItems] in
+// all; the final result lists every item the call carried, in "items".
+// An older session's calls end once their items are done, "rounds" or not.
+//
 // An answer that does not fit gets one corrective round: the retry returns
 // a second input request (the conversation so far plus a follow-up) under
 // the same requestState; answer it the same way. An unanswered lease

@@ -132,10 +132,27 @@ type Args struct {
 	// the final result lists each item's in Items. One call then carries
 	// the MCP round trips of several items: fewer messages per decision.
 	Items int `json:"items,omitempty" jsonschema:"most items to take in one call (default 1, max 16)"`
+	// Rounds, on 2026-07-28, is how many input rounds the sampler's client
+	// takes in one call before it gives up (GoSDKRounds for a go-sdk
+	// client). With it, a retry whose answers leave fewer items out than
+	// Items may take further items in a further round, instead of ending
+	// the call and costing a round trip per item to start the next one:
+	// while the call is within its first wait, it carries fewer than
+	// MaxItems items in all, and each new item's longest exchange (its
+	// tool rounds and the corrective round) fits in the rounds left. So a
+	// call's answer carries the next item's request, and a decision costs
+	// one round trip instead of two; the final result lists them all.
+	// 0, or an older session, ends the call once its items are done.
+	Rounds int `json:"rounds,omitempty" jsonschema:"most input rounds the client takes in one call: the server may add queued items to later rounds (0: none)"`
 }
 
-// MaxItems bounds Args.Items.
+// MaxItems bounds Args.Items, and the items one call carries in all.
 const MaxItems = 16
+
+// GoSDKRounds is Args.Rounds for a go-sdk client: its multi round-trip
+// middleware retries a call at most 10 times, so the 10th result must be
+// the final one.
+const GoSDKRounds = 9
 
 // InputKeyOf names the input request of a call's i-th item: InputKey for
 // the first, InputKey.i for the others.
