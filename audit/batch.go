@@ -36,8 +36,27 @@ type batch struct {
 	auditDone, decisionsDone bool      // inserted in this batch's attempts
 }
 
+func newBatch() *batch {
+	b := &batch{}
+	b.reset()
+	return b
+}
+
+// reset empties b for the next records. Its slices keep their arrays: the
+// next batch decodes into the same slots instead of growing new ones. The
+// offsets map is new: the commit that used the old one may keep it.
 func (b *batch) reset() {
-	*b = batch{offsets: map[string]map[int32]kgo.EpochOffset{}}
+	clear(b.rows.audit) // the decoded strings go
+	clear(b.rows.decisions)
+	clear(b.dead)
+	*b = batch{
+		rows:          rows{audit: b.rows.audit[:0], decisions: b.rows.decisions[:0]},
+		auditFrom:     b.auditFrom[:0],
+		decisionsFrom: b.decisionsFrom[:0],
+		dead:          b.dead[:0],
+		deadFrom:      b.deadFrom[:0],
+		offsets:       map[string]map[int32]kgo.EpochOffset{},
+	}
 }
 
 func (b *batch) advance(r *kgo.Record) {
@@ -85,5 +104,6 @@ func keep[T any](items []T, from []topicPartition, ok func(i int) bool) ([]T, []
 			kept, keptFrom = append(kept, items[i]), append(keptFrom, from[i])
 		}
 	}
+	clear(items[len(kept):]) // what was dropped is not kept alive
 	return kept, keptFrom
 }

@@ -18,18 +18,6 @@ import (
 var decodeOptions = json.JoinOptions(json.MatchCaseInsensitiveNames(true),
 	jsontext.AllowDuplicateNames(true), jsontext.AllowInvalidUTF8(true))
 
-// The column lists are explicit so that columns added later (MATERIALIZED
-// ones on newer servers, say) never shift the values appended.
-const (
-	insertAuditSQL = `INSERT INTO audit (audit_id, kind, event_id, type, tenant_id, user_id, key,
-	path, rule_id, outcome, reason, status, mode, sampler_session, model_requested, model_answered,
-	input_tokens, output_tokens, request_summary, response_summary, latency_ms, at_ms,
-	topic, partition, offset, consumer, chain, segment, seq, prev_hash, hash,
-	tier, tool, cache_key, source_audit_id, tokens_estimated, channel, caller)`
-	insertDecisionsSQL = `INSERT INTO decisions (event_id, type, tenant_id, key, outcome, path,
-	rule_id, reason, model, latency_ms, decided_ms, tier)`
-)
-
 // DateTime's range: storage derives the day partition from these times.
 var (
 	minTime = time.Unix(0, 0)
@@ -63,34 +51,36 @@ func badJSON(err error) *badRecordError {
 	return &badRecordError{reasonInvalidJSON, err.Error()}
 }
 
-// decodeAudit reads an audit topic record's value.
-func decodeAudit(value []byte) (Record, error) {
-	var r Record
-	if err := json.Unmarshal(value, &r, decodeOptions); err != nil {
-		return r, badJSON(err)
+// decodeAudit reads an audit topic record's value into r, which it
+// zeroes first: the sink decodes into its batch's reused slots.
+func decodeAudit(value []byte, r *Record) error {
+	*r = Record{}
+	if err := json.Unmarshal(value, r, decodeOptions); err != nil {
+		return badJSON(err)
 	}
 	switch {
 	case r.AuditID == "":
-		return r, &badRecordError{reasonMissingField, "no audit_id"}
+		return &badRecordError{reasonMissingField, "no audit_id"}
 	case r.At.Before(minTime) || r.At.After(maxTime):
-		return r, &badRecordError{reasonOutOfRange, fmt.Sprintf("at %v outside 1970..2105", r.At)}
+		return &badRecordError{reasonOutOfRange, fmt.Sprintf("at %v outside 1970..2105", r.At)}
 	}
-	return r, nil
+	return nil
 }
 
-// decodeDecision reads a decisions topic record's value.
-func decodeDecision(value []byte) (Decision, error) {
-	var d Decision
-	if err := json.Unmarshal(value, &d, decodeOptions); err != nil {
-		return d, badJSON(err)
+// decodeDecision reads a decisions topic record's value into d, which it
+// zeroes first.
+func decodeDecision(value []byte, d *Decision) error {
+	*d = Decision{}
+	if err := json.Unmarshal(value, d, decodeOptions); err != nil {
+		return badJSON(err)
 	}
 	switch {
 	case d.EventID == "":
-		return d, &badRecordError{reasonMissingField, "no event_id"}
+		return &badRecordError{reasonMissingField, "no event_id"}
 	case d.DecidedAt.Before(minTime) || d.DecidedAt.After(maxTime):
-		return d, &badRecordError{reasonOutOfRange, fmt.Sprintf("decided_at %v outside 1970..2105", d.DecidedAt)}
+		return &badRecordError{reasonOutOfRange, fmt.Sprintf("decided_at %v outside 1970..2105", d.DecidedAt)}
 	}
-	return d, nil
+	return nil
 }
 
 // rows are the decoded records of one sink batch.
@@ -101,31 +91,75 @@ type rows struct {
 
 func (r *rows) len() int { return len(r.audit) + len(r.decisions) }
 
-// auditRow is r's values in insertAuditSQL's column order.
-func auditRow(r *Record) []any {
-	return []any{r.AuditID, string(r.Kind), r.EventID, r.Type, r.TenantID, r.UserID, r.Key,
-		r.Path, r.RuleID, r.Outcome, r.Reason, string(r.Status), r.Mode, r.SamplerSession, r.ModelRequested, r.ModelAnswered,
-		r.InputTokens, r.OutputTokens, r.RequestSummary, r.ResponseSummary, r.LatencyMS, r.At.UnixMilli(),
-		r.Topic, r.Partition, r.Offset, r.Consumer, r.Chain, r.Segment, r.Seq, r.PrevHash, r.Hash,
-		r.Tier, r.Tool, r.CacheKey, r.SourceAuditID, boolUInt8(r.TokensEstimated), r.Channel, r.Caller}
+// auditColumns are the audit table's columns as the sink writes them.
+// Their names, in this order, are insertAuditSQL's explicit column list, so
+// that columns added later (MATERIALIZED ones on newer servers, say) never
+// shift the values appended.
+var auditColumns = []column[Record]{
+	col("audit_id", func(r *Record) string { return r.AuditID }),
+	col("kind", func(r *Record) string { return string(r.Kind) }),
+	col("event_id", func(r *Record) string { return r.EventID }),
+	col("type", func(r *Record) string { return r.Type }),
+	col("tenant_id", func(r *Record) string { return r.TenantID }),
+	col("user_id", func(r *Record) string { return r.UserID }),
+	col("key", func(r *Record) string { return r.Key }),
+	col("path", func(r *Record) string { return r.Path }),
+	col("rule_id", func(r *Record) string { return r.RuleID }),
+	col("outcome", func(r *Record) string { return r.Outcome }),
+	col("reason", func(r *Record) string { return r.Reason }),
+	col("status", func(r *Record) string { return string(r.Status) }),
+	col("mode", func(r *Record) string { return r.Mode }),
+	col("sampler_session", func(r *Record) string { return r.SamplerSession }),
+	col("model_requested", func(r *Record) string { return r.ModelRequested }),
+	col("model_answered", func(r *Record) string { return r.ModelAnswered }),
+	col("input_tokens", func(r *Record) int64 { return r.InputTokens }),
+	col("output_tokens", func(r *Record) int64 { return r.OutputTokens }),
+	col("request_summary", func(r *Record) string { return r.RequestSummary }),
+	col("response_summary", func(r *Record) string { return r.ResponseSummary }),
+	col("latency_ms", func(r *Record) float64 { return r.LatencyMS }),
+	col("at_ms", func(r *Record) int64 { return r.At.UnixMilli() }),
+	col("topic", func(r *Record) string { return r.Topic }),
+	col("partition", func(r *Record) int32 { return r.Partition }),
+	col("offset", func(r *Record) int64 { return r.Offset }),
+	col("consumer", func(r *Record) string { return r.Consumer }),
+	col("chain", func(r *Record) string { return r.Chain }),
+	col("segment", func(r *Record) string { return r.Segment }),
+	col("seq", func(r *Record) int64 { return r.Seq }),
+	col("prev_hash", func(r *Record) string { return r.PrevHash }),
+	col("hash", func(r *Record) string { return r.Hash }),
+	col("tier", func(r *Record) string { return r.Tier }),
+	col("tool", func(r *Record) string { return r.Tool }),
+	col("cache_key", func(r *Record) string { return r.CacheKey }),
+	col("source_audit_id", func(r *Record) string { return r.SourceAuditID }),
+	col("tokens_estimated", func(r *Record) uint8 { return boolUInt8(r.TokensEstimated) }),
+	col("channel", func(r *Record) string { return r.Channel }),
+	col("caller", func(r *Record) string { return r.Caller }),
 }
+
+// decisionColumns are the decisions table's columns, as auditColumns.
+var decisionColumns = []column[Decision]{
+	col("event_id", func(d *Decision) string { return d.EventID }),
+	col("type", func(d *Decision) string { return d.Type }),
+	col("tenant_id", func(d *Decision) string { return d.TenantID }),
+	col("key", func(d *Decision) string { return d.Key }),
+	col("outcome", func(d *Decision) string { return d.Outcome }),
+	col("path", func(d *Decision) string { return d.Path }),
+	col("rule_id", func(d *Decision) string { return d.RuleID }),
+	col("reason", func(d *Decision) string { return d.Reason }),
+	col("model", func(d *Decision) string { return d.Model }),
+	col("latency_ms", func(d *Decision) float64 { return d.LatencyMS }),
+	col("decided_ms", func(d *Decision) uint64 { return uint64(d.DecidedAt.UnixMilli()) }),
+	col("tier", func(d *Decision) string { return d.Tier }),
+}
+
+var (
+	insertAuditSQL     = insertSQL("audit", auditColumns)
+	insertDecisionsSQL = insertSQL("decisions", decisionColumns)
+)
 
 // insertAudit writes recs to the audit table in one batch.
 func insertAudit(ctx context.Context, conn driver.Conn, recs []Record) error {
-	if len(recs) == 0 {
-		return nil
-	}
-	b, err := conn.PrepareBatch(ctx, insertAuditSQL)
-	if err != nil {
-		return fmt.Errorf("audit: insert audit rows: %w", err)
-	}
-	for i := range recs {
-		if err := b.Append(auditRow(&recs[i])...); err != nil {
-			_ = b.Abort()
-			return fmt.Errorf("audit: insert audit rows: %w", err)
-		}
-	}
-	if err := b.Send(); err != nil {
+	if err := insertRows(ctx, conn, insertAuditSQL, auditColumns, recs); err != nil {
 		return fmt.Errorf("audit: insert %d audit rows: %w", len(recs), err)
 	}
 	return nil
@@ -133,22 +167,7 @@ func insertAudit(ctx context.Context, conn driver.Conn, recs []Record) error {
 
 // insertDecisions writes ds to the decisions table in one batch.
 func insertDecisions(ctx context.Context, conn driver.Conn, ds []Decision) error {
-	if len(ds) == 0 {
-		return nil
-	}
-	b, err := conn.PrepareBatch(ctx, insertDecisionsSQL)
-	if err != nil {
-		return fmt.Errorf("audit: insert decisions: %w", err)
-	}
-	for i := range ds {
-		d := &ds[i]
-		if err := b.Append(d.EventID, d.Type, d.TenantID, d.Key, d.Outcome, d.Path,
-			d.RuleID, d.Reason, d.Model, d.LatencyMS, uint64(d.DecidedAt.UnixMilli()), d.Tier); err != nil {
-			_ = b.Abort()
-			return fmt.Errorf("audit: insert decisions: %w", err)
-		}
-	}
-	if err := b.Send(); err != nil {
+	if err := insertRows(ctx, conn, insertDecisionsSQL, decisionColumns, ds); err != nil {
 		return fmt.Errorf("audit: insert %d decisions: %w", len(ds), err)
 	}
 	return nil

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
@@ -127,12 +128,26 @@ type Sink struct {
 	cl    *kgo.Client
 	ready chan struct{}
 
-	// mu guards pending. The poll loop holds it to add records and for one
-	// insert-and-commit attempt; the rebalance callbacks hold it to settle
-	// the partitions they take away.
-	mu      sync.Mutex
-	pending batch
-	closing bool // the final flush is done: rebalances only drop records
+	// The sink holds two batches: pending, which the poll loop fills, and
+	// inflight, which a goroutine of Run inserts and commits meanwhile, so
+	// that fetching and decoding overlap with ClickHouse's work on the
+	// batch before. A batch becomes inflight only once the one before it
+	// is committed, so commits keep offset order, and the poll loop waits
+	// when pending is due and inflight is not done: two batches are the
+	// most the sink holds.
+	//
+	// flushMu guards inflight and is held for one insert-and-commit
+	// attempt; mu guards pending and is held to add records. Whoever needs
+	// both (the hand-over, the rebalance callbacks, which settle the
+	// partitions they take away in both batches) takes flushMu first.
+	flushMu  sync.Mutex
+	inflight *batch
+	mu       sync.Mutex
+	pending  *batch
+	closing  bool // the final flush is done: rebalances only drop records; guarded by both
+	// held counts the records of both batches for the pending gauge: the
+	// one holding a batch's lock updates its half.
+	held [2]atomic.Int64
 
 	commitMu  sync.Mutex
 	committed chan struct{} // closed and replaced after each commit
@@ -155,7 +170,7 @@ func NewSink(conn driver.Conn, opts SinkOptions) (*Sink, error) {
 		ready:     make(chan struct{}),
 		committed: make(chan struct{}),
 	}
-	s.pending.reset()
+	s.inflight, s.pending = newBatch(), newBatch()
 	member := kafka.Member{
 		Brokers: opts.Brokers, Group: opts.Group, Topics: []string{opts.AuditTopic, opts.DecisionsTopic},
 		OnRevoked: s.onRevoked, OnLost: s.onLost, Logger: opts.Logger, LogPrefix: "sink: kafka: ",
@@ -189,12 +204,23 @@ func (s *Sink) Ready() <-chan struct{} { return s.ready }
 func (s *Sink) Run(ctx context.Context) error {
 	defer s.cl.Close()
 	close(s.ready)
+	var flushed chan error // the inflight batch's flush, while it runs
 	for ctx.Err() == nil {
 		s.mu.Lock()
 		n, first := s.pending.records, s.pending.first
 		s.mu.Unlock()
 		if n >= s.opts.BatchSize || n > 0 && time.Since(first) >= s.opts.FlushInterval {
-			_ = s.flush(ctx) // fails only when ctx ends
+			if flushed != nil {
+				select {
+				case <-flushed: // fails only when ctx ends
+					flushed = nil
+				case <-ctx.Done():
+				}
+				continue
+			}
+			s.handOver()
+			flushed = make(chan error, 1)
+			go func(done chan<- error) { done <- s.flush(ctx) }(flushed)
 			continue
 		}
 		pollCtx, cancel := ctx, context.CancelFunc(func() {})
@@ -214,24 +240,35 @@ func (s *Sink) Run(ctx context.Context) error {
 		})
 		s.mu.Lock()
 		fetches.EachRecord(s.add)
-		s.opts.Metrics.setPending(s.pending.records)
+		s.count(pendingHalf, s.pending)
 		s.mu.Unlock()
 		// The records are in the batch: from here a revoke settles them
-		// (flush or drop), so a rebalance may run, also while the batch is
+		// (flush or drop), so a rebalance may run, also while a batch is
 		// being inserted. Holding rebalances through an insert would get
 		// the member thrown out of the group during a ClickHouse outage.
 		s.cl.AllowRebalance()
 	}
 
 	// Shutdown: what was polled is inserted and committed on a context of
-	// its own, then the group learns at once that this member is gone.
+	// its own, then the group learns at once that this member is gone. The
+	// flush in progress, if any, ended with ctx; what it left is retried
+	// before the pending batch, whose offsets come after.
+	if flushed != nil {
+		<-flushed
+	}
 	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.opts.ShutdownTimeout)
 	defer cancel()
 	err := s.flush(sctx)
+	if err == nil {
+		s.handOver()
+		err = s.flush(sctx)
+	}
+	s.flushMu.Lock()
 	s.mu.Lock()
 	s.closing = true
-	left := s.pending.records
+	left := s.inflight.records + s.pending.records
 	s.mu.Unlock()
+	s.flushMu.Unlock()
 	if err != nil {
 		err = fmt.Errorf("audit: sink: shutdown: %d records not stored; they stay uncommitted: %w", left, err)
 	}
@@ -243,11 +280,37 @@ func (s *Sink) Run(ctx context.Context) error {
 	return err
 }
 
-// add decodes one polled record into the batch; a record that cannot be
-// stored is logged and counted, and its dead letter joins the batch, to be
-// acknowledged before the batch's offsets are committed. s.mu is held.
+// handOver makes the pending batch the one to insert, and the inflight
+// one, empty since its commit, the one to fill.
+func (s *Sink) handOver() {
+	s.flushMu.Lock()
+	defer s.flushMu.Unlock()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.inflight, s.pending = s.pending, s.inflight
+	s.count(inflightHalf, s.inflight)
+	s.count(pendingHalf, s.pending)
+}
+
+// The halves of Sink.held.
+const (
+	inflightHalf = iota
+	pendingHalf
+)
+
+// count publishes that batch b, the given half of the sink's, now holds
+// b.records; the caller holds that batch's lock.
+func (s *Sink) count(half int, b *batch) {
+	s.held[half].Store(int64(b.records))
+	s.opts.Metrics.setPending(int(s.held[inflightHalf].Load() + s.held[pendingHalf].Load()))
+}
+
+// add decodes one polled record into the pending batch; a record that
+// cannot be stored is logged and counted, and its dead letter joins the
+// batch, to be acknowledged before the batch's offsets are committed. s.mu
+// is held.
 func (s *Sink) add(r *kgo.Record) {
-	b := &s.pending
+	b := s.pending
 	if b.records == 0 {
 		b.first = time.Now()
 	}
@@ -260,16 +323,20 @@ func (s *Sink) add(r *kgo.Record) {
 	var err error
 	switch r.Topic {
 	case s.opts.AuditTopic:
-		var rec Record
-		if rec, err = decodeAudit(r.Value); err == nil {
-			b.rows.audit = append(b.rows.audit, rec)
+		// Decoded in place, into the slot the batch's slice has for it
+		// (reused batch after batch), and taken back if the record is bad.
+		b.rows.audit = append(b.rows.audit, Record{})
+		if err = decodeAudit(r.Value, &b.rows.audit[len(b.rows.audit)-1]); err == nil {
 			b.auditFrom = append(b.auditFrom, partitionOf(r))
+		} else {
+			b.rows.audit = b.rows.audit[:len(b.rows.audit)-1]
 		}
 	case s.opts.DecisionsTopic:
-		var d Decision
-		if d, err = decodeDecision(r.Value); err == nil {
-			b.rows.decisions = append(b.rows.decisions, d)
+		b.rows.decisions = append(b.rows.decisions, Decision{})
+		if err = decodeDecision(r.Value, &b.rows.decisions[len(b.rows.decisions)-1]); err == nil {
 			b.decisionsFrom = append(b.decisionsFrom, partitionOf(r))
+		} else {
+			b.rows.decisions = b.rows.decisions[:len(b.rows.decisions)-1]
 		}
 	default:
 		err = &badRecordError{reasonUnexpectedTopic, "the sink reads " + s.opts.AuditTopic + " and " + s.opts.DecisionsTopic}
@@ -284,10 +351,10 @@ func (s *Sink) add(r *kgo.Record) {
 	}
 }
 
-// flush inserts and commits the batch, retrying with backoff until it
-// succeeds or ctx ends. Fetching is paused from the first failure until
-// the batch is stored, so the backlog waits in Kafka, not in memory. When
-// ctx ends first, flush returns the last attempt's error.
+// flush inserts and commits the inflight batch, retrying with backoff
+// until it succeeds or ctx ends. Fetching is paused from the first failure
+// until the batch is stored, so the backlog waits in Kafka, not in memory.
+// When ctx ends first, flush returns the last attempt's error.
 func (s *Sink) flush(ctx context.Context) error {
 	paused := false
 	defer func() {
@@ -300,9 +367,10 @@ func (s *Sink) flush(ctx context.Context) error {
 	var last error
 	_, err := backoff.Retry(ctx, func() (struct{}, error) {
 		attempts++
-		s.mu.Lock()
-		last = s.flushLocked(ctx)
-		s.mu.Unlock()
+		s.flushMu.Lock()
+		last = s.flushBatch(ctx, s.inflight)
+		s.count(inflightHalf, s.inflight)
+		s.flushMu.Unlock()
 		return struct{}{}, last
 	},
 		backoff.WithBackOff(retry.NewBackOff(s.opts.MinBackoff, s.opts.MaxBackoff)),
@@ -325,12 +393,14 @@ func (s *Sink) flush(ctx context.Context) error {
 	return nil
 }
 
-// flushLocked makes one attempt to insert what the batch has not inserted
-// yet, to write its dead letters and to commit its offsets; s.mu is held. A
-// table once inserted, or a dead letter once acknowledged, is not written
-// again when another step or the commit fails.
-func (s *Sink) flushLocked(ctx context.Context) error {
-	b := &s.pending
+// flushBatch makes one attempt to insert what b has not inserted yet, to
+// write its dead letters and to commit its offsets; the caller holds b's
+// lock. A table once inserted, or a dead letter once acknowledged, is not
+// written again when another step or the commit fails.
+func (s *Sink) flushBatch(ctx context.Context, b *batch) error {
+	if b.records == 0 {
+		return nil
+	}
 	if !b.auditDone {
 		if err := s.insert(ctx, "audit", len(b.rows.audit), func(ctx context.Context) error {
 			return insertAudit(ctx, s.conn, b.rows.audit)
@@ -355,7 +425,6 @@ func (s *Sink) flushLocked(ctx context.Context) error {
 		return err
 	}
 	b.reset()
-	s.opts.Metrics.setPending(0)
 	s.commitMu.Lock()
 	close(s.committed)
 	s.committed = make(chan struct{})
@@ -445,38 +514,49 @@ func (s *Sink) commit(ctx context.Context, offsets map[string]map[int32]kgo.Epoc
 }
 
 // onRevoked runs when partitions move to another member, only between
-// polls (BlockRebalanceOnPoll): every record polled from them is in the
-// batch by then. It gives the batch one bounded attempt, so that a
-// rebalance in good weather replays nothing; if ClickHouse is down, the
-// revoked partitions' records leave the batch uncommitted and their new
-// owner reads them again. Either way no record of theirs stays behind to
-// be committed once they are gone. Setting this callback turns off
-// franz-go's own commit on revoke.
+// polls (BlockRebalanceOnPoll): every record polled from them is in a
+// batch by then. It waits for an insert attempt in progress, then gives
+// both batches, in offset order, one bounded attempt, so that a rebalance
+// in good weather replays nothing; if ClickHouse is down, the revoked
+// partitions' records leave the batches uncommitted and their new owner
+// reads them again. Either way no record of theirs stays behind to be
+// committed once they are gone. Setting this callback turns off franz-go's
+// own commit on revoke.
 func (s *Sink) onRevoked(ctx context.Context, _ *kgo.Client, revoked map[string][]int32) {
+	s.flushMu.Lock()
+	defer s.flushMu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.pending.records == 0 {
+	if s.inflight.records == 0 && s.pending.records == 0 {
 		return
 	}
-	if s.closing {
-		s.pending.drop(revoked)
-		return
+	if !s.closing {
+		err := s.flushBatch(ctx, s.inflight)
+		if err == nil {
+			err = s.flushBatch(ctx, s.pending)
+		}
+		if err != nil {
+			s.log.Warn("sink: partitions revoked before their records were stored; the next owner reads them again",
+				"partitions", revoked, "err", err)
+		}
 	}
-	if err := s.flushLocked(ctx); err != nil {
-		s.log.Warn("sink: partitions revoked before their records were stored; the next owner reads them again",
-			"partitions", revoked, "err", err)
-		s.pending.drop(revoked)
-		s.opts.Metrics.setPending(s.pending.records)
-	}
+	s.inflight.drop(revoked)
+	s.pending.drop(revoked)
+	s.count(inflightHalf, s.inflight)
+	s.count(pendingHalf, s.pending)
 }
 
 // onLost forgets the records of partitions taken away without a chance to
 // commit (session expired, fenced): their new owner reads them again.
 func (s *Sink) onLost(_ context.Context, _ *kgo.Client, lost map[string][]int32) {
+	s.flushMu.Lock()
+	defer s.flushMu.Unlock()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.inflight.drop(lost)
 	s.pending.drop(lost)
-	s.opts.Metrics.setPending(s.pending.records)
+	s.count(inflightHalf, s.inflight)
+	s.count(pendingHalf, s.pending)
 	s.log.Warn("sink: partitions lost", "partitions", lost)
 }
 
