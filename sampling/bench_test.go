@@ -70,9 +70,11 @@ func BenchmarkPool(b *testing.B) {
 			defer cancel()
 			if !bc.push {
 				// Calls of several items each: as many calls as it
-				// takes to carry the items in flight.
+				// takes to carry the items in flight, waiting as long as
+				// cmd/sampler's do (a call that takes further items in
+				// later rounds does so within its wait).
 				items := max(bc.items, 1)
-				c.pullArgs(ctx, b, (inFlight+items-1)/items, map[string]any{"wait_ms": 200, "items": items, "rounds": bc.rounds})
+				c.pullArgs(ctx, b, (inFlight+items-1)/items, map[string]any{"wait_ms": work.DefaultWaitMS, "items": items, "rounds": bc.rounds})
 			}
 			items := make(chan int)
 			lat := make([]time.Duration, 0, b.N)

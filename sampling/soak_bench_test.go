@@ -26,9 +26,9 @@ import (
 // takes $TRIAGE_SOAK_LATENCY per answer (default 0, instant) and a lease
 // of $TRIAGE_SOAK_TIMEOUT (the attempt timeout; default the test policy's
 // 300 ms); with $TRIAGE_SOAK_ITEMS (default 1) items a call (work.Args
-// Items), in as many pulls as carry the workers' items, and calls of up
-// to $TRIAGE_SOAK_ROUNDS input rounds (work.Args Rounds; default 0, none
-// added). Every 10 s it prints decisions/s, their ratio to workers ÷
+// Items), in $TRIAGE_SOAK_PULLS concurrent calls (default: as many as
+// carry the workers' items), and calls of up to $TRIAGE_SOAK_ROUNDS input
+// rounds (work.Args Rounds; default 0, none added). Every 10 s it prints decisions/s, their ratio to workers ÷
 // latency (Little's law: the most the workers can answer with that
 // latency), the decisions that failed (not in the rates; their errors are
 // printed at the end), the CPU the process used (cores, and per decision:
@@ -45,6 +45,7 @@ func BenchmarkPoolSoak(b *testing.B) {
 	inFlight := soakEnv(b, "TRIAGE_SOAK_WORKERS", 64, strconv.Atoi)
 	items := soakEnv(b, "TRIAGE_SOAK_ITEMS", 1, strconv.Atoi)
 	rounds := soakEnv(b, "TRIAGE_SOAK_ROUNDS", 0, strconv.Atoi)
+	pulls := soakEnv(b, "TRIAGE_SOAK_PULLS", 0, strconv.Atoi)
 	transport := soakEnv(b, "TRIAGE_SOAK_TRANSPORT", "memory", func(s string) (string, error) {
 		if s != "memory" && s != "http" {
 			return "", fmt.Errorf("%q is neither memory nor http", s)
@@ -74,7 +75,10 @@ func BenchmarkPoolSoak(b *testing.B) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	items = min(max(items, 1), work.MaxItems)
-	c.pullArgs(ctx, b, (inFlight+items-1)/items, map[string]any{"wait_ms": 200, "items": items, "rounds": rounds})
+	if pulls <= 0 {
+		pulls = (inFlight + items - 1) / items
+	}
+	c.pullArgs(ctx, b, pulls, map[string]any{"wait_ms": work.DefaultWaitMS, "items": items, "rounds": rounds})
 
 	var done, failed atomic.Int64
 	var errMu sync.Mutex
