@@ -1,6 +1,7 @@
 package sampling_test
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -33,6 +34,19 @@ func testLogger() *slog.Logger {
 func paymentType(t testing.TB) *rules.Type {
 	t.Helper()
 	set, err := rules.Load("testdata/rules.yaml")
+	return paymentIn(t, set, err)
+}
+
+// paymentTypeTimeout is paymentType with a sampling timeout (the lease)
+// of timeout instead of the test policy's 300 ms, which makes expiry
+// cheap to test but which a benchmark on a busy machine may exceed.
+func paymentTypeTimeout(t testing.TB, timeout string) *rules.Type {
+	t.Helper()
+	policy, err := os.ReadFile("testdata/rules.yaml")
+	if err != nil || !bytes.Contains(policy, []byte("timeout: 300ms")) {
+		t.Fatalf("testdata/rules.yaml has no timeout: 300ms to replace (%v)", err)
+	}
+	set, err := rules.Parse("timeout-"+timeout, bytes.Replace(policy, []byte("timeout: 300ms"), []byte("timeout: "+timeout), 1))
 	return paymentIn(t, set, err)
 }
 

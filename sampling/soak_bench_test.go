@@ -1,7 +1,6 @@
 package sampling_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
@@ -13,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/triage-dev/triage/rules"
 	"github.com/triage-dev/triage/sampling"
 	"github.com/triage-dev/triage/sampling/work"
 )
@@ -54,14 +52,7 @@ func BenchmarkPoolSoak(b *testing.B) {
 	})
 	typ := paymentType(b)
 	if timeout := os.Getenv("TRIAGE_SOAK_TIMEOUT"); timeout != "" {
-		// The test policy's 300 ms attempt timeout (the lease) makes
-		// expiry cheap to test; a soak over HTTP may want a production one.
-		policy, err := os.ReadFile("testdata/rules.yaml")
-		if err != nil || !bytes.Contains(policy, []byte("timeout: 300ms")) {
-			b.Fatalf("testdata/rules.yaml has no timeout: 300ms to replace (%v)", err)
-		}
-		set, err := rules.Parse("soak", bytes.Replace(policy, []byte("timeout: 300ms"), []byte("timeout: "+timeout), 1))
-		typ = paymentIn(b, set, err)
+		typ = paymentTypeTimeout(b, timeout)
 	}
 	pool := sampling.NewPool(sampling.Options{PushInFlight: inFlight, PushGrace: time.Millisecond, Logger: testLogger()})
 	defer pool.Close()
