@@ -40,6 +40,7 @@ func BenchmarkPool(b *testing.B) {
 		{"push/http/instant", true, true, 0, 64, 0, 0},
 		{"pull/memory/100ms", false, false, 100 * time.Millisecond, 64, 0, 0},
 		{"pull/http/100ms", false, true, 100 * time.Millisecond, 64, 0, 0},
+		{"pull/http/100ms/rounds", false, true, 100 * time.Millisecond, 64, 0, work.GoSDKRounds},
 		{"pull/http/100ms/8-items", false, true, 100 * time.Millisecond, 64, 8, 0},
 		{"pull/http/100ms/8-items/rounds", false, true, 100 * time.Millisecond, 64, 8, work.GoSDKRounds},
 		{"push/http/100ms", true, true, 100 * time.Millisecond, 64, 0, 0},
