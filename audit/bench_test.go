@@ -2,7 +2,9 @@ package audit
 
 import (
 	"encoding/json"
+	"flag"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -16,7 +18,7 @@ var benchBatches = []int{1000, 5000, 20000}
 
 // benchRecords returns n linked records shaped like sampling attempts
 // (summaries included) and their audit topic values.
-func benchRecords(b *testing.B, n int) ([]Record, [][]byte) {
+func benchRecords(b testing.TB, n int) ([]Record, [][]byte) {
 	b.Helper()
 	recs := linkedRecords(4, n/4)
 	values := make([][]byte, len(recs))
@@ -47,13 +49,29 @@ func rowValues[R any](cols []column[R], r *R) []any {
 	return vals
 }
 
-// BenchmarkSinkInsert is the sink's insert path for one batch, without
-// Kafka: decode the audit topic's JSON into the batch's rows, then
-// PrepareBatch, append the columns, Send. Each iteration also inserts the
-// same rows with a bare row-by-row PrepareBatch/Append/Send (as
-// BenchmarkRawInsert does): the two alternate (see alternate), so that
-// ClickHouse's background merges and the machine's other load weigh on
-// both, and sink/raw is the figure to compare.
+// benchRows is how many audit rows each run of BenchmarkSinkInsert and
+// BenchmarkSinkConsume stores, rounded down to a multiple of the batch:
+// many inserts, since one insert's time varies by several times on a
+// shared machine (ClickHouse's merges, other load).
+var benchRows = flag.Int("sink-rows", 60000, "BenchmarkSinkInsert and BenchmarkSinkConsume: audit rows each run stores")
+
+// rowsIn is -sink-rows rounded down to a multiple of batch.
+func rowsIn(b *testing.B, batch int) int {
+	total := *benchRows / batch * batch
+	if total == 0 {
+		b.Fatalf("-sink-rows %d is less than one batch of %d", *benchRows, batch)
+	}
+	return total
+}
+
+// BenchmarkSinkInsert is the sink's insert path without Kafka: -sink-rows
+// records of the audit topic's JSON, batch by batch, decoded into the
+// batch's rows, then PrepareBatch, the columns appended, Send. Each
+// iteration also inserts the same rows in batches of the same size with a
+// bare row-by-row PrepareBatch/Append/Send (as BenchmarkRawInsert does):
+// the two alternate (see alternate), so that ClickHouse's background
+// merges and the machine's other load weigh on both, and sink/raw is the
+// figure to compare.
 func BenchmarkSinkInsert(b *testing.B) {
 	for _, n := range benchBatches {
 		b.Run(fmt.Sprintf("batch=%d", n), func(b *testing.B) { benchSinkInsert(b, n) })
@@ -61,30 +79,29 @@ func BenchmarkSinkInsert(b *testing.B) {
 }
 
 func benchSinkInsert(b *testing.B, n int) {
+	total := rowsIn(b, n)
 	conn, _ := migratedDB(b)
-	recs, values := benchRecords(b, n)
-	rows := make([][]any, len(recs))
-	for i := range recs {
-		rows[i] = rowValues(auditColumns, &recs[i])
-	}
-	decoded := make([]Record, 0, len(values))
+	_, values := benchRecords(b, total)
+	decoded := make([]Record, 0, n)
 	sink := func() time.Duration {
 		start := time.Now()
-		decoded = decoded[:0]
-		for _, v := range values {
-			decoded = append(decoded, Record{})
-			if err := decodeAudit(v, &decoded[len(decoded)-1]); err != nil {
+		for batch := range slices.Chunk(values, n) {
+			decoded = decoded[:0]
+			for _, v := range batch {
+				decoded = append(decoded, Record{})
+				if err := decodeAudit(v, &decoded[len(decoded)-1]); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if err := insertAudit(b.Context(), conn, decoded); err != nil {
 				b.Fatal(err)
 			}
 		}
-		if err := insertAudit(b.Context(), conn, decoded); err != nil {
-			b.Fatal(err)
-		}
 		return time.Since(start)
 	}
-	raw := func() time.Duration { return rawInsertBatches(b, conn, rows, n) }
+	raw := func() time.Duration { return rawInsertBatches(b, conn, values, n) }
 	sinkTime, rawTime := alternate(b, sink, raw)
-	reportAgainstRaw(b, n, sinkTime, rawTime)
+	reportAgainstRaw(b, total, sinkTime, rawTime)
 }
 
 // alternate runs sink and raw once each per iteration, in turn first, after
@@ -117,10 +134,22 @@ func reportAgainstRaw(b *testing.B, rows int, sinkTime, rawTime time.Duration) {
 	b.ReportMetric(0, "ns/op") // the rates are the figures
 }
 
-// rawInsertBatches inserts rows in batches of size with a bare row-by-row
-// PrepareBatch/Append/Send and returns how long that took.
-func rawInsertBatches(b *testing.B, conn driver.Conn, rows [][]any, size int) time.Duration {
+// rawInsertBatches inserts the records of values in batches of size with
+// a bare row-by-row PrepareBatch/Append/Send of their column values, and
+// returns how long the inserts took. The rows are built first, untimed,
+// and dropped after: a value boxed per row and column, kept for the whole
+// benchmark, would be a heap that every garbage collection during the
+// sink's runs scans too.
+func rawInsertBatches(b *testing.B, conn driver.Conn, values [][]byte, size int) time.Duration {
 	b.Helper()
+	rows := make([][]any, len(values))
+	for i, v := range values {
+		var r Record
+		if err := decodeAudit(v, &r); err != nil {
+			b.Fatal(err)
+		}
+		rows[i] = rowValues(auditColumns, &r)
+	}
 	start := time.Now()
 	for len(rows) > 0 {
 		n := min(size, len(rows))
@@ -143,6 +172,8 @@ func rawInsertBatches(b *testing.B, conn driver.Conn, rows [][]any, size int) ti
 
 // BenchmarkRawInsert inserts the same rows, already as column values, with
 // a bare PrepareBatch/Append/Send: the floor under the sink's figure.
+// BenchmarkSinkInsert and BenchmarkSinkConsume measure it alternately
+// with the sink, which is the comparison to read.
 func BenchmarkRawInsert(b *testing.B) {
 	for _, n := range benchBatches {
 		b.Run(fmt.Sprintf("batch=%d", n), func(b *testing.B) { benchRawInsert(b, n) })
@@ -151,14 +182,10 @@ func BenchmarkRawInsert(b *testing.B) {
 
 func benchRawInsert(b *testing.B, n int) {
 	conn, _ := migratedDB(b)
-	recs, _ := benchRecords(b, n)
-	rows := make([][]any, len(recs))
-	for i := range recs {
-		rows[i] = rowValues(auditColumns, &recs[i])
-	}
+	_, values := benchRecords(b, n)
 	var took time.Duration
 	for b.Loop() {
-		took += rawInsertBatches(b, conn, rows, n)
+		took += rawInsertBatches(b, conn, values, n)
 	}
 	b.ReportMetric(float64(b.N*n)/took.Seconds(), "rows/s")
 	b.ReportMetric(0, "ns/op") // per batch; rows/s is the figure

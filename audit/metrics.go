@@ -46,7 +46,7 @@ func NewSinkMetrics(reg prometheus.Registerer) (*SinkMetrics, error) {
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 15),
 		}, []string{"table"}),
 		pending: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "triage_sink_pending_records", Help: "Records polled and not yet committed (the batch; bounded by the batch size).",
+			Name: "triage_sink_pending_records", Help: "Records polled and not yet committed (the batch being inserted and the one filling meanwhile; bounded by twice the batch size).",
 		}),
 		paused: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "triage_sink_paused", Help: "1 while fetching is paused because inserts fail.",

@@ -41,11 +41,12 @@ type SinkOptions struct {
 	DLQTopic string
 
 	// BatchSize is how many records are buffered before they are inserted.
-	// Default 5000.
+	// The next batch fills while one is inserted, so the sink holds up to
+	// twice as many. Default 5000.
 	BatchSize int
 	// FlushInterval bounds how long a buffered record waits for its batch
-	// to fill: the batch is inserted when it is this old even if small.
-	// Default 1 s.
+	// to fill: the batch is inserted when it is this old even if small
+	// (once the batch before it is stored). Default 1 s.
 	FlushInterval time.Duration
 	// InsertTimeout bounds one insert attempt (and one commit). A rebalance
 	// waits for an attempt in progress, so it must stay well under the

@@ -2,7 +2,6 @@ package audit
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -14,10 +13,6 @@ import (
 
 	"github.com/triage-dev/triage/internal/kafkatest"
 )
-
-// consumeRows is how many audit records BenchmarkSinkConsume writes to its
-// topic and each sink run stores; rounded down to a multiple of the batch.
-var consumeRows = flag.Int("sink-rows", 60000, "BenchmarkSinkConsume: audit records in the topic, stored by each run")
 
 // BenchmarkSinkConsume is the sink end to end, as consumer runs it
 // in-process or as consumer sink: a new group of Sink.Run reads an audit
@@ -39,10 +34,7 @@ func BenchmarkSinkConsume(b *testing.B) {
 }
 
 func benchSinkConsume(b *testing.B, brokers []string, batchSize int) {
-	total := *consumeRows / batchSize * batchSize
-	if total == 0 {
-		b.Fatalf("-sink-rows %d is less than one batch of %d", *consumeRows, batchSize)
-	}
+	total := rowsIn(b, batchSize)
 	conn, _ := migratedDB(b)
 	recs, values := benchRecords(b, total)
 	auditTopic, decisionsTopic := kafkatest.Name(b, "audit"), kafkatest.Name(b, "decisions")
@@ -59,10 +51,6 @@ func benchSinkConsume(b *testing.B, brokers []string, batchSize int) {
 	if err != nil {
 		b.Fatalf("produce: %v", err)
 	}
-	rows := make([][]any, len(recs))
-	for i := range recs {
-		rows[i] = rowValues(auditColumns, &recs[i])
-	}
 
 	sink := func() time.Duration {
 		return drainSink(b, conn, SinkOptions{
@@ -71,7 +59,7 @@ func benchSinkConsume(b *testing.B, brokers []string, batchSize int) {
 			Logger: slog.New(slog.DiscardHandler),
 		})
 	}
-	raw := func() time.Duration { return rawInsertBatches(b, conn, rows, batchSize) }
+	raw := func() time.Duration { return rawInsertBatches(b, conn, values, batchSize) }
 	sinkTime, rawTime := alternate(b, sink, raw)
 	reportAgainstRaw(b, total, sinkTime, rawTime)
 }
