@@ -2,6 +2,7 @@ package audit
 
 import (
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"slices"
@@ -52,8 +53,10 @@ func rowValues[R any](cols []column[R], r *R) []any {
 // benchRows is how many audit rows each run of BenchmarkSinkInsert and
 // BenchmarkSinkConsume stores, rounded down to a multiple of the batch:
 // many inserts, since one insert's time varies by several times on a
-// shared machine (ClickHouse's merges, other load).
-var benchRows = flag.Int("sink-rows", 60000, "BenchmarkSinkInsert and BenchmarkSinkConsume: audit rows each run stores")
+// shared machine (ClickHouse's merges, other load), and six batches of the
+// largest size, since the sink's first batch is fetched and decoded before
+// any insert can overlap with it.
+var benchRows = flag.Int("sink-rows", 120000, "BenchmarkSinkInsert and BenchmarkSinkConsume: audit rows each run stores")
 
 // rowsIn is -sink-rows rounded down to a multiple of batch.
 func rowsIn(b *testing.B, batch int) int {
@@ -100,26 +103,59 @@ func benchSinkInsert(b *testing.B, n int) {
 		return time.Since(start)
 	}
 	raw := func() time.Duration { return rawInsertBatches(b, conn, values, n) }
-	sinkTime, rawTime := alternate(b, sink, raw)
+	sinkTime, rawTime := alternate(b, conn, sink, raw)
 	reportAgainstRaw(b, total, sinkTime, rawTime)
 }
 
 // alternate runs sink and raw once each per iteration, in turn first, after
-// one untimed raw run: neither pays for the connection's and the table's
-// first insert, or always comes just after the other's insert (whose
-// merges ClickHouse then runs). It returns the time each took in all.
-func alternate(b *testing.B, sink, raw func() time.Duration) (sinkTime, rawTime time.Duration) {
+// one untimed raw run, each into emptied tables: neither pays for the
+// connection's and the table's first insert, or always comes just after
+// the other's inserts. It returns the time each took in all.
+func alternate(b *testing.B, conn driver.Conn, sink, raw func() time.Duration) (sinkTime, rawTime time.Duration) {
 	raw()
 	for i := 0; b.Loop(); i++ {
+		emptyTables(b, conn)
 		if i%2 == 0 {
 			sinkTime += sink()
+			emptyTables(b, conn)
 			rawTime += raw()
 		} else {
 			rawTime += raw()
+			emptyTables(b, conn)
 			sinkTime += sink()
 		}
 	}
 	return sinkTime, rawTime
+}
+
+// emptyTables truncates the database's tables (the audit table and those
+// its materialized views fill) between runs, untimed: every run inserts
+// into empty tables rather than behind the merges of the runs before it,
+// and a long benchmark leaves no gigabytes for its cleanup to drop.
+func emptyTables(b *testing.B, conn driver.Conn) {
+	b.Helper()
+	ctx := b.Context()
+	rows, err := conn.Query(ctx, `SELECT name FROM system.tables
+		WHERE database = currentDatabase() AND engine LIKE '%MergeTree' AND name != 'schema_migrations'`)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var tables []string
+	for rows.Next() {
+		var name string
+		if err := rows.Scan(&name); err != nil {
+			b.Fatal(err)
+		}
+		tables = append(tables, name)
+	}
+	if err := errors.Join(rows.Err(), rows.Close()); err != nil {
+		b.Fatal(err)
+	}
+	for _, t := range tables {
+		if err := conn.Exec(ctx, "TRUNCATE TABLE "+quoteIdent(t)); err != nil {
+			b.Fatalf("truncate %s: %v", t, err)
+		}
+	}
 }
 
 // reportAgainstRaw reports the rows/s of the sink and of the bare insert,

@@ -16,9 +16,9 @@ import (
 // every string without escapes a slice of one copy of the value; anything
 // else (another spelling of a name, null, a surrogate escape, a number out
 // of range, invalid UTF-8, bad JSON) makes the scanner give up, and
-// json.Unmarshal decodes the value as before. The scanner accepts only what json.Unmarshal reads to the same
-// values (FuzzDecodePlain holds the two equal), so which of them read a
-// record never shows.
+// json.Unmarshal decodes the value as before. The scanner accepts only
+// what json.Unmarshal reads to the same values (FuzzDecodePlain holds the
+// two equal), so which of them read a record never shows.
 
 // plainScanner reads a JSON object of plain members from b (and s, the
 // same bytes as one string, which the strings read are slices of).

@@ -60,7 +60,7 @@ func benchSinkConsume(b *testing.B, brokers []string, batchSize int) {
 		})
 	}
 	raw := func() time.Duration { return rawInsertBatches(b, conn, values, batchSize) }
-	sinkTime, rawTime := alternate(b, sink, raw)
+	sinkTime, rawTime := alternate(b, conn, sink, raw)
 	reportAgainstRaw(b, total, sinkTime, rawTime)
 }
 
