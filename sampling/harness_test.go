@@ -244,8 +244,13 @@ func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
 }
 
 func bearerClient(token string) *http.Client {
+	// Idle connections for every call at once, as cmd/sampler keeps:
+	// with net/http's default of 2 a host, calls past the second would
+	// dial anew.
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 256
 	if token == "" {
-		return nil
+		return &http.Client{Transport: tr}
 	}
-	return &http.Client{Transport: bearer{token, http.DefaultTransport}}
+	return &http.Client{Transport: bearer{token, tr}}
 }

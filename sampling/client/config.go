@@ -133,7 +133,10 @@ type Config struct {
 
 	// HTTPClient is the client for Streamable HTTP; its Transport (nil:
 	// http.DefaultTransport) is wrapped to add the bearer token. Default: a
-	// client without a timeout, since calls long-poll (see CallTimeout).
+	// client without a timeout, since calls long-poll (see CallTimeout),
+	// keeping an idle connection a host for each call at once. A client of
+	// your own should too (http.Transport MaxIdleConnsPerHost), or calls
+	// past the second dial anew.
 	HTTPClient *http.Client
 
 	// Transport, if set, replaces the Streamable HTTP transport: it is
@@ -231,7 +234,13 @@ func (c Config) withDefaults() (Config, error) {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	if c.HTTPClient == nil {
-		c.HTTPClient = &http.Client{}
+		// net/http keeps 2 idle connections a host: every call past the
+		// second would dial anew when it ends, thousands a second on a
+		// busy sampler, each socket left in TIME_WAIT. A legacy session's
+		// standing GET and its answers' POSTs take one more each.
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.MaxIdleConnsPerHost = 2*c.Concurrency + 2
+		c.HTTPClient = &http.Client{Transport: tr}
 	}
 	return c, nil
 }

@@ -260,3 +260,31 @@ func TestHTTPConnectTimeout(t *testing.T) {
 		t.Errorf("stats %+v, %d requests", st, hung.Load())
 	}
 }
+
+// TestHTTPKeepsConnections: a sampler's calls at once reuse their
+// connections. net/http keeps 2 idle connections a host unless told
+// otherwise, so calls past the second would each dial anew, thousands a
+// second on a busy sampler, each leaving a socket in TIME_WAIT.
+func TestHTTPKeepsConnections(t *testing.T) {
+	const n, concurrency = 60, 8 // n: what the work server holds
+	w := newWorkServer(items(n, "allow", "review", "block")...)
+	ts := httptest.NewUnstartedServer(mcpHandler(w.mcpServer(nil), true))
+	var conns atomic.Int64
+	ts.Config.ConnState = func(_ net.Conn, state http.ConnState) {
+		if state == http.StateNew {
+			conns.Add(1)
+		}
+	}
+	ts.Start()
+	defer ts.Close()
+	s, stop := start(t, client.Config{Servers: []string{ts.URL + "/mcp"}, Provider: offline(t), Concurrency: concurrency})
+	await(t, s, "all items decided", func(st client.Stats) bool { return st.Decided == n })
+	close(w.stop)
+	stop()
+	// Up to two connections a call at once (a retry may be posted while
+	// the stream of the response it answers closes), and the handshake's.
+	// Dialling anew, the sampler made 45.
+	if got := conns.Load(); got > 3*concurrency {
+		t.Errorf("%d connections for %d calls at once over %d items", got, concurrency, n)
+	}
+}
