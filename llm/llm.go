@@ -190,8 +190,10 @@ type Options struct {
 	// an OpenAI-compatible server other than OpenAI's, set it to a model
 	// the server has (e.g. "llama3.2"): the built-in defaults are OpenAI's.
 	Model string
-	// HTTPClient sends the requests; nil means http.DefaultClient. Requests
-	// are bounded by their context, not by a client timeout.
+	// HTTPClient sends the requests; nil means a client like
+	// http.DefaultClient that keeps up to 64 idle connections a host
+	// instead of 2. Requests are bounded by their context, not by a client
+	// timeout.
 	HTTPClient *http.Client
 	// Structured says how openai asks for output that follows
 	// Request.Schema: StructuredJSONSchema (the default: OpenAI, vLLM,
@@ -208,6 +210,21 @@ type Options struct {
 	// context's error when ctx ends. 0 answers at once.
 	Latency time.Duration
 }
+
+// defaultClient sends the requests of providers given no client. Many
+// requests go to one host at once (a pool's workers, a sampler's calls):
+// net/http keeps only 2 idle connections a host, so every other request
+// would dial, and shake hands over TLS, anew.
+var defaultClient = func() *http.Client {
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = maxIdleConnsPerHost
+	return &http.Client{Transport: tr}
+}()
+
+// maxIdleConnsPerHost is the connections defaultClient keeps open to a
+// provider between requests: as many as a consumer's sampling workers
+// usually are.
+const maxIdleConnsPerHost = 64
 
 // New returns the named provider: "anthropic", "openai" or "offline".
 func New(provider string, o Options) (Provider, error) {
@@ -245,7 +262,7 @@ func New(provider string, o Options) (Provider, error) {
 			provider, o.Structured, StructuredJSONSchema, StructuredJSONObject, StructuredNone)
 	}
 	if o.HTTPClient == nil {
-		o.HTTPClient = http.DefaultClient
+		o.HTTPClient = defaultClient
 	}
 	if provider == anthropicName {
 		return newAnthropic(o, models)

@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -226,3 +228,54 @@ func jsonPath(v any, path ...any) any {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// TestProvidersKeepConnections: requests at once to one provider reuse
+// their connections. With net/http's default of 2 idle connections a
+// host, every request past the second would dial (and, against a real
+// API, shake hands over TLS) anew.
+func TestProvidersKeepConnections(t *testing.T) {
+	const concurrency, each = 16, 20
+	for _, tc := range []struct {
+		provider, path string
+		reply          reply
+	}{
+		{"openai", "/v1", openaiReply("gpt-5-mini", "stop", `"{\"outcome\":\"allow\"}"`)},
+		{"anthropic", "", anthropicReply("claude-haiku-4-5", "end_turn", `[{"type": "text", "text": "{\"outcome\":\"allow\"}"}]`)},
+	} {
+		t.Run(tc.provider, func(t *testing.T) {
+			srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				_, _ = io.Copy(io.Discard, r.Body)
+				time.Sleep(5 * time.Millisecond) // the requests overlap
+				w.Header().Set("Content-Type", "application/json")
+				_, _ = io.WriteString(w, tc.reply.body)
+			}))
+			var conns atomic.Int64
+			srv.Config.ConnState = func(_ net.Conn, state http.ConnState) {
+				if state == http.StateNew {
+					conns.Add(1)
+				}
+			}
+			srv.Start()
+			defer srv.Close()
+			p, err := llm.New(tc.provider, llm.Options{APIKey: "k", BaseURL: srv.URL + tc.path})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var wg sync.WaitGroup
+			for range concurrency {
+				wg.Go(func() {
+					for range each {
+						if _, err := p.Complete(t.Context(), llm.Request{Messages: []llm.Message{{Role: llm.RoleUser, Text: "hi"}}}); err != nil {
+							t.Error(err)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			if got := conns.Load(); got > concurrency {
+				t.Errorf("%d connections for %d requests, %d at once", got, concurrency*each, concurrency)
+			}
+		})
+	}
+}
