@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"reflect"
@@ -14,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/triage-dev/triage/internal/testrun"
 	"github.com/triage-dev/triage/llm"
 )
 
@@ -243,20 +243,12 @@ func TestProvidersKeepConnections(t *testing.T) {
 		{"anthropic", "", anthropicReply("claude-haiku-4-5", "end_turn", `[{"type": "text", "text": "{\"outcome\":\"allow\"}"}]`)},
 	} {
 		t.Run(tc.provider, func(t *testing.T) {
-			srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			srv, conns := testrun.ConnCountingServer(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				_, _ = io.Copy(io.Discard, r.Body)
 				time.Sleep(5 * time.Millisecond) // the requests overlap
 				w.Header().Set("Content-Type", "application/json")
 				_, _ = io.WriteString(w, tc.reply.body)
 			}))
-			var conns atomic.Int64
-			srv.Config.ConnState = func(_ net.Conn, state http.ConnState) {
-				if state == http.StateNew {
-					conns.Add(1)
-				}
-			}
-			srv.Start()
-			defer srv.Close()
 			p, err := llm.New(tc.provider, llm.Options{APIKey: "k", BaseURL: srv.URL + tc.path})
 			if err != nil {
 				t.Fatal(err)

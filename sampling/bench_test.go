@@ -63,12 +63,7 @@ func BenchmarkPool(b *testing.B) {
 			if bc.push {
 				version = legacy
 			}
-			var c *client
-			if bc.http {
-				c = connectHTTP(b, pool, "", version, answer)
-			} else {
-				c = connectMemory(b, pool, version, answer)
-			}
+			c := connect(b, pool, bc.http, version, answer)
 			ctx, cancel := context.WithCancel(context.Background())
 			defer cancel()
 			if !bc.push {

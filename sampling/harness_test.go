@@ -146,6 +146,16 @@ func connectMemory(t testing.TB, pool *sampling.Pool, version string, f answerFu
 	return c
 }
 
+// connect connects a client to the pool over Streamable HTTP (without a
+// token) or in memory.
+func connect(t testing.TB, pool *sampling.Pool, overHTTP bool, version string, f answerFunc) *client {
+	t.Helper()
+	if overHTTP {
+		return connectHTTP(t, pool, "", version, f)
+	}
+	return connectMemory(t, pool, version, f)
+}
+
 // connectHTTP connects a client to the pool's Streamable HTTP handler.
 func connectHTTP(t testing.TB, pool *sampling.Pool, token, version string, f answerFunc) *client {
 	t.Helper()

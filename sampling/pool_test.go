@@ -303,12 +303,7 @@ func TestPullSeveralItems(t *testing.T) {
 	for _, tc := range transports {
 		t.Run(tc.name, func(t *testing.T) {
 			pool := newPool(t, sampling.Options{})
-			var c *client
-			if tc.http {
-				c = connectHTTP(t, pool, "", tc.version, blockEveryThirdCorrected)
-			} else {
-				c = connectMemory(t, pool, tc.version, blockEveryThirdCorrected)
-			}
+			c := connect(t, pool, tc.http, tc.version, blockEveryThirdCorrected)
 			const n = 20
 			type out struct {
 				v   pipeline.Verdict
@@ -358,12 +353,7 @@ func TestPullRounds(t *testing.T) {
 	for _, tc := range transports {
 		t.Run(tc.name, func(t *testing.T) {
 			pool := newPool(t, sampling.Options{})
-			var c *client
-			if tc.http {
-				c = connectHTTP(t, pool, "", tc.version, blockEveryThirdCorrected)
-			} else {
-				c = connectMemory(t, pool, tc.version, blockEveryThirdCorrected)
-			}
+			c := connect(t, pool, tc.http, tc.version, blockEveryThirdCorrected)
 			calls := pullCalls(t, c.cs, map[string]any{"wait_ms": 2000, "rounds": work.GoSDKRounds})
 			const n = 20
 			for i := range n {

@@ -68,11 +68,8 @@ func (p *Pool) next(ctx context.Context, req *mcp.CallToolRequest, args work.Arg
 	region := p.region(req.Extra)
 	p.saw(session, protocolOf(req.Session), ModePull, region, tools)
 	began := time.Now()
-	l := p.take(ctx, waitOf(args), ModePull, session, region, tools)
-	if l == nil || ctx.Err() != nil {
-		if l != nil {
-			p.giveBack(l)
-		}
+	l := p.takeFor(ctx, waitOf(args), session, region, tools)
+	if l == nil {
 		return nil, work.Result{Status: work.StatusIdle}, nil
 	}
 	call := callState{round: 1}
@@ -85,6 +82,17 @@ func (p *Pool) next(ctx context.Context, req *mcp.CallToolRequest, args work.Arg
 	p.takeMoreLocked(&call, reqs, args, session, region, tools)
 	p.mu.Unlock()
 	return &mcp.CallToolResult{InputRequests: reqs, RequestState: call.encode()}, work.Result{}, nil
+}
+
+// takeFor waits up to wait for an item for a work call, which it leases;
+// an item taken as the call's request ended goes back to the queue.
+func (p *Pool) takeFor(ctx context.Context, wait time.Duration, session, region string, tools bool) *lease {
+	l := p.take(ctx, wait, ModePull, session, region, tools)
+	if l != nil && ctx.Err() != nil {
+		p.giveBack(l)
+		return nil
+	}
+	return l
 }
 
 // waitOf is the long-poll wait a call asks for.
@@ -160,21 +168,20 @@ func (p *Pool) chain(ctx context.Context, req *mcp.CallToolRequest, args work.Ar
 		return
 	}
 	session, region := sessionName(req.Session, args.Sampler), p.region(req.Extra)
+	var l *lease
 	if len(call.tokens) == 0 {
-		l := p.take(ctx, left, ModePull, session, region, args.Tools)
-		if l == nil {
+		if l = p.takeFor(ctx, left, session, region, args.Tools); l == nil {
 			return
 		}
-		p.mu.Lock()
-		defer p.mu.Unlock()
-		if ctx.Err() != nil || !call.fits(l, args) {
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if l != nil {
+		if !call.fits(l, args) {
 			p.giveBackLocked(l)
 			return
 		}
 		call.add(l, reqs, p.requestLocked(l))
-	} else {
-		p.mu.Lock()
-		defer p.mu.Unlock()
 	}
 	p.takeMoreLocked(call, reqs, args, session, region, args.Tools)
 }

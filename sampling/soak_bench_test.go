@@ -57,12 +57,7 @@ func BenchmarkPoolSoak(b *testing.B) {
 	pool := sampling.NewPool(sampling.Options{PushInFlight: inFlight, PushGrace: time.Millisecond, Logger: testLogger()})
 	defer pool.Close()
 	answer := slowAnswer(outcomeAnswer("allow"), latency)
-	var c *client
-	if transport == "http" {
-		c = connectHTTP(b, pool, "", "", answer)
-	} else {
-		c = connectMemory(b, pool, "", answer)
-	}
+	c := connect(b, pool, transport == "http", "", answer)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	items = min(max(items, 1), work.MaxItems)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/modelcontextprotocol/go-sdk/mcp"
 
+	"github.com/triage-dev/triage/internal/testrun"
 	"github.com/triage-dev/triage/sampling/client"
 	"github.com/triage-dev/triage/sampling/work"
 )
@@ -293,15 +294,7 @@ func dialled(t *testing.T, hc *http.Client) int64 {
 			<-w.decisions
 		}
 	}()
-	ts := httptest.NewUnstartedServer(mcpHandler(w.mcpServer(nil), true))
-	var conns atomic.Int64
-	ts.Config.ConnState = func(_ net.Conn, state http.ConnState) {
-		if state == http.StateNew {
-			conns.Add(1)
-		}
-	}
-	ts.Start()
-	defer ts.Close()
+	ts, conns := testrun.ConnCountingServer(t, mcpHandler(w.mcpServer(nil), true))
 	s, stop := start(t, client.Config{Servers: []string{ts.URL + "/mcp"}, Provider: offline(t), Concurrency: concurrency, HTTPClient: hc})
 	await(t, s, "all items decided", func(st client.Stats) bool { return st.Decided == n })
 	close(w.stop)
