@@ -8,6 +8,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -77,6 +78,15 @@ func runChaos(t *testing.T, bin map[string]string, brokers []string, faults []ch
 	if d := os.Getenv("CHAOS_DIR"); d != "" {
 		dir = filepath.Join(d, strings.ReplaceAll(t.Name(), "/", "_"))
 	}
+	// CHAOS_SEED replays a failed run's kill schedule (its log prints the
+	// seed).
+	var seed int64
+	if s := os.Getenv("CHAOS_SEED"); s != "" {
+		var err error
+		if seed, err = strconv.ParseInt(s, 10, 64); err != nil {
+			t.Fatalf("CHAOS_SEED: %v", err)
+		}
+	}
 	ctx, cancel := context.WithTimeout(t.Context(), 150*time.Second)
 	defer cancel()
 	cfg := chaos.Config{
@@ -87,6 +97,7 @@ func runChaos(t *testing.T, bin map[string]string, brokers []string, faults []ch
 		SamplerLatency: 50 * time.Millisecond,
 		Kills:          5, KillMin: 6 * time.Second, KillMax: 9 * time.Second,
 		SamplerKillChance: 0.3,
+		Seed:              seed,
 		Faults:            faults,
 		SettleTimeout:     60 * time.Second,
 		Logger:            testLogger(t),
