@@ -73,6 +73,7 @@ type flags struct {
 	groupProtocol    string
 	sessionTimeout   time.Duration
 	drainTimeout     time.Duration
+	stableTxnIDs     bool
 	consumerArgs     repeated
 	noSampler        bool
 	samplerLatency   time.Duration
@@ -120,6 +121,7 @@ func parseFlags(args []string, stderr io.Writer) (flags, error) {
 	fs.StringVar(&f.groupProtocol, "group-protocol", chaos.DefaultGroupProtocol, "the consumers' --group-protocol; with consumer (KIP-848) a killed member's partitions wait for the broker's session timeout, 45 s by default")
 	fs.DurationVar(&f.sessionTimeout, "session-timeout", chaos.DefaultSessionTimeout, "the consumers' --session-timeout")
 	fs.DurationVar(&f.drainTimeout, "drain-timeout", chaos.DefaultDrainTimeout, "the consumers' --drain-timeout")
+	fs.BoolVar(&f.stableTxnIDs, "stable-transactional-ids", false, "give each consumer slot a --transactional-id its restarts keep, as a StatefulSet would (default: a new one per process)")
 	fs.Var(&f.consumerArgs, "consumer-arg", "extra argument for every consumer, after the harness's own (repeatable: --consumer-arg --workers --consumer-arg 16)")
 	fs.BoolVar(&f.noSampler, "no-sampler", false, "no sampler process: the consumers run their builtin sampler")
 	fs.DurationVar(&f.samplerLatency, "sampler-latency", 50*time.Millisecond, "the offline scorer's latency per answer")
@@ -245,7 +247,7 @@ func (f flags) config(bins map[string]string, scripts string, log *slog.Logger) 
 		ClickHouse: f.clickhouse, AuditKeyFile: f.auditKeyFile,
 		Events: f.events, Rate: f.rate, Bad: f.bad, ProducerSeed: f.seed,
 		Consumers: f.consumers, GroupProtocol: f.groupProtocol, SessionTimeout: f.sessionTimeout, DrainTimeout: f.drainTimeout,
-		ConsumerArgs:   f.consumerArgs,
+		ConsumerArgs: f.consumerArgs, StableTransactionalIDs: f.stableTxnIDs,
 		SamplerLatency: f.samplerLatency, SamplerArgs: f.samplerArgs,
 		Kills: f.kills, KillMin: f.killMin, KillMax: f.killMax, SamplerKillChance: f.killSampler,
 		RestartDelay: f.restartDelay, Seed: f.killSeed,

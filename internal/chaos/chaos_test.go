@@ -24,7 +24,8 @@ import (
 // TestChaos runs the harness on each broker: 20,000 events at 450/s
 // through two consumer processes and a sampler process (50 ms per answer),
 // five consumer SIGKILLs (a third of them taking the sampler along), and on
-// Apache Kafka a broker restart midway. Nothing may be lost, decided twice,
+// Apache Kafka a broker restart midway, with a transactional id per
+// consumer slot that its restarts keep. Nothing may be lost, decided twice,
 // left without an audit record, decided outside its type's outcomes or
 // unmatched, and no process may exit on its own. On kfake the consumers
 // also run the ClickHouse sink and sign checkpoints: the audit table must
@@ -37,7 +38,7 @@ func TestChaos(t *testing.T) {
 			t.Parallel()
 			var brokers []string
 			var faults []chaos.Fault
-			var clickhouse bool
+			var clickhouse, stableIDs bool
 			switch b.Name {
 			case "apache":
 				// The suite's broker is shared by test packages running in
@@ -45,6 +46,9 @@ func TestChaos(t *testing.T) {
 				var restart func(context.Context) error
 				brokers, restart = privateKafka(t)
 				faults = append(faults, chaos.Fault{Name: "broker restart", At: 20 * time.Second, Inject: restart})
+				// As a StatefulSet runs them (README): the kfake run
+				// keeps the default, a new id per process.
+				stableIDs = true
 			default:
 				// kfake lives in this test process and keeps its log in
 				// memory: it cannot restart without losing what it holds,
@@ -52,15 +56,16 @@ func TestChaos(t *testing.T) {
 				// carries the ClickHouse verification.
 				brokers, clickhouse = b.Seeds(t), true
 			}
-			runChaos(t, bin, brokers, faults, clickhouse)
+			runChaos(t, bin, brokers, faults, clickhouse, stableIDs)
 		})
 	}
 }
 
 // runChaos runs the harness on brokers with faults and checks the report;
 // with clickhouse, the consumers store the audit trail in a fresh database
-// and sign it, and the report's ClickHouse figures are checked too.
-func runChaos(t *testing.T, bin map[string]string, brokers []string, faults []chaos.Fault, clickhouse bool) {
+// and sign it, and the report's ClickHouse figures are checked too; with
+// stableIDs, each consumer slot keeps its transactional id.
+func runChaos(t *testing.T, bin map[string]string, brokers []string, faults []chaos.Fault, clickhouse, stableIDs bool) {
 	topics := chaos.Topics{
 		Transactions: kafkatest.Name(t, "events.transactions"),
 		Documents:    kafkatest.Name(t, "events.documents"),
@@ -96,11 +101,12 @@ func runChaos(t *testing.T, bin map[string]string, brokers []string, faults []ch
 		Consumers:      2,
 		SamplerLatency: 50 * time.Millisecond,
 		Kills:          5, KillMin: 6 * time.Second, KillMax: 9 * time.Second,
-		SamplerKillChance: 0.3,
-		Seed:              seed,
-		Faults:            faults,
-		SettleTimeout:     60 * time.Second,
-		Logger:            testLogger(t),
+		SamplerKillChance:      0.3,
+		Seed:                   seed,
+		StableTransactionalIDs: stableIDs,
+		Faults:                 faults,
+		SettleTimeout:          60 * time.Second,
+		Logger:                 testLogger(t),
 	}
 	var ch driver.Conn
 	if clickhouse {

@@ -131,6 +131,18 @@ type Config struct {
 	SessionTimeout time.Duration
 	// DrainTimeout is the consumers' --drain-timeout. Default 20 s.
 	DrainTimeout time.Duration
+	// StableTransactionalIDs gives each consumer slot a --transactional-id
+	// of its own that its restarts keep (the group's name and the slot's),
+	// as a StatefulSet's pod names would: a restarted member fences its
+	// killed predecessor's open transaction at once. Without it every
+	// process draws a new id (the consumer's default), and a killed
+	// member's transaction, with the group offsets it holds pending, waits
+	// for the broker to abort it on its timeout. One CI run with new ids,
+	// a member killed as the broker went down, saw the group commit
+	// nothing more for its last 80 s (cause not confirmed: the run's
+	// diagnosis now logs the open transactions and the stable offset
+	// fetch of a group that does not settle).
+	StableTransactionalIDs bool
 	// ConsumerArgs are passed to every consumer after the harness's own
 	// flags, so they win (--rules, --workers …).
 	ConsumerArgs []string

@@ -144,6 +144,9 @@ func Run(ctx context.Context, cfg Config) (rep Report, err error) {
 	settleStart := time.Now()
 	settleErr := settle(pctx, cfg, log)
 	rep.Settle, rep.Settled = time.Since(settleStart), settleErr == nil
+	if !rep.Settled {
+		diagnose(pctx, cfg, log, cfg.Topics.Group, cfg.Topics.sources()...)
+	}
 
 	// The sink must catch up before the consumers stop, not after: it runs
 	// inside them (cmd/consumer), and on SIGTERM it stores and commits only
@@ -218,6 +221,9 @@ func slots(cfg Config) (consumers []*slot, sampler *slot, err error) {
 	for i := range cfg.Consumers {
 		name := "consumer-" + strconv.Itoa(i+1)
 		args := consumerArgs(cfg)
+		if cfg.StableTransactionalIDs {
+			args = append(args, "--transactional-id", cfg.Topics.Group+"."+name)
+		}
 		if cfg.Sampler != "" {
 			// A restarted consumer listens where the sampler knows to
 			// find it.
