@@ -17,6 +17,9 @@ import (
 // statement FreshDatabase runs.
 const connectTimeout = 10 * time.Second
 
+// dropTimeout bounds FreshDatabase's drop at the test's end.
+const dropTimeout = time.Minute
+
 // Open connects to dsn over the native protocol, pings the server, and
 // closes the connection in t.Cleanup. A DSN without dial_timeout gets
 // connectTimeout instead of the driver's 30 s.
@@ -59,8 +62,11 @@ func FreshDatabase(t testing.TB, conn driver.Conn) string {
 		t.Fatalf("chtest: create database %s: %v", name, err)
 	}
 	t.Cleanup(func() {
-		// t.Context is already cancelled when cleanups run.
-		ctx, cancel := context.WithTimeout(context.Background(), connectTimeout)
+		// t.Context is already cancelled when cleanups run. A drop
+		// waits for the server to let go of every part of every table:
+		// on two cores under the whole suite, a chaos run's database
+		// took longer than connectTimeout.
+		ctx, cancel := context.WithTimeout(context.Background(), dropTimeout)
 		defer cancel()
 		if err := conn.Exec(ctx, "DROP DATABASE IF EXISTS `"+name+"`"); err != nil && !t.Failed() {
 			t.Errorf("chtest: drop database %s: %v", name, err)
