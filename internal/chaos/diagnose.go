@@ -14,11 +14,11 @@ import (
 )
 
 // diagnose logs what holds a group back from committing: its state and
-// members, whether a stable offset fetch (what a joining member sends) is
-// of topics is refused with UNSTABLE_OFFSET_COMMIT because of a
-// transaction's pending offsets, and every transaction the broker still counts as open, with its
-// partitions and age. A run that did not settle is read from this and the
-// process logs.
+// members, which partitions of topics a stable offset fetch (what a joining
+// member sends) is refused with UNSTABLE_OFFSET_COMMIT because a
+// transaction holds offsets of theirs pending, and every transaction the
+// broker still counts as open, with its partitions and age. A run that did
+// not settle is read from this and the process logs.
 func diagnose(ctx context.Context, cfg Config, log *slog.Logger, group string, topics ...string) {
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 	defer cancel()
